@@ -1,0 +1,16 @@
+"""Every check family qtctl runs, in the order doctor reports them.
+
+Installed as `qtctl.checks`; the registry is explicit so that a test can assert every module is
+registered, every code unique and documented.
+"""
+
+from __future__ import annotations
+
+from qtctl.checks import backends, host_resources
+from qtctl.engine.check import Check
+
+REGISTRY: tuple[Check, ...] = (
+    backends.SYSTEMD_CHECK,
+    backends.REDIS_CHECK,
+    host_resources.CHECK,
+)

@@ -1,0 +1,9 @@
+"""The daemons qtctl ships (risk kernel, RL sizing agent, stream bridge); installed as qtctl.daemons.
+
+Each daemon is one module; only the RL agent imports torch.
+"""
+
+from __future__ import annotations
+
+# name -> "module:attribute" of the daemon's entry point; filled as each daemon lands.
+DAEMONS: dict[str, str] = {}

@@ -1,0 +1,201 @@
+"""The `qtctl` command tree. Commands stay thin: parse, build config, call the library, render."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
+
+import typer
+
+from qtctl import __version__
+from qtctl.cli.options import ConfigOpt, FailOnOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
+from qtctl.config import Config, load_config
+from qtctl.errors import NotImplementedYet, QtctlError, UsageError
+from qtctl.output import FORMATS, Output
+
+app = typer.Typer(
+    name="qtctl",
+    help="Operator toolkit for Python trading fleets on systemd and Redis Streams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the command; a command's own --format/--config wins."""
+
+    config: str | None
+    format: str
+    color: bool
+    verbosity: int
+
+    def output(self, fmt: str | None = None) -> Output:
+        """The Output for this invocation."""
+        chosen = fmt or self.format
+        if chosen not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {chosen!r}")
+        return Output(format=chosen, color=self.color, verbosity=self.verbosity)
+
+    def config_for(self, config: str | None, flags: dict[str, Any] | None = None) -> Config:
+        """Load the effective config, command-level --config first."""
+        return load_config(config or self.config, flags)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"qtctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", envvar="QTCTL_NO_COLOR", help="No colors (also NO_COLOR).")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="More detail; -vv for debug logs.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only results and errors.")] = False,
+    version: Annotated[
+        Optional[bool],  # noqa: UP007
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Operator toolkit for Python trading fleets on systemd and Redis Streams."""
+    verbosity = -1 if quiet else verbose
+    ctx.obj = GlobalOptions(config, fmt or "table", not no_color, verbosity)
+    level = {-1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    fail_on: FailOnOpt = None,
+    redis_url: RedisUrlOpt = None,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Diagnose the fleet: units, code, Redis streams, services and the host."""
+    from qtctl.doctor import run_doctor
+    from qtctl.engine.exitcodes import exit_code
+
+    opts: GlobalOptions = ctx.obj
+    out = opts.output(fmt)
+    flags = {
+        "doctor.select": select,
+        "doctor.ignore": ignore,
+        "doctor.fail_on": fail_on,
+        "redis.url": redis_url,
+    }
+    cfg = opts.config_for(config, flags)
+    report = run_doctor(cfg)
+    out.report(report)
+    raise typer.Exit(exit_code(report, cfg.doctor.fail_on))
+
+
+@app.command()
+def fix(ctx: typer.Context) -> None:
+    """Repair what doctor found (preview by default)."""
+    raise NotImplementedYet("`qtctl fix` is not implemented yet")
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    code: Annotated[Optional[str], typer.Argument(help="A check code such as QT101.")] = None,  # noqa: UP007
+    fmt: FormatOpt = None,
+) -> None:
+    """Explain a check code: what it means, why it matters, how to fix it by hand."""
+    from qtctl.catalog import all_codes
+
+    out = ctx.obj.output(fmt)
+    codes = all_codes()
+    if code is None:
+        for doc in codes.values():
+            out.out.print(f"[bold]{doc.code}[/]  {doc.title} ({doc.severity})")
+        return
+    doc = codes.get(code.upper())
+    if doc is None:
+        raise UsageError(f"unknown check code {code!r}; `qtctl explain` lists them")
+    out.code_doc(doc)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    daemon: Annotated[Optional[str], typer.Argument(help="bridge, risk-kernel or rl-agent.")] = None,  # noqa: UP007
+) -> None:
+    """Run one of qtctl's daemons in the foreground, exactly as its unit does."""
+    raise NotImplementedYet("`qtctl run` is not implemented yet")
+
+
+@app.command()
+def install(ctx: typer.Context) -> None:
+    """Install qtctl's daemons as hardened systemd units."""
+    raise NotImplementedYet("`qtctl install` is not implemented yet")
+
+
+@app.command()
+def report(ctx: typer.Context) -> None:
+    """The cron/timer health report (JSON, Markdown, Prometheus, Nagios)."""
+    raise NotImplementedYet("`qtctl report` is not implemented yet")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+    redis_url: RedisUrlOpt = None,
+) -> None:
+    """Print the effective config and where each value came from (secrets masked)."""
+    opts: GlobalOptions = ctx.find_root().obj
+    out = opts.output(fmt)
+    cfg = opts.config_for(config, {"redis.url": redis_url})
+    rows = cfg.items()
+    if out.format == "json":
+        out.json({key: {"value": value, "source": src} for key, value, src in rows})
+        return
+    from rich.table import Table
+
+    table = Table("key", "value", "source")
+    for key, value, src in rows:
+        shown = ", ".join(value) if isinstance(value, tuple) else str(value)
+        table.add_row(key, shown, src)
+    out.out.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one place maps exceptions to exit codes and one-line messages."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="qtctl", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        Output(color=False).error("interrupted")
+        return 130
+    except QtctlError as exc:
+        Output(color=False).error(str(exc))
+        return exc.exit_code
+    except typer.TyperException as exc:
+        # Typer's (vendored click's) usage errors: unknown command or option, bad value.
+        lines = exc.format_message().splitlines() or ["invalid usage"]
+        Output(color=False).error(f"{lines[0]} (see qtctl --help)")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with -v
+        logging.getLogger("qtctl").debug("internal error", exc_info=True)
+        Output(color=False).error(f"internal error: {type(exc).__name__}: {exc} (run with -vv)")
+        return 3
+    return result if isinstance(result, int) else 0

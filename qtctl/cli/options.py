@@ -1,0 +1,51 @@
+"""Options shared by several commands; every one also reads a QTCTL_* environment variable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+FormatOpt = Annotated[
+    Optional[str],  # noqa: UP007 - typer needs Optional at runtime
+    typer.Option(
+        "--format", "-f", envvar="QTCTL_FORMAT", help="Output format: table, json or markdown."
+    ),
+]
+ConfigOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="QTCTL_CONFIG",
+        help="TOML config file (default /etc/qtctl/qtctl.toml).",
+    ),
+]
+RedisUrlOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option(
+        "--redis-url",
+        envvar="QTCTL_REDIS_URL",
+        help="Redis URL: redis://, rediss:// or unix:// (default redis://127.0.0.1:6379/0).",
+    ),
+]
+SelectOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option(
+        "--select", envvar="QTCTL_SELECT", help="Only these code prefixes, comma-separated (QT1,QT4)."
+    ),
+]
+IgnoreOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option(
+        "--ignore", envvar="QTCTL_IGNORE", help="Skip these code prefixes, comma-separated (QT402)."
+    ),
+]
+FailOnOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option(
+        "--fail-on",
+        envvar="QTCTL_FAIL_ON",
+        help="Exit 1 at or above this severity: error (default), warning, info or never.",
+    ),
+]

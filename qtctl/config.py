@@ -1,0 +1,260 @@
+"""Configuration: defaults < TOML file < QTCTL__SECTION__KEY env < CLI flags, parsed once."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtctl.errors import ConfigError
+from qtctl.redaction import mask_url, validate_redis_url
+
+DEFAULT_CONFIG_PATH = Path("/etc/qtctl/qtctl.toml")
+ENV_PREFIX = "QTCTL__"
+SEVERITY_CHOICES = ("info", "warning", "error", "never")
+
+
+def _choices(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """How qtctl and its daemons reach the fleet's Redis."""
+
+    url: str = field(default="redis://127.0.0.1:6379/0", metadata={"redis_url": True})
+    socket_timeout: float = field(default=2.0, metadata={"min": 0.05})
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Which systemd units are the fleet, and which of them fix must never restart."""
+
+    units: tuple[str, ...] = ("quantum-*", "qtctl-*")
+    protected: tuple[str, ...] = (
+        "quantum-execution*",
+        "quantum-apply-layer*",
+        "quantum-emergency-exit*",
+    )
+    live_mode: bool = False
+    code_roots: tuple[str, ...] = ("/home/qt/quantum_trader",)
+
+
+@dataclass(frozen=True)
+class SystemdSettings:
+    """How qtctl reaches systemd and its journal."""
+
+    bus_address: str = ""
+    journal_lines: int = field(default=12, metadata={"min": 1})
+    restart_warn: int = field(default=5, metadata={"min": 1})
+    flap_window_sec: float = field(default=3600.0, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class DoctorSettings:
+    """What doctor runs and when it fails."""
+
+    fail_on: str = field(default="error", metadata=_choices(*SEVERITY_CHOICES))
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    check_timeout: float = field(default=20.0, metadata={"min": 0.1})
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Host resource thresholds."""
+
+    disk_paths: tuple[str, ...] = ("/",)
+    disk_warn_pct: float = field(default=85.0, metadata={"min": 0, "max": 100})
+    disk_error_pct: float = field(default=95.0, metadata={"min": 0, "max": 100})
+
+
+@dataclass(frozen=True)
+class FixSettings:
+    """Where fix keeps its journal and backups."""
+
+    state_dir: str = "/var/lib/qtctl"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration; `sources` says where each key path's value came from."""
+
+    redis: RedisSettings = RedisSettings()
+    fleet: FleetSettings = FleetSettings()
+    systemd: SystemdSettings = SystemdSettings()
+    doctor: DoctorSettings = DoctorSettings()
+    host: HostSettings = HostSettings()
+    fix: FixSettings = FixSettings()
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """Every key path with its value and source, secrets masked."""
+        rows = []
+        for section in _sections():
+            for f in dataclasses.fields(_section_type(section)):
+                path = f"{section}.{f.name}"
+                value = getattr(getattr(self, section), f.name)
+                if f.metadata.get("redis_url"):
+                    value = mask_url(value)
+                rows.append((path, value, self.sources.get(path, "default")))
+        return rows
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.name != "sources"]
+
+
+def _section_type(section: str) -> type:
+    return typing.get_type_hints(Config)[section]  # type: ignore[no-any-return]
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The config file to read and whether the user named it (a named file must exist)."""
+    if explicit:
+        return Path(explicit), True
+    if env.get("QTCTL_CONFIG"):
+        return Path(env["QTCTL_CONFIG"]), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_config(
+    path: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective config from defaults, the file, the environment and flags."""
+    env = os.environ if env is None else env
+    values: dict[str, dict[str, Any]] = {s: {} for s in _sections()}
+    sources: dict[str, str] = {}
+    file_path, required = resolve_config_path(path, env)
+    for key, value in _read_file(file_path, required).items():
+        _assign(values, sources, key, value, f"file:{file_path}")
+    for key, value in _env_values(env).items():
+        _assign(values, sources, key, value, f"env:{ENV_PREFIX}{key.replace('.', '__').upper()}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _assign(values, sources, key, value, "flag")
+    sections = {s: _build_section(s, values[s]) for s in values}
+    return Config(**sections, sources=sources)
+
+
+def _read_file(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return {}
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _flatten(data, path)
+
+
+def _flatten(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, body in data.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"expected a [{section}] table in {path}", key=section)
+        for key, value in body.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, str]:
+    found = {}
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and name.count("__") == 2:
+            section, key = name[len(ENV_PREFIX) :].lower().split("__")
+            found[f"{section}.{key}"] = value
+    return found
+
+
+def _assign(
+    values: dict[str, dict[str, Any]], sources: dict[str, str], key: str, value: Any, src: str
+) -> None:
+    section, _, name = key.partition(".")
+    if section not in values:
+        raise ConfigError(f"unknown section (from {src})", key=key)
+    known = {f.name for f in dataclasses.fields(_section_type(section))}
+    if name not in known:
+        raise ConfigError(f"unknown key (from {src}); known: {', '.join(sorted(known))}", key=key)
+    values[section][name] = value
+    sources[key] = src
+
+
+def _build_section(section: str, raw: Mapping[str, Any]) -> Any:
+    cls = _section_type(section)
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            path = f"{section}.{f.name}"
+            kwargs[f.name] = _validate(path, _coerce(path, raw[f.name], hints[f.name]), f.metadata)
+    return cls(**kwargs)
+
+
+def _coerce(path: str, value: Any, hint: Any) -> Any:
+    try:
+        if hint is bool:
+            return _to_bool(value)
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return hint(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if typing.get_origin(hint) is tuple:
+            return _to_tuple(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"unsupported type {hint}", key=path)
+    kind = getattr(hint, "__name__", str(hint)).replace("tuple", "list of strings")
+    raise ConfigError(f"expected {kind}, got {value!r}", key=path)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _to_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(value)
+
+
+def _validate(path: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"must be one of {', '.join(meta['choices'])}, got {value!r}", key=path)
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"must be at least {meta['min']}, got {value!r}", key=path)
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"must be at most {meta['max']}, got {value!r}", key=path)
+    if meta.get("redis_url"):
+        problem = validate_redis_url(value)
+        if problem:
+            raise ConfigError(f"{problem} (got {mask_url(value)})", key=path)
+    return value

@@ -1,0 +1,25 @@
+"""`qtctl doctor` as a library call: build the context, run the registry, return a report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qtctl.config import Config
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.report import Report
+from qtctl.engine.runner import Selection, run_checks
+
+
+def run_doctor(config: Config, checks: Sequence[Check] | None = None) -> Report:
+    """Run every selected check against the live host described by `config`."""
+    if checks is None:
+        from qtctl.checks import REGISTRY
+
+        checks = REGISTRY
+    ctx = CheckContext(config)
+    selection = Selection(config.doctor.select, config.doctor.ignore)
+    try:
+        return run_checks(checks, ctx, selection, config.doctor.check_timeout)
+    finally:
+        ctx.close()

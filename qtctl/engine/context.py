@@ -1,0 +1,54 @@
+"""What a check may touch: config, clock and lazily-connected adapters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qtctl.config import Config
+from qtctl.errors import AdapterUnavailable
+
+if TYPE_CHECKING:
+    from qtctl.adapters.redis_client import RedisAdapter
+    from qtctl.adapters.systemd import SystemdAdapter
+
+
+@dataclass
+class CheckContext:
+    """Shared by every check of one run; adapters connect on first use, once."""
+
+    config: Config
+    clock: Callable[[], float] = time.time
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def systemd(self) -> SystemdAdapter:
+        """The systemd adapter, or AdapterUnavailable."""
+        from qtctl.adapters.systemd import SystemdAdapter
+
+        return self._adapter("systemd", lambda: SystemdAdapter.connect(self.config.systemd))
+
+    def redis(self) -> RedisAdapter:
+        """The Redis adapter, or AdapterUnavailable."""
+        from qtctl.adapters.redis_client import RedisAdapter
+
+        return self._adapter("redis", lambda: RedisAdapter.connect(self.config.redis))
+
+    def _adapter(self, name: str, factory: Callable[[], Any]) -> Any:
+        if name not in self._cache:
+            try:
+                self._cache[name] = factory()
+            except AdapterUnavailable as exc:
+                self._cache[name] = exc
+        value = self._cache[name]
+        if isinstance(value, AdapterUnavailable):
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Release every connected adapter."""
+        for value in self._cache.values():
+            if hasattr(value, "close"):
+                value.close()
+        self._cache.clear()

@@ -1,0 +1,63 @@
+"""Findings: what a check reports, as plain frozen values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Severity(IntEnum):
+    """How bad a finding is; ordered so `>=` compares badness."""
+
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Severity from its lower-case name."""
+        return cls[text.upper()]
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or fact) a check found about one subject."""
+
+    code: str
+    severity: Severity
+    subject: str
+    message: str
+    cause: str = ""
+    detail: tuple[str, ...] = ()
+    fix_hint: str = ""
+    fixable: bool = False
+    related: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, object]:
+        """The stable JSON shape of a finding (schema qtctl.report/1)."""
+        return {
+            "code": self.code,
+            "severity": str(self.severity),
+            "subject": self.subject,
+            "message": self.message,
+            "cause": self.cause,
+            "detail": list(self.detail),
+            "fix_hint": self.fix_hint,
+            "fixable": self.fixable,
+            "related": list(self.related),
+        }
+
+
+@dataclass(frozen=True)
+class CodeDoc:
+    """The documentation of one check code, as `qtctl explain CODE` prints it."""
+
+    code: str
+    title: str
+    severity: str
+    meaning: str
+    why: str
+    fix: str

@@ -1,0 +1,130 @@
+"""All terminal output goes through here: one rich Console, three formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.report import Report
+
+FORMATS = ("table", "json", "markdown")
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
+
+
+@dataclass
+class Output:
+    """Where qtctl writes: stdout for results, stderr for messages and logs."""
+
+    format: str = "table"
+    color: bool = True
+    verbosity: int = 0
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        no_color = not self.color or "NO_COLOR" in os.environ
+        self.out = Console(no_color=no_color, width=self.width, highlight=False, soft_wrap=False)
+        self.err = Console(
+            stderr=True, no_color=no_color, width=self.width, highlight=False, soft_wrap=True
+        )
+
+    def error(self, message: str) -> None:
+        """One line on stderr: `qtctl: error: ...`."""
+        self.err.print(f"[bold red]qtctl: error:[/] {escape(message)}")
+
+    def note(self, message: str) -> None:
+        """An informational line on stderr, hidden by -q."""
+        if self.verbosity >= 0:
+            self.err.print(escape(message), style="dim")
+
+    def json(self, data: Any) -> None:
+        """Machine output: plain JSON on stdout, never styled."""
+        write_raw(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    def text(self, text: str) -> None:
+        """Plain text on stdout, never styled (Markdown, Prometheus, Nagios)."""
+        write_raw(text if text.endswith("\n") else text + "\n")
+
+    def report(self, report: Report) -> None:
+        """Render a doctor report in the chosen format."""
+        if self.format == "json":
+            self.json(report.as_dict())
+        elif self.format == "markdown":
+            self.text(report_markdown(report))
+        else:
+            self._report_table(report)
+
+    def _report_table(self, report: Report) -> None:
+        for finding in report.findings:
+            self.out.print(finding_block(finding, self.verbosity))
+        for skipped in report.skipped:
+            self.out.print(f"[magenta]skipped[/] {skipped.check}: {escape(skipped.reason)}")
+        self.out.print(summary_line(report), style=STATUS_STYLE[report.status])
+
+    def code_doc(self, doc: CodeDoc) -> None:
+        """Render one `qtctl explain` entry."""
+        if self.format == "json":
+            self.json(doc.__dict__)
+            return
+        self.out.print(f"[bold]{doc.code}[/] {escape(doc.title)} ({doc.severity})\n")
+        for label, text in (("What", doc.meaning), ("Why it matters", doc.why), ("Fix", doc.fix)):
+            self.out.print(f"[bold]{label}:[/] {escape(text)}")
+
+
+def write_raw(text: str, stream: TextIO | None = None) -> None:
+    """Write text unchanged to stdout."""
+    (stream or sys.stdout).write(text)
+    (stream or sys.stdout).flush()
+
+
+def finding_block(f: Finding, verbosity: int) -> str:
+    """One finding as a few indented lines: headline, cause, detail (-v) and fix."""
+    style = SEVERITY_STYLE[f.severity]
+    lines = [f"[{style}]{str(f.severity).upper():7}[/] [bold]{f.code}[/] {escape(f.subject)}"]
+    lines.append(f"        {escape(f.message)}")
+    if f.cause:
+        lines.append(f"        [dim]cause:[/] {escape(f.cause)}")
+    if f.related:
+        lines.append(f"        [dim]see also:[/] {escape(', '.join(f.related))}")
+    shown = f.detail if verbosity > 0 else f.detail[:3]
+    lines += [f"        [dim]| {escape(line)}[/]" for line in shown]
+    if len(shown) < len(f.detail):
+        lines.append(f"        [dim]| ... {len(f.detail) - len(shown)} more line(s) with -v[/]")
+    if f.fix_hint or f.fixable:
+        prefix = "[green]qtctl fix:[/] " if f.fixable else "fix: "
+        lines.append(f"        {prefix}{escape(f.fix_hint)}")
+    return "\n".join(lines)
+
+
+def summary_line(report: Report) -> str:
+    """`status: critical (2 errors, 1 warning, 0 info; 5 checks, 1 skipped, 0.12 s)`."""
+    s = report.summary()
+    return (
+        f"status: {report.status} ({s['error']} error(s), {s['warning']} warning(s), "
+        f"{s['info']} info; {s['checks_run']} checks run, {s['checks_skipped']} skipped, "
+        f"{report.duration:.2f} s)"
+    )
+
+
+def report_markdown(report: Report) -> str:
+    """The report as a Markdown document (for tickets and chat)."""
+    lines = [f"# qtctl doctor: {report.status}", "", summary_line(report), ""]
+    if report.findings:
+        lines += ["| severity | code | subject | finding | cause | fix |", "|---|---|---|---|---|---|"]
+        for f in report.findings:
+            cells = (str(f.severity), f.code, f.subject, f.message, f.cause, f.fix_hint)
+            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    for skipped in report.skipped:
+        lines.append(f"- skipped `{skipped.check}`: {skipped.reason}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
