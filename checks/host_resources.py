@@ -42,7 +42,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _finding(severity: Severity, path: str, message: str) -> Finding:
-    return Finding(DISK_FULL.code, severity, path, message, cause="disk-usage", fix_hint=DISK_FULL.fix)
+    return Finding(
+        DISK_FULL.code, severity, path, message, cause="disk-usage", fix_hint=DISK_FULL.fix
+    )
 
 
 CHECK = Check(name="host_resources", codes=(DISK_FULL,), run=run)

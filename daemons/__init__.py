@@ -1,4 +1,4 @@
-"""The daemons qtctl ships (risk kernel, RL sizing agent, stream bridge); installed as qtctl.daemons.
+"""The daemons qtctl ships (risk kernel, RL sizing agent, stream bridge), as qtctl.daemons.
 
 Each daemon is one module; only the RL agent imports torch.
 """

@@ -14,7 +14,6 @@ from rich.markup import escape
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.report import Report
 
-FORMATS = ("table", "json", "markdown")
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
 
@@ -117,7 +116,10 @@ def report_markdown(report: Report) -> str:
     """The report as a Markdown document (for tickets and chat)."""
     lines = [f"# qtctl doctor: {report.status}", "", summary_line(report), ""]
     if report.findings:
-        lines += ["| severity | code | subject | finding | cause | fix |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| severity | code | subject | finding | cause | fix |",
+            "|---|---|---|---|---|---|",
+        ]
         for f in report.findings:
             cells = (str(f.severity), f.code, f.subject, f.message, f.cause, f.fix_hint)
             lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")

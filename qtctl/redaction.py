@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import urlsplit
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 MASK = "****"
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (and a lone username used as password) replaced by ****."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
-        return _mask_query_password(url)
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    cred = f"{user}:{MASK}" if parts.password is not None else MASK
-    return _mask_query_password(urlunsplit(parts._replace(netloc=f"{cred}@{host}")))
-
-
-def _mask_query_password(url: str) -> str:
-    parts = urlsplit(url)
-    if "password=" not in parts.query:
-        return url
-    query = "&".join(
-        f"password={MASK}" if q.startswith("password=") else q for q in parts.query.split("&")
-    )
-    return urlunsplit(parts._replace(query=query))
+    """The URL with its password (or a lone credential) and any password= parameter masked."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        netloc, tail = rest[:cut], rest[cut:]
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
+        url = f"{scheme}://{netloc}{tail}"
+    return re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", url)
 
 
 def validate_redis_url(url: str) -> str | None:

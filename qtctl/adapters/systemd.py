@@ -49,8 +49,10 @@ class SystemdAdapter:
             bus.open()
             adapter = cls(bus, address)
             adapter.manager_property(b"Version", b"s")
-        except Exception as exc:  # noqa: BLE001 - pystemd raises many unrelated types
-            raise AdapterUnavailable("systemd", f"cannot talk to systemd over {address}: {exc}")
+        except Exception as exc:
+            raise AdapterUnavailable(
+                "systemd", f"cannot talk to systemd over {address}: {exc}"
+            ) from None
         return adapter
 
     def manager_property(self, name: bytes, rtype: bytes) -> Any:
@@ -78,9 +80,7 @@ class SystemdAdapter:
         raw = self.manager_call(
             b"ListUnitsByPatterns", b"asas", ([], [p.encode() for p in patterns])
         )
-        return [
-            UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw
-        ]
+        return [UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw]
 
     def close(self) -> None:
         """Close the bus connection."""

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from qtctl import __version__
 from qtctl.cli.options import ConfigOpt, FailOnOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
-from qtctl.config import Config, load_config
 from qtctl.errors import NotImplementedYet, QtctlError, UsageError
-from qtctl.output import FORMATS, Output
+
+if TYPE_CHECKING:  # rich and the config machinery load only when a command needs them
+    from qtctl.config import Config
+    from qtctl.output import Output
+
+FORMATS = ("table", "json", "markdown")
 
 app = typer.Typer(
     name="qtctl",
@@ -38,6 +42,8 @@ class GlobalOptions:
 
     def output(self, fmt: str | None = None) -> Output:
         """The Output for this invocation."""
+        from qtctl.output import Output
+
         chosen = fmt or self.format
         if chosen not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {chosen!r}")
@@ -45,6 +51,8 @@ class GlobalOptions:
 
     def config_for(self, config: str | None, flags: dict[str, Any] | None = None) -> Config:
         """Load the effective config, command-level --config first."""
+        from qtctl.config import load_config
+
         return load_config(config or self.config, flags)
 
 
@@ -67,7 +75,7 @@ def _root(
     ] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only results and errors.")] = False,
     version: Annotated[
-        Optional[bool],  # noqa: UP007
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
@@ -75,7 +83,9 @@ def _root(
     verbosity = -1 if quiet else verbose
     ctx.obj = GlobalOptions(config, fmt or "table", not no_color, verbosity)
     level = {-1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 @app.command()
@@ -115,7 +125,7 @@ def fix(ctx: typer.Context) -> None:
 @app.command()
 def explain(
     ctx: typer.Context,
-    code: Annotated[Optional[str], typer.Argument(help="A check code such as QT101.")] = None,  # noqa: UP007
+    code: Annotated[str | None, typer.Argument(help="A check code such as QT101.")] = None,
     fmt: FormatOpt = None,
 ) -> None:
     """Explain a check code: what it means, why it matters, how to fix it by hand."""
@@ -127,16 +137,15 @@ def explain(
         for doc in codes.values():
             out.out.print(f"[bold]{doc.code}[/]  {doc.title} ({doc.severity})")
         return
-    doc = codes.get(code.upper())
-    if doc is None:
+    if code.upper() not in codes:
         raise UsageError(f"unknown check code {code!r}; `qtctl explain` lists them")
-    out.code_doc(doc)
+    out.code_doc(codes[code.upper()])
 
 
 @app.command()
 def run(
     ctx: typer.Context,
-    daemon: Annotated[Optional[str], typer.Argument(help="bridge, risk-kernel or rl-agent.")] = None,  # noqa: UP007
+    daemon: Annotated[str | None, typer.Argument(help="bridge, risk-kernel or rl-agent.")] = None,
 ) -> None:
     """Run one of qtctl's daemons in the foreground, exactly as its unit does."""
     raise NotImplementedYet("`qtctl run` is not implemented yet")
@@ -181,21 +190,28 @@ def config_show(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one place maps exceptions to exit codes and one-line messages."""
     command = typer.main.get_command(app)
+    error = _print_error
     try:
         result = command.main(args=argv, prog_name="qtctl", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
-        Output(color=False).error("interrupted")
+        error("interrupted")
         return 130
     except QtctlError as exc:
-        Output(color=False).error(str(exc))
+        error(str(exc))
         return exc.exit_code
     except typer.TyperException as exc:
         # Typer's (vendored click's) usage errors: unknown command or option, bad value.
         lines = exc.format_message().splitlines() or ["invalid usage"]
-        Output(color=False).error(f"{lines[0]} (see qtctl --help)")
+        error(f"{lines[0]} (see qtctl --help)")
         return 2
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with -v
+    except Exception as exc:
         logging.getLogger("qtctl").debug("internal error", exc_info=True)
-        Output(color=False).error(f"internal error: {type(exc).__name__}: {exc} (run with -vv)")
+        error(f"internal error: {type(exc).__name__}: {exc} (run with -vv)")
         return 3
     return result if isinstance(result, int) else 0
+
+
+def _print_error(message: str) -> None:
+    from qtctl.output import Output
+
+    Output(color=False).error(message)

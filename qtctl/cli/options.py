@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 FormatOpt = Annotated[
-    Optional[str],  # noqa: UP007 - typer needs Optional at runtime
+    str | None,
     typer.Option(
         "--format", "-f", envvar="QTCTL_FORMAT", help="Output format: table, json or markdown."
     ),
 ]
 ConfigOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,
     typer.Option(
         "--config",
         "-c",
@@ -22,7 +22,7 @@ ConfigOpt = Annotated[
     ),
 ]
 RedisUrlOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,
     typer.Option(
         "--redis-url",
         envvar="QTCTL_REDIS_URL",
@@ -30,19 +30,21 @@ RedisUrlOpt = Annotated[
     ),
 ]
 SelectOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,
     typer.Option(
-        "--select", envvar="QTCTL_SELECT", help="Only these code prefixes, comma-separated (QT1,QT4)."
+        "--select",
+        envvar="QTCTL_SELECT",
+        help="Only these code prefixes, comma-separated (QT1,QT4).",
     ),
 ]
 IgnoreOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,
     typer.Option(
         "--ignore", envvar="QTCTL_IGNORE", help="Skip these code prefixes, comma-separated (QT402)."
     ),
 ]
 FailOnOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,
     typer.Option(
         "--fail-on",
         envvar="QTCTL_FAIL_ON",

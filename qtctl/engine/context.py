@@ -27,13 +27,19 @@ class CheckContext:
         """The systemd adapter, or AdapterUnavailable."""
         from qtctl.adapters.systemd import SystemdAdapter
 
-        return self._adapter("systemd", lambda: SystemdAdapter.connect(self.config.systemd))
+        adapter: SystemdAdapter = self._adapter(
+            "systemd", lambda: SystemdAdapter.connect(self.config.systemd)
+        )
+        return adapter
 
     def redis(self) -> RedisAdapter:
         """The Redis adapter, or AdapterUnavailable."""
         from qtctl.adapters.redis_client import RedisAdapter
 
-        return self._adapter("redis", lambda: RedisAdapter.connect(self.config.redis))
+        adapter: RedisAdapter = self._adapter(
+            "redis", lambda: RedisAdapter.connect(self.config.redis)
+        )
+        return adapter
 
     def _adapter(self, name: str, factory: Callable[[], Any]) -> Any:
         if name not in self._cache:

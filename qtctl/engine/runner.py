@@ -72,7 +72,7 @@ def _run_one(check: Check, ctx: CheckContext, timeout: float) -> list[Finding] |
             box["findings"] = list(check.run(ctx))
         except AdapterUnavailable as exc:
             box["skipped"] = Skipped(check.name, exc.reason, exc.backend)
-        except Exception as exc:  # noqa: BLE001 - a crashing check must not stop doctor
+        except Exception as exc:
             box["error"] = exc
             box["trace"] = traceback.format_exc()
 

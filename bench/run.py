@@ -1,0 +1,29 @@
+"""Run the benchmarks and print a Markdown table of ratios: `python -m bench.run [NAME...]`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from bench.harness import Comparison, table
+
+BENCHMARKS = ("startup",)
+
+
+def main() -> None:
+    """Run the chosen benchmarks (all by default) and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"some of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    rows: list[Comparison] = []
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    for name in args.names or BENCHMARKS:
+        rows += importlib.import_module(f"bench.{name}").run(rounds=args.rounds)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

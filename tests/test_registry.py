@@ -1,0 +1,33 @@
+"""The registry is complete, codes are unique, structured and documented (explain + README)."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+from pathlib import Path
+
+import qtctl.checks
+from qtctl.catalog import all_codes
+from qtctl.checks import REGISTRY
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_check_module_is_registered() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(qtctl.checks.__path__)}
+    registered = {check.run.__module__.rsplit(".", 1)[-1] for check in REGISTRY}
+    assert modules == registered
+
+
+def test_codes_are_unique_and_structured() -> None:
+    codes = [code for check in REGISTRY for code in check.code_ids]
+    assert len(codes) == len(set(codes))
+    assert all(re.fullmatch(r"QT[1-9]\d\d", code) for code in codes)
+    assert len({check.name for check in REGISTRY}) == len(REGISTRY)
+
+
+def test_every_code_is_documented_in_explain_and_readme() -> None:
+    readme = README.read_text()
+    for code, doc in all_codes().items():
+        assert doc.title and doc.meaning and doc.why and doc.fix, code
+        assert f"| {code} |" in readme, f"{code} missing from the README's code table"
