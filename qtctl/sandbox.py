@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TARGET = "qtctl-sandbox.target"
 SYSTEMD = "/lib/systemd/systemd"
+MASKED_ROOTS = ("/tmp/", "/run/")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class SandboxSpec:
     symlinks: Mapping[str, str] = field(default_factory=dict)
     wants: Sequence[str] = ()
     dbus: bool = True
+    binds: Sequence[str] = ()
+    with_qtctl: bool = True
 
 
 def preflight() -> str | None:
@@ -101,6 +105,7 @@ class Sandbox:
         with resources.as_file(resources.files("qtctl") / "sandbox_boot.sh") as script:
             argv = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--uts"]
             argv += ["--ipc", "--net", "--mount-proc", "bash", str(script), str(stage)]
+            argv += _bind_paths(self.spec)
             self._proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -153,6 +158,15 @@ class Sandbox:
         if check and res.returncode != 0:
             raise SandboxError(f"{' '.join(argv)} exited {res.returncode}: {res.stderr.strip()}")
         return res
+
+    def qtctl(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run this very qtctl (same interpreter and code) inside the box, as an operator would."""
+        box_env = {"NO_COLOR": "1", "COLUMNS": "200"}
+        return self.run(
+            sys.executable, "-m", "qtctl", *args, env={**box_env, **(env or {})}, timeout=timeout
+        )
 
     def systemctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         """`systemctl ARGS` inside the box."""
@@ -229,6 +243,17 @@ def _stage_tree(spec: SandboxSpec, stage: Path) -> None:
         dest = stage / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.symlink_to(link_target)
+
+
+def _bind_paths(spec: SandboxSpec) -> list[str]:
+    """Read-only binds: the spec's, plus what runs qtctl when it lives under /tmp or /run."""
+    paths = [os.path.abspath(p) for p in spec.binds]
+    if spec.with_qtctl:
+        code = Path(__file__).resolve().parents[1]
+        for path in (str(code), sys.prefix, sys.base_prefix):
+            if path.startswith(MASKED_ROOTS) and path not in paths:
+                paths.append(path)
+    return paths
 
 
 def _only_child(pid: int) -> int:

@@ -105,3 +105,16 @@ def test_boot_failure_is_a_clear_error() -> None:
     with pytest.raises(SandboxError, match=r"exited during boot|did not"):
         box.boot(timeout=10)
     assert box.pid == 0
+
+
+@pytest.mark.sandbox
+def test_qtctl_runs_inside_the_box(sandbox: object, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello").write_text("from the host")
+    box: Sandbox = sandbox(SandboxSpec(binds=[str(shared)]))  # type: ignore[operator]
+    assert box.run("cat", str(shared / "hello")).stdout == "from the host"
+    assert box.run("touch", str(shared / "x")).returncode != 0  # read-only
+    res = box.qtctl("--format", "json", "doctor", "--select", "QT100")
+    assert res.returncode == 0, res.stderr
+    assert '"status": "ok"' in res.stdout  # systemd is PID 1 in there and answers on D-Bus
