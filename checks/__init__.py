@@ -6,11 +6,12 @@ registered, every code unique and documented.
 
 from __future__ import annotations
 
-from qtctl.checks import backends, host_resources
+from qtctl.checks import backends, host_resources, systemd_units
 from qtctl.engine.check import Check
 
 REGISTRY: tuple[Check, ...] = (
     backends.SYSTEMD_CHECK,
+    systemd_units.CHECK,
     backends.REDIS_CHECK,
     host_resources.CHECK,
 )

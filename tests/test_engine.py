@@ -127,3 +127,15 @@ def test_exit_code_and_status(
     report = Report(tuple(_finding("QT901", s) for s in severities))
     assert exit_code(report, fail_on) == code
     assert report.status == status
+
+
+def test_a_crash_is_reported_even_when_its_code_is_not_selected() -> None:
+    def boom(ctx: CheckContext) -> Iterator[Finding]:
+        raise AttributeError("no such method")
+        yield  # pragma: no cover
+
+    check = _check("units", "QT101", boom)
+    report = run_checks((check,), _ctx(), Selection(select=("QT1",)), 5)
+    assert [f.code for f in report.findings] == ["QT000"]
+    report = run_checks((check,), _ctx(), Selection(ignore=("QT000",)), 5)
+    assert report.findings == ()

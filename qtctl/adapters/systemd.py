@@ -10,6 +10,8 @@ from qtctl.config import SystemdSettings
 from qtctl.errors import AdapterUnavailable
 
 BOOTED_MARKER = "/run/systemd/system"
+# systemd's own peer-to-peer socket: root only, no broker in between, about twice as fast.
+PRIVATE_SOCKET = "/run/systemd/private"
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,25 @@ class SystemdAdapter:
             from pystemd.dbuslib import DBus, DBusAddress
         except ImportError as exc:
             raise AdapterUnavailable("systemd", f"pystemd cannot be imported: {exc}") from None
-        address = settings.bus_address or "the system bus"
+        if settings.bus_address:
+            address = settings.bus_address
+            return cls._open(lambda: DBusAddress(address.encode()), address)
+        if os.geteuid() == 0 and os.path.exists(PRIVATE_SOCKET):
+            private = f"unix:path={PRIVATE_SOCKET}".encode()
+            try:
+                return cls._open(lambda: DBusAddress(private, peer_to_peer=True), PRIVATE_SOCKET)
+            except AdapterUnavailable:
+                pass  # fall back to the system bus
+        return cls._open(DBus, "the system bus")
+
+    @classmethod
+    def _open(cls, factory: Any, address: str) -> SystemdAdapter:
         try:
-            bus = DBusAddress(settings.bus_address.encode()) if settings.bus_address else DBus()
+            bus = factory()
             bus.open()
             adapter = cls(bus, address)
             adapter.manager_property(b"Version", b"s")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - pystemd raises many unrelated types
             raise AdapterUnavailable(
                 "systemd", f"cannot talk to systemd over {address}: {exc}"
             ) from None
@@ -65,22 +79,46 @@ class SystemdAdapter:
             rtype,
         )
 
-    def manager_call(self, method: bytes, signature: bytes = b"", args: Any = None) -> Any:
-        """Call a Manager method and return its decoded body."""
+    def manager_call(self, method: bytes, signature: bytes = b"", *args: Any) -> Any:
+        """Call a Manager method with arguments of the given D-Bus signature; return the body."""
+        return self._call(b"/org/freedesktop/systemd1", b"Manager", method, signature, *args)
+
+    def _call(self, path: bytes, iface: bytes, method: bytes, signature: bytes, *args: Any) -> Any:
+        from pystemd.dbuslib import apply_signature
+
+        interface = iface if b"." in iface else b"org.freedesktop.systemd1." + iface
+        call_args = apply_signature(signature, list(args)) if signature else []
         return self.bus.call_method(
-            b"org.freedesktop.systemd1",
-            b"/org/freedesktop/systemd1",
-            b"org.freedesktop.systemd1.Manager",
-            method,
-            [(signature, args)] if signature else None,
+            b"org.freedesktop.systemd1", path, interface, method, call_args
         ).body
 
     def list_units(self, patterns: list[str]) -> list[UnitRow]:
         """Loaded units whose names match any glob pattern, in one call."""
-        raw = self.manager_call(
-            b"ListUnitsByPatterns", b"asas", ([], [p.encode() for p in patterns])
-        )
+        raw = self.manager_call(b"ListUnitsByPatterns", b"asas", [], [p.encode() for p in patterns])
         return [UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw]
+
+    def unit_properties(self, object_path: bytes, every_interface: bool) -> dict[str, Any]:
+        """The Unit properties of one unit, or those of all its interfaces in one call."""
+        interface = b"" if every_interface else b"org.freedesktop.systemd1.Unit"
+        return self._get_all(object_path, interface)
+
+    def _get_all(self, object_path: bytes, interface: bytes) -> dict[str, Any]:
+        body = self._call(
+            object_path, b"org.freedesktop.DBus.Properties", b"GetAll", b"s", interface
+        )
+        return {_s(key): _decode(value) for key, value in body.items()}
+
+    def reset_failed(self, unit: str) -> None:
+        """`systemctl reset-failed UNIT`."""
+        self.manager_call(b"ResetFailedUnit", b"s", unit.encode())
+
+    def restart(self, unit: str) -> None:
+        """`systemctl restart UNIT` (queues the job; callers poll the state)."""
+        self.manager_call(b"RestartUnit", b"ss", unit.encode(), b"replace")
+
+    def daemon_reload(self) -> None:
+        """`systemctl daemon-reload` (synchronous: returns once systemd reloaded)."""
+        self.manager_call(b"Reload")
 
     def close(self) -> None:
         """Close the bus connection."""
@@ -89,3 +127,15 @@ class SystemdAdapter:
 
 def _s(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return _s(value)
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_decode(v) for v in value)
+    if isinstance(value, dict):
+        return {_decode(k): _decode(v) for k, v in value.items()}
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class CheckContext:
     config: Config
     clock: Callable[[], float] = time.time
     _cache: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def systemd(self) -> SystemdAdapter:
         """The systemd adapter, or AdapterUnavailable."""
@@ -41,6 +43,14 @@ class CheckContext:
         )
         return adapter
 
+    def memo(self, key: str, factory: Callable[[], Any]) -> Any:
+        """Compute a value once per run and share it between checks (the fleet snapshot)."""
+        slot = f"memo:{key}"
+        with self._lock:
+            if slot not in self._cache:
+                self._cache[slot] = factory()
+            return self._cache[slot]
+
     def _adapter(self, name: str, factory: Callable[[], Any]) -> Any:
         if name not in self._cache:
             try:
@@ -54,7 +64,7 @@ class CheckContext:
 
     def close(self) -> None:
         """Release every connected adapter."""
-        for value in self._cache.values():
-            if hasattr(value, "close"):
+        for key, value in self._cache.items():
+            if not key.startswith("memo:") and hasattr(value, "close"):
                 value.close()
         self._cache.clear()

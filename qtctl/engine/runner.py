@@ -36,7 +36,9 @@ class Selection:
     ignore: tuple[str, ...] = ()
 
     def wants(self, code: str) -> bool:
-        """Whether findings with this code are reported."""
+        """Whether findings with this code are reported; QT000 only goes when ignored by name."""
+        if code == INTERNAL_CODE.code:
+            return not any(p.strip().upper() == code for p in self.ignore)
         return is_selected(code, self.select, self.ignore)
 
     def wants_check(self, check: Check) -> bool:

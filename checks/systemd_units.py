@@ -1,0 +1,213 @@
+"""QT101-QT103: failed, not-found-but-referenced and crash-looping fleet units, with root causes."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+from qtctl.adapters.journal import JournalBatch, printable
+from qtctl.diagnosis.failure_cause import Cause, classify
+from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units, journal_batch
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system")
+REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
+ORDER_PROPS = ("Before", "After")  # on the stub: units ordered after / before it
+
+UNIT_FAILED = CodeDoc(
+    code="QT101",
+    title="unit failed",
+    severity="error",
+    meaning="A fleet unit is in the failed state. `cause` classifies why, from the unit's "
+    "properties and its journal since its last start: import-error, bad-interpreter, "
+    "exec-not-found, bad-user, oom-kill, timeout, signal, core-dump, start-limit-hit, "
+    "dependency, redis-unreachable, python-exception or exit-code.",
+    why="The service is down; whatever it produced (signals, proposals, closes) has stopped.",
+    fix="Fix the root cause named in the finding, then `systemctl reset-failed UNIT && systemctl "
+    "restart UNIT`; `qtctl fix` does the restart once the cause is gone or was transient.",
+)
+UNIT_NOT_FOUND = CodeDoc(
+    code="QT102",
+    title="unit not found but still referenced",
+    severity="warning",
+    meaning="A fleet unit has no unit file (LoadState=not-found) yet something still pulls it "
+    "in: a dangling *.wants/ or *.requires/ symlink, a Wants=/Requires=/After= of another unit, a "
+    "timer, or a failed state left behind after its file was deleted.",
+    why="Deleted services keep showing in `systemctl --failed`, and units that Require= them "
+    "fail to start.",
+    fix="Remove the dangling symlinks, drop the references from the other units, "
+    "`systemctl daemon-reload` and `systemctl reset-failed UNIT`.",
+)
+UNIT_FLAPPING = CodeDoc(
+    code="QT103",
+    title="unit crash-looping or flapping",
+    severity="error/warning",
+    meaning="A fleet unit sits in activating (auto-restart) now (error), or restarted more than "
+    "systemd.restart_warn times within systemd.flap_window_sec (warning). Restart=always "
+    "units never reach `failed`, so `systemctl --failed` shows nothing.",
+    why="A crash loop burns CPU, floods the journal and hides a service that never works.",
+    fix="Read the cause in the finding and fix it; the loop stops by itself once the service "
+    "can start.",
+)
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    """Report failed, dangling and looping fleet units in one pass over the fleet."""
+    units = fleet_units(ctx)
+    loaded = [u for u in units if u.load_state == "loaded"]
+    failed = [u for u in loaded if u.active_state == "failed"]
+    looping = [u for u in loaded if u.sub_state == "auto-restart"]
+    # Restart events of every unit come with the batch; logs only for the units that are down.
+    batch = journal_batch(ctx, failed + looping)
+    for unit in failed:
+        yield _failed(ctx, unit, batch)
+    yield from _flapping(ctx, loaded, batch)
+    for unit in units:
+        if unit.load_state == "not-found":
+            finding = _not_found(unit)
+            if finding:
+                yield finding
+
+
+def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
+    lines = _invocation_lines(unit, batch)
+    cause = _cause(unit, lines, batch)
+    props = unit.props
+    detail = (
+        f"Result={props.get('Result')}, main process {_exit_text(unit)}",
+        f"failed since {_when(props.get('InactiveEnterTimestamp'))}, "
+        f"restarts: {props.get('NRestarts', 0)}",
+        *_tail(lines, ctx.config.systemd.journal_lines),
+    )
+    return Finding(
+        code=UNIT_FAILED.code,
+        severity=Severity.ERROR,
+        subject=unit.name,
+        message=f"unit failed: {cause.summary}",
+        cause=cause.kind,
+        detail=detail,
+        fix_hint=_restart_hint(cause),
+        fixable=True,
+    )
+
+
+def _flapping(
+    ctx: CheckContext, units: Sequence[FleetUnit], batch: JournalBatch
+) -> Iterator[Finding]:
+    settings = ctx.config.systemd
+    since = int((ctx.clock() - settings.flap_window_sec) * 1e6)
+    for unit in units:
+        recent = [t for t in batch.restarts.get(unit.name, []) if t >= since]
+        looping = unit.sub_state == "auto-restart"
+        if not looping and (len(recent) < settings.restart_warn or unit.active_state == "failed"):
+            continue
+        lines = _invocation_lines(unit, batch)
+        cause = _cause(unit, lines, batch)
+        counter = unit.props.get("NRestarts", 0)
+        state = "crash-looping now (activating auto-restart)" if looping else "flapping"
+        window = int(settings.flap_window_sec)
+        yield Finding(
+            code=UNIT_FLAPPING.code,
+            severity=Severity.ERROR if looping else Severity.WARNING,
+            subject=unit.name,
+            message=f"{state}: restart counter {counter}, {len(recent)} restart(s) in the last "
+            f"{window} s; {cause.summary}",
+            cause=cause.kind,
+            detail=(
+                f"Restart={unit.props.get('Restart')}, last exit: {_exit_text(unit)}",
+                *_tail(lines, settings.journal_lines),
+            ),
+            fix_hint="fix the cause; the loop stops once the service can start "
+            "(`systemctl --failed` does not show this unit)",
+        )
+
+
+def _not_found(unit: FleetUnit) -> Finding | None:
+    props = unit.props
+    referrers = sorted({r for p in REFERRER_PROPS for r in props.get(p) or []})
+    ordered = sorted({r for p in ORDER_PROPS for r in props.get(p) or []} - set(referrers))
+    links = dangling_links(unit.name)
+    if not (referrers or ordered or links or unit.active_state == "failed"):
+        return None
+    parts = []
+    if referrers:
+        parts.append(f"wanted/required by {', '.join(referrers)}")
+    if ordered:
+        parts.append(f"ordered against by {', '.join(ordered)}")
+    if unit.active_state == "failed":
+        parts.append("still listed as failed")
+    detail = tuple(f"dangling symlink {link} -> {os.readlink(link)}" for link in links)
+    return Finding(
+        code=UNIT_NOT_FOUND.code,
+        severity=Severity.WARNING,
+        subject=unit.name,
+        message=f"unit file not found but still referenced: {'; '.join(parts)}",
+        cause="not-found",
+        detail=detail,
+        fix_hint="remove dangling links, daemon-reload, reset-failed; drop the references "
+        "from the listed units by hand",
+        fixable=bool(links) or unit.active_state == "failed",
+    )
+
+
+def dangling_links(unit: str) -> list[str]:
+    """*.wants/ and *.requires/ symlinks named `unit` whose target does not exist."""
+    found = []
+    for base in UNIT_DIRS:
+        for kind in ("wants", "requires"):
+            for link in glob.glob(os.path.join(glob.escape(base), f"*.{kind}", glob.escape(unit))):
+                if os.path.islink(link) and not os.path.exists(link):
+                    found.append(link)
+    return sorted(found)
+
+
+def unit_cause(ctx: CheckContext, unit: FleetUnit) -> Cause:
+    """The classified cause of a unit's last failure (used by fix to re-check)."""
+    batch = journal_batch(ctx, [unit])
+    return _cause(unit, _invocation_lines(unit, batch), batch)
+
+
+def _cause(unit: FleetUnit, lines: list[str], batch: JournalBatch) -> Cause:
+    return classify(unit.props, lines, exec_probe(unit), batch.oom_units.get(unit.name, 0) > 0)
+
+
+def _invocation_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
+    entries = batch.by_unit.get(unit.name, ())
+    mine = [e.message for e in entries if e.invocation == unit.invocation]
+    if mine:
+        return mine
+    started = int(unit.props.get("ExecMainStartTimestamp") or 0)
+    return [e.message for e in entries if e.usec >= started]
+
+
+def _tail(lines: list[str], count: int) -> tuple[str, ...]:
+    noise = ("Started ", "Starting ", "Scheduled restart job")
+    relevant = [line for line in lines if not line.startswith(noise) and line.strip()]
+    return tuple(printable(line) for line in relevant[-count:])
+
+
+def _exit_text(unit: FleetUnit) -> str:
+    code = int(unit.props.get("ExecMainCode") or 0)
+    status = int(unit.props.get("ExecMainStatus") or 0)
+    kind = {1: "exited", 2: "killed", 3: "dumped"}.get(code, "code=" + str(code))
+    return f"{kind}, status={status}"
+
+
+def _when(usec: object) -> str:
+    value = int(str(usec or 0))
+    if not value:
+        return "unknown"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value / 1e6))
+
+
+def _restart_hint(cause: Cause) -> str:
+    if cause.transient:
+        return f"cause {cause.kind} may be transient: reset-failed and restart (needs --unsafe)"
+    return f"fix the {cause.kind} first; then reset-failed and restart (needs --unsafe)"
+
+
+CHECK = Check(name="systemd_units", codes=(UNIT_FAILED, UNIT_NOT_FOUND, UNIT_FLAPPING), run=run)

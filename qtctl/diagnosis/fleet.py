@@ -1,0 +1,123 @@
+"""The fleet as systemd sees it: matching units with their properties, read once per run."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qtctl.adapters.journal import JournalBatch, read_batch
+from qtctl.diagnosis.failure_cause import ExecProbe
+from qtctl.engine.context import CheckContext
+
+INFINITY = 2**64 - 1
+SHELLS = ("sh", "bash", "dash", "zsh")
+DOWN_STATES = ("failed", "activating", "deactivating")
+DOWN_STATES = ("failed", "activating", "deactivating")
+
+
+@dataclass(frozen=True)
+class FleetUnit:
+    """One fleet unit: its state from ListUnits plus all its D-Bus properties."""
+
+    name: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    file_state: str
+    props: Mapping[str, Any]
+
+    @property
+    def invocation(self) -> str:
+        """The current (or last) invocation ID as hex."""
+        raw = self.props.get("InvocationID") or []
+        return bytes(raw).hex() if isinstance(raw, list) else str(raw)
+
+    @property
+    def exec_argv(self) -> list[str]:
+        """argv of the first ExecStart= command."""
+        commands = self.props.get("ExecStart") or []
+        return list(commands[0][1]) if commands else []
+
+    @property
+    def exec_path(self) -> str:
+        """The program of the first ExecStart= command."""
+        commands = self.props.get("ExecStart") or []
+        return str(commands[0][0]) if commands else ""
+
+
+def is_fleet(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a unit name matches the configured fleet patterns."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def fleet_units(ctx: CheckContext) -> list[FleetUnit]:
+    """Every loaded unit matching fleet.units, with properties (memoized per run)."""
+    return ctx.memo("fleet_units", lambda: _load(ctx))  # type: ignore[no-any-return]
+
+
+def _load(ctx: CheckContext) -> list[FleetUnit]:
+    systemd = ctx.systemd()
+    patterns = list(ctx.config.fleet.units)
+    units = []
+    for row in systemd.list_units(patterns):
+        # Units that are down need their Service properties (Result, ExecMainStatus, ...);
+        # for the rest the Unit interface is enough and four times cheaper.
+        down = row.active_state in DOWN_STATES or row.sub_state == "auto-restart"
+        props = systemd.unit_properties(row.object_path, every_interface=down)
+        file_state = str(props.get("UnitFileState", ""))
+        units.append(
+            FleetUnit(row.name, row.load_state, row.active_state, row.sub_state, file_state, props)
+        )
+    return sorted(units, key=lambda u: u.name)
+
+
+def journal_batch(ctx: CheckContext, units: Sequence[FleetUnit]) -> JournalBatch:
+    """One journal read for the units of interest (memoized per run)."""
+
+    def read() -> JournalBatch:
+        window = ctx.config.systemd.flap_window_sec
+        since = int((ctx.clock() - window) * 1e6)
+        for unit in units:
+            started = int(unit.props.get("ExecMainStartTimestamp") or 0)
+            if started:
+                since = min(since, started - 1_000_000)
+        return read_batch([u.name for u in units], since)
+
+    return ctx.memo("journal_batch", read)  # type: ignore[no-any-return]
+
+
+def exec_probe(unit: FleetUnit) -> ExecProbe | None:
+    """Inspect the program systemd executes, and the script a shell or python runs."""
+    if not unit.exec_path:
+        return None
+    argv = unit.exec_argv
+    program = unit.exec_path
+    script = program
+    if os.path.basename(program) in SHELLS or os.path.basename(program).startswith("python"):
+        script = next((a for a in argv[1:] if a.startswith("/") and not a.startswith("-")), "")
+    head = _head(program)
+    body = _head(script, 65536) if script else b""
+    return ExecProbe(
+        path=script if script and script != program else program,
+        exists=os.path.exists(program),
+        executable=os.access(program, os.X_OK),
+        shebang_cr=head.startswith(b"#!") and head.split(b"\n", 1)[0].endswith(b"\r"),
+        bom=head.startswith(b"\xef\xbb\xbf"),
+        body_crlf=b"\r\n" in body,
+    )
+
+
+def _head(path: str, size: int = 4096) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
+def limit_set(value: Any) -> bool:
+    """Whether a resource-control property holds a limit (not infinity)."""
+    return value not in (None, "", INFINITY) and int(value) < INFINITY
