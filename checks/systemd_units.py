@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import time
@@ -9,7 +10,13 @@ from collections.abc import Iterator, Sequence
 
 from qtctl.adapters.journal import JournalBatch, printable
 from qtctl.diagnosis.failure_cause import Cause, classify
-from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units, journal_batch
+from qtctl.diagnosis.fleet import (
+    FleetUnit,
+    exec_probe,
+    fleet_units,
+    journal_batch,
+    journal_events,
+)
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
@@ -17,6 +24,8 @@ from qtctl.engine.findings import CodeDoc, Finding, Severity
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system")
 REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
 ORDER_PROPS = ("Before", "After")  # on the stub: units ordered after / before it
+LOOP_WINDOW_SEC = 300  # restarts this recent mean the loop is still going on
+LOOP_RESTARTS = 3
 
 UNIT_FAILED = CodeDoc(
     code="QT101",
@@ -60,17 +69,41 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     units = fleet_units(ctx)
     loaded = [u for u in units if u.load_state == "loaded"]
     failed = [u for u in loaded if u.active_state == "failed"]
-    looping = [u for u in loaded if u.sub_state == "auto-restart"]
-    # Restart events of every unit come with the batch; logs only for the units that are down.
-    batch = journal_batch(ctx, failed + looping)
+    restarts = _restart_counts(ctx, loaded)
+    unstable = [_with_all_props(ctx, u) for u in loaded if u.name in restarts]
+    batch = journal_batch(ctx, failed + unstable)
     for unit in failed:
         yield _failed(ctx, unit, batch)
-    yield from _flapping(ctx, loaded, batch)
+    for unit in unstable:
+        yield _flapping(ctx, unit, restarts[unit.name], batch)
     for unit in units:
         if unit.load_state == "not-found":
             finding = _not_found(unit)
             if finding:
                 yield finding
+
+
+def _restart_counts(ctx: CheckContext, units: Sequence[FleetUnit]) -> dict[str, tuple[int, int]]:
+    """Unit -> (restarts in the loop window, in the flap window) for looping or flapping units."""
+    settings = ctx.config.systemd
+    now = ctx.clock()
+    events = journal_events(ctx).restarts
+    found = {}
+    for unit in units:
+        times = events.get(unit.name, [])
+        recent = sum(t >= (now - LOOP_WINDOW_SEC) * 1e6 for t in times)
+        window = sum(t >= (now - settings.flap_window_sec) * 1e6 for t in times)
+        looping = unit.sub_state == "auto-restart" or recent >= LOOP_RESTARTS
+        if unit.active_state != "failed" and (looping or window >= settings.restart_warn):
+            found[unit.name] = (recent if looping else 0, window)
+    return found
+
+
+def _with_all_props(ctx: CheckContext, unit: FleetUnit) -> FleetUnit:
+    if "Result" in unit.props:
+        return unit
+    props = ctx.systemd().unit_properties(unit.object_path, every_interface=True)
+    return dataclasses.replace(unit, props=props)
 
 
 def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
@@ -82,6 +115,7 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
         f"failed since {_when(props.get('InactiveEnterTimestamp'))}, "
         f"restarts: {props.get('NRestarts', 0)}",
         *_tail(lines, ctx.config.systemd.journal_lines),
+        *((f"journal unavailable: {batch.problem}",) if batch.problem else ()),
     )
     return Finding(
         code=UNIT_FAILED.code,
@@ -96,34 +130,28 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
 
 
 def _flapping(
-    ctx: CheckContext, units: Sequence[FleetUnit], batch: JournalBatch
-) -> Iterator[Finding]:
-    settings = ctx.config.systemd
-    since = int((ctx.clock() - settings.flap_window_sec) * 1e6)
-    for unit in units:
-        recent = [t for t in batch.restarts.get(unit.name, []) if t >= since]
-        looping = unit.sub_state == "auto-restart"
-        if not looping and (len(recent) < settings.restart_warn or unit.active_state == "failed"):
-            continue
-        lines = _invocation_lines(unit, batch)
-        cause = _cause(unit, lines, batch)
-        counter = unit.props.get("NRestarts", 0)
-        state = "crash-looping now (activating auto-restart)" if looping else "flapping"
-        window = int(settings.flap_window_sec)
-        yield Finding(
-            code=UNIT_FLAPPING.code,
-            severity=Severity.ERROR if looping else Severity.WARNING,
-            subject=unit.name,
-            message=f"{state}: restart counter {counter}, {len(recent)} restart(s) in the last "
-            f"{window} s; {cause.summary}",
-            cause=cause.kind,
-            detail=(
-                f"Restart={unit.props.get('Restart')}, last exit: {_exit_text(unit)}",
-                *_tail(lines, settings.journal_lines),
-            ),
-            fix_hint="fix the cause; the loop stops once the service can start "
-            "(`systemctl --failed` does not show this unit)",
-        )
+    ctx: CheckContext, unit: FleetUnit, counts: tuple[int, int], batch: JournalBatch
+) -> Finding:
+    recent, window = counts
+    looping = unit.sub_state == "auto-restart" or recent > 0
+    cause = _cause(unit, _invocation_lines(unit, batch), batch)
+    state = "crash-looping now" if looping else "flapping"
+    seconds = int(ctx.config.systemd.flap_window_sec)
+    return Finding(
+        code=UNIT_FLAPPING.code,
+        severity=Severity.ERROR if looping else Severity.WARNING,
+        subject=unit.name,
+        message=f"{state} ({unit.active_state} {unit.sub_state}): restart counter "
+        f"{unit.props.get('NRestarts', 0)}, {window} restart(s) in the last {seconds} s; "
+        f"{cause.summary}",
+        cause=cause.kind,
+        detail=(
+            f"Restart={unit.props.get('Restart')}, last exit: {_exit_text(unit)}",
+            *_tail(_invocation_lines(unit, batch), ctx.config.systemd.journal_lines),
+        ),
+        fix_hint="fix the cause; the loop stops once the service can start "
+        "(`systemctl --failed` does not show this unit)",
+    )
 
 
 def _not_found(unit: FleetUnit) -> Finding | None:
@@ -177,11 +205,14 @@ def _cause(unit: FleetUnit, lines: list[str], batch: JournalBatch) -> Cause:
 
 def _invocation_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
     entries = batch.by_unit.get(unit.name, ())
-    mine = [e.message for e in entries if e.invocation == unit.invocation]
-    if mine:
-        return mine
+    if unit.active_state != "failed" and unit.sub_state != "auto-restart":
+        return [e.message for e in entries]  # running between crashes: the earlier runs tell
+    # "Since its last start": the last exec of the main process. A start refused by the start
+    # limit gets a new invocation ID without an exec, so the timestamp is the better boundary.
     started = int(unit.props.get("ExecMainStartTimestamp") or 0)
-    return [e.message for e in entries if e.usec >= started]
+    if not started:
+        return [e.message for e in entries if e.invocation in (unit.invocation, "")]
+    return [e.message for e in entries if e.usec >= started - 1_000_000]
 
 
 def _tail(lines: list[str], count: int) -> tuple[str, ...]:

@@ -1,24 +1,25 @@
-"""Read the journal in one batch: the units of interest, restart events and kernel OOM lines."""
+"""Read the journal in-process through libsystemd's sd-journal API (ctypes, no extra package).
+
+One open journal per run; per unit of interest it seeks to the tail and steps back at most N
+entries, so a unit that logged gigabytes costs no more than a quiet one. Restart events and
+kernel OOM kills come from one forward scan of the flap window.
+"""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
+import ctypes
+import ctypes.util
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from qtctl.errors import AdapterUnavailable
 
 RESTART_SCHEDULED = "5eb03494b6584870a536b337290809b3"
-FIELDS = (
-    "MESSAGE,_SYSTEMD_UNIT,UNIT,_SYSTEMD_INVOCATION_ID,INVOCATION_ID,MESSAGE_ID,_TRANSPORT,"
-    "PRIORITY,_COMM"
-)
-OOM_MEMCG = re.compile(r"oom_memcg=\S*/([^/,\s]+)")
-OOM_KILLED = re.compile(r"Killed process (\d+)")
-MAX_LINE = 2000
+LOCAL_ONLY = 1
+MAX_FIELD = 4096  # bytes kept of any field: binary junk or megabyte lines stay bounded
+MAX_EVENT_SCAN = 200_000
 
 
 @dataclass(frozen=True)
@@ -29,107 +30,187 @@ class Entry:
     message: str
     unit: str
     invocation: str
-    transport: str
     message_id: str
 
 
 @dataclass
 class JournalBatch:
-    """What one journalctl call returned, grouped for the checks."""
+    """What the checks need from the journal, grouped."""
 
     by_unit: dict[str, deque[Entry]] = field(default_factory=dict)
     restarts: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     oom_units: Counter[str] = field(default_factory=Counter)
-    lines_read: int = 0
+    entries_read: int = 0
+    problem: str = ""  # why the journal could not be read, if it could not
 
 
-def read_batch(
-    units: Iterable[str], since_usec: int, per_unit: int = 400, journalctl: str = "journalctl"
-) -> JournalBatch:
-    """One journalctl call: entries of `units`, restart events and kernel lines since a time."""
-    wanted = sorted(set(units))
-    matches: list[str] = []
-    for unit in wanted:
-        matches += [f"_SYSTEMD_UNIT={unit}", "+", f"UNIT={unit}", "+"]
-    matches += [f"MESSAGE_ID={RESTART_SCHEDULED}", "+", "_TRANSPORT=kernel"]
-    argv = [journalctl, "--no-pager", "-o", "json", f"--output-fields={FIELDS}"]
-    argv += ["--since", f"@{max(since_usec, 0) / 1e6:.6f}", *matches]
-    batch = JournalBatch(by_unit={u: deque(maxlen=per_unit) for u in wanted})
-    for entry in _stream(argv):
-        batch.lines_read += 1
-        _file(batch, entry)
+class Journal:
+    """An open sd_journal handle (local journal files, all boots)."""
+
+    def __init__(self) -> None:
+        self._lib = _load_library()
+        self._handle = ctypes.c_void_p()
+        rc = self._lib.sd_journal_open(ctypes.byref(self._handle), LOCAL_ONLY)
+        if rc < 0:
+            raise AdapterUnavailable("journal", f"sd_journal_open failed: {_strerror(rc)}")
+        self._lib.sd_journal_set_data_threshold(self._handle, MAX_FIELD)
+
+    def close(self) -> None:
+        """Close the journal."""
+        if self._handle:
+            self._lib.sd_journal_close(self._handle)
+            self._handle = ctypes.c_void_p()
+
+    def tail(self, unit: str, since_usec: int, limit: int) -> list[Entry]:
+        """The newest `limit` entries about `unit` not older than `since_usec`, oldest first."""
+        self._match([f"_SYSTEMD_UNIT={unit}", f"UNIT={unit}"])
+        self._check(self._lib.sd_journal_seek_tail(self._handle), "seek_tail")
+        found: list[Entry] = []
+        while len(found) < limit and self._lib.sd_journal_previous(self._handle) > 0:
+            entry = self._entry()
+            if entry.usec < since_usec:
+                break
+            if entry.message_id != RESTART_SCHEDULED:
+                found.append(entry)
+        found.reverse()
+        return found
+
+    def events(self, since_usec: int, batch: JournalBatch) -> None:
+        """Restart-scheduled events of every unit and kernel OOM kills since a time."""
+        self._match([f"MESSAGE_ID={RESTART_SCHEDULED}", "_TRANSPORT=kernel"])
+        self._check(self._lib.sd_journal_seek_realtime_usec(self._handle, since_usec), "seek")
+        for _ in range(MAX_EVENT_SCAN):
+            if self._lib.sd_journal_next(self._handle) <= 0:
+                break
+            batch.entries_read += 1
+            if self._field("_TRANSPORT") == "kernel":
+                unit = _oom_unit(self._field("MESSAGE"))
+                if unit:
+                    batch.oom_units[unit] += 1
+            else:
+                entry = self._entry()
+                if entry.unit:
+                    batch.restarts[entry.unit].append(entry.usec)
+
+    def _match(self, alternatives: Iterable[str]) -> None:
+        self._lib.sd_journal_flush_matches(self._handle)
+        for i, match in enumerate(alternatives):
+            if i:
+                self._check(self._lib.sd_journal_add_disjunction(self._handle), "disjunction")
+            data = match.encode("utf-8", "surrogateescape")
+            self._check(self._lib.sd_journal_add_match(self._handle, data, len(data)), "match")
+
+    def _entry(self) -> Entry:
+        usec = ctypes.c_uint64()
+        self._lib.sd_journal_get_realtime_usec(self._handle, ctypes.byref(usec))
+        return Entry(
+            usec=usec.value,
+            message=self._field("MESSAGE"),
+            # systemd's own lines about a unit carry UNIT=; the service's output _SYSTEMD_UNIT=.
+            unit=self._field("UNIT") or self._field("_SYSTEMD_UNIT"),
+            invocation=self._field("INVOCATION_ID") or self._field("_SYSTEMD_INVOCATION_ID"),
+            message_id=self._field("MESSAGE_ID"),
+        )
+
+    def _field(self, name: str) -> str:
+        data = ctypes.c_void_p()
+        length = ctypes.c_size_t()
+        rc = self._lib.sd_journal_get_data(
+            self._handle, name.encode(), ctypes.byref(data), ctypes.byref(length)
+        )
+        if rc < 0 or not data.value:
+            return ""
+        raw = ctypes.string_at(data.value, length.value)
+        return raw[len(name) + 1 :].decode("utf-8", "replace")
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc < 0:
+            raise AdapterUnavailable("journal", f"sd_journal {what} failed: {_strerror(rc)}")
+
+
+def read_events(since_usec: int) -> JournalBatch:
+    """Restart events and OOM kills since a time (one forward scan)."""
+    batch = JournalBatch()
+    journal = Journal()
+    try:
+        journal.events(since_usec, batch)
+    finally:
+        journal.close()
     return batch
 
 
-def _file(batch: JournalBatch, entry: Entry) -> None:
-    if entry.message_id == RESTART_SCHEDULED and entry.unit:
-        batch.restarts[entry.unit].append(entry.usec)
-    if entry.transport == "kernel":
-        match = OOM_MEMCG.search(entry.message)
-        if match:
-            batch.oom_units[match.group(1)] += 1
-        return
-    if entry.unit in batch.by_unit:
-        batch.by_unit[entry.unit].append(entry)
-
-
-def _stream(argv: list[str]) -> Iterator[Entry]:
+def read_units(batch: JournalBatch, starts: Mapping[str, int], per_unit: int = 200) -> JournalBatch:
+    """The newest `per_unit` lines of each unit since its own start, into `batch`."""
+    if not starts:
+        return batch
+    journal = Journal()
     try:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
-    except FileNotFoundError:
-        raise AdapterUnavailable("journal", f"{argv[0]} is not installed") from None
-    assert proc.stdout is not None
-    with proc:
-        for raw in proc.stdout:
-            entry = _parse(raw)
-            if entry is not None:
-                yield entry
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode not in (0, 1) or "Permission denied" in err:
-        raise AdapterUnavailable("journal", f"journalctl failed: {err.strip()[:300]}")
-
-
-def _parse(raw: bytes) -> Entry | None:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict):
-        return None
-    return Entry(
-        usec=_int(doc.get("__REALTIME_TIMESTAMP")),
-        message=_text(doc.get("MESSAGE"))[:MAX_LINE],
-        # systemd's own lines about a unit carry UNIT=; the service's output _SYSTEMD_UNIT=.
-        unit=_text(doc.get("UNIT")) or _text(doc.get("_SYSTEMD_UNIT")),
-        invocation=_text(doc.get("INVOCATION_ID")) or _text(doc.get("_SYSTEMD_INVOCATION_ID")),
-        transport=_text(doc.get("_TRANSPORT")),
-        message_id=_text(doc.get("MESSAGE_ID")),
-    )
-
-
-def _text(value: object) -> str:
-    """journalctl prints non-UTF-8 fields as byte arrays and repeated fields as lists."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        if all(isinstance(v, int) for v in value):
-            return bytes(v & 0xFF for v in value).decode("utf-8", "replace")
-        return _text(value[-1]) if value else ""
-    return str(value)
-
-
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
+        for unit, since in starts.items():
+            entries = journal.tail(unit, since, per_unit)
+            batch.entries_read += len(entries)
+            batch.by_unit[unit] = deque(entries, maxlen=per_unit)
+    finally:
+        journal.close()
+    return batch
 
 
 def printable(message: str) -> str:
     """A journal line fit for a terminal: CR shown as ^M, other control bytes as '?'."""
     shown = message.replace("\r", "^M")
     return "".join(ch if ch >= " " or ch == "\t" else "?" for ch in shown)
+
+
+def _oom_unit(message: str) -> str:
+    """The unit named by a cgroup v1 kernel OOM line (`oom_memcg=/system.slice/UNIT`)."""
+    marker = "oom_memcg="
+    if marker not in message:
+        return ""
+    path = message.split(marker, 1)[1].split(",", 1)[0]
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_LIBRARY: Any = None
+
+
+def _load_library() -> Any:
+    global _LIBRARY
+    if _LIBRARY is None:
+        name = ctypes.util.find_library("systemd") or "libsystemd.so.0"
+        try:
+            lib = ctypes.CDLL(name, use_errno=True)
+        except OSError as exc:
+            raise AdapterUnavailable("journal", f"libsystemd cannot be loaded: {exc}") from None
+        _declare(lib)
+        _LIBRARY = lib
+    return _LIBRARY
+
+
+def _declare(lib: Any) -> None:
+    handle, pp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
+    signatures: dict[str, tuple[Any, list[Any]]] = {
+        "sd_journal_open": (ctypes.c_int, [pp, ctypes.c_int]),
+        "sd_journal_close": (None, [handle]),
+        "sd_journal_set_data_threshold": (ctypes.c_int, [handle, ctypes.c_size_t]),
+        "sd_journal_add_match": (ctypes.c_int, [handle, ctypes.c_char_p, ctypes.c_size_t]),
+        "sd_journal_add_disjunction": (ctypes.c_int, [handle]),
+        "sd_journal_flush_matches": (None, [handle]),
+        "sd_journal_seek_tail": (ctypes.c_int, [handle]),
+        "sd_journal_seek_realtime_usec": (ctypes.c_int, [handle, ctypes.c_uint64]),
+        "sd_journal_previous": (ctypes.c_int, [handle]),
+        "sd_journal_next": (ctypes.c_int, [handle]),
+        "sd_journal_get_realtime_usec": (ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_uint64)]),
+        "sd_journal_get_data": (
+            ctypes.c_int,
+            [handle, ctypes.c_char_p, pp, ctypes.POINTER(ctypes.c_size_t)],
+        ),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        function = getattr(lib, name)
+        function.restype = restype
+        function.argtypes = argtypes
+
+
+def _strerror(rc: int) -> str:
+    import os
+
+    return os.strerror(-rc) if rc < 0 else str(rc)

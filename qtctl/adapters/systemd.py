@@ -63,7 +63,7 @@ class SystemdAdapter:
             bus.open()
             adapter = cls(bus, address)
             adapter.manager_property(b"Version", b"s")
-        except Exception as exc:  # noqa: BLE001 - pystemd raises many unrelated types
+        except Exception as exc:
             raise AdapterUnavailable(
                 "systemd", f"cannot talk to systemd over {address}: {exc}"
             ) from None

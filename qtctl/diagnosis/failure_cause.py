@@ -41,7 +41,7 @@ EXCEPTION = re.compile(
 MISSING_MODULE = re.compile(r"No module named '([^']+)'")
 CANNOT_IMPORT = re.compile(r"cannot import name '([^']+)' from '([^']+)'")
 START_LIMIT = "Start request repeated too quickly"
-CR_EVIDENCE = ("\r", "$'\\r'", "^M", "bad interpreter")
+CR_EVIDENCE = ("$'\\r'", "\r: command not found", "^M", "bad interpreter")
 REDIS_EVIDENCE = re.compile(
     r"(redis\.exceptions\.(ConnectionError|TimeoutError)|Error \d+ connecting to|"
     r"Connection refused.*6379|6379.*Connection refused|Timeout connecting to server)"
@@ -138,12 +138,11 @@ def _exec_failure(
 
 
 def _from_journal(lines: Sequence[str], probe: ExecProbe | None) -> Cause | None:
-    if any(any(mark in line for mark in CR_EVIDENCE) for line in lines):
-        where = (
-            f"{probe.path} has CRLF line endings"
-            if probe and probe.body_crlf
-            else ("the script has CRLF line endings")
-        )
+    # Binary junk in a log can hold a stray \r: a bare \r counts only when the script has CRLF.
+    crlf_script = probe is not None and probe.body_crlf
+    shell_says = any(any(mark in line for mark in CR_EVIDENCE) for line in lines)
+    if shell_says or (crlf_script and any("\r" in line for line in lines)):
+        where = f"{probe.path} has CRLF line endings" if probe and crlf_script else "CRLF script"
         return Cause("bad-interpreter", f"{where}: the shell sees commands ending in \\r")
     return _from_traceback(lines)
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qtctl.adapters.journal import JournalBatch, read_batch
+from qtctl.adapters.journal import JournalBatch, read_events, read_units
 from qtctl.diagnosis.failure_cause import ExecProbe
 from qtctl.engine.context import CheckContext
+from qtctl.errors import AdapterUnavailable
+
+log = logging.getLogger(__name__)
 
 INFINITY = 2**64 - 1
 SHELLS = ("sh", "bash", "dash", "zsh")
@@ -23,6 +27,7 @@ class FleetUnit:
     """One fleet unit: its state from ListUnits plus all its D-Bus properties."""
 
     name: str
+    object_path: bytes
     load_state: str
     active_state: str
     sub_state: str
@@ -69,24 +74,54 @@ def _load(ctx: CheckContext) -> list[FleetUnit]:
         props = systemd.unit_properties(row.object_path, every_interface=down)
         file_state = str(props.get("UnitFileState", ""))
         units.append(
-            FleetUnit(row.name, row.load_state, row.active_state, row.sub_state, file_state, props)
+            FleetUnit(
+                row.name,
+                row.object_path,
+                row.load_state,
+                row.active_state,
+                row.sub_state,
+                file_state,
+                props,
+            )
         )
     return sorted(units, key=lambda u: u.name)
 
 
+def journal_events(ctx: CheckContext) -> JournalBatch:
+    """Restart events and OOM kills of the flap window (memoized per run)."""
+    since = int((ctx.clock() - ctx.config.systemd.flap_window_sec) * 1e6)
+    return ctx.memo("journal_events", lambda: _degrade(lambda: read_events(since)))  # type: ignore[no-any-return]
+
+
 def journal_batch(ctx: CheckContext, units: Sequence[FleetUnit]) -> JournalBatch:
-    """One journal read for the units of interest (memoized per run)."""
+    """Events plus the logs of `units` since their last start (memoized per run)."""
 
     def read() -> JournalBatch:
-        window = ctx.config.systemd.flap_window_sec
-        since = int((ctx.clock() - window) * 1e6)
+        window_start = int((ctx.clock() - ctx.config.systemd.flap_window_sec) * 1e6)
+        starts = {}
         for unit in units:
             started = int(unit.props.get("ExecMainStartTimestamp") or 0)
-            if started:
-                since = min(since, started - 1_000_000)
-        return read_batch([u.name for u in units], since)
+            # a looping unit's earlier runs matter too: read its whole flap window
+            starts[unit.name] = min(window_start, started - 1_000_000) if started else window_start
+            if unit.active_state == "failed" and started:
+                starts[unit.name] = started - 1_000_000
+        events = journal_events(ctx)
+        return _degrade(lambda: read_units(events, starts), events)
 
     return ctx.memo("journal_batch", read)  # type: ignore[no-any-return]
+
+
+def _degrade(
+    read: Callable[[], JournalBatch], fallback: JournalBatch | None = None
+) -> JournalBatch:
+    """Without a readable journal the unit checks still run, on properties alone."""
+    try:
+        return read()
+    except AdapterUnavailable as exc:
+        log.warning("journal unavailable, causes come from unit properties only: %s", exc.reason)
+        batch = fallback or JournalBatch()
+        batch.problem = exc.reason
+        return batch
 
 
 def exec_probe(unit: FleetUnit) -> ExecProbe | None:

@@ -13,6 +13,7 @@ from qtctl.sandbox import BoxFile, SandboxSpec
 ROOT = "/home/qt/quantum_trader"
 PY = sys.executable  # the test venv's python: it has redis-py, like the fleet's venvs
 HEALTHY_COUNT = 60
+LEGACY = "quantum-legacy-bridge.service"
 
 SLEEPER = "import time\nwhile True:\n    time.sleep(3600)\n"
 RISK_PROPOSAL_MAIN = """\
@@ -35,6 +36,14 @@ def load(path):
 load("/models/x.pth")
 """
 CRLF_SCRIPT = "#!/bin/bash\r\necho watching exits\r\nsleep 3600\r\n"
+NOISY = """\
+import sys
+junk = bytes(range(256))
+for i in range(20000):
+    sys.stdout.buffer.write(b"tick %d " % i + junk[i % 200:i % 200 + 40] + b"\\n")
+sys.stdout.flush()
+raise ValueError("feature vector has NaN")
+"""
 MEMORY_HOG = "x = bytearray(200 * 1024 * 1024)\nimport time\ntime.sleep(3600)\n"
 
 
@@ -89,6 +98,8 @@ def broken_units() -> dict[str, str]:
         ),
         "quantum-model-loader.service": _service(f"{PY} {ROOT}/microservices/model_loader/main.py"),
         "quantum-execution.service": _service(f"{PY} {ROOT}/microservices/stream_consumer/main.py"),
+        "quantum-noisy.service": _service(f"{PY} {ROOT}/microservices/noisy/main.py"),
+        "quantum-worker@btc\\x2dusdt.service": _service("/opt/quantum/bin/worker-missing"),
         "quantum-position-monitor.service": _service(
             f"{PY} {ROOT}/microservices/sleeper/main.py",
             "",
@@ -105,6 +116,7 @@ def files() -> dict[str, BoxFile | str]:
         f"{ROOT}/microservices/stream_consumer/main.py": REDIS_CONSUMER,
         f"{ROOT}/microservices/model_loader/main.py": EXCEPTION_MAIN,
         f"{ROOT}/microservices/memory_hog/main.py": MEMORY_HOG,
+        f"{ROOT}/microservices/noisy/main.py": NOISY,
         f"{ROOT}/ai_engine/__init__.py": "",
         f"{ROOT}/scripts/exit_watch.sh": BoxFile(CRLF_SCRIPT, 0o755),
     }
@@ -113,9 +125,12 @@ def files() -> dict[str, BoxFile | str]:
 def fleet_spec() -> SandboxSpec:
     """~70 units: 61 healthy, the broken ones, and two deleted-but-referenced units."""
     units = {**healthy_units(), **broken_units()}
+    etc = "/etc/systemd/system"
     links = {
-        "/etc/systemd/system/multi-user.target.wants/quantum-legacy-bridge.service": "/etc/systemd/system/quantum-legacy-bridge.service",
-        "/etc/systemd/system/quantum-apply-layer.service": "/dev/null",
+        # deleted, but its enablement link is still there
+        f"{etc}/multi-user.target.wants/{LEGACY}": f"{etc}/{LEGACY}",
+        # masked on purpose: starting it could double-trade
+        f"{etc}/quantum-apply-layer.service": "/dev/null",
     }
     return SandboxSpec(units=units, files=files(), symlinks=links, wants=sorted(units))
 
@@ -131,6 +146,8 @@ EXPECTED_CAUSES = {
     "quantum-stream-consumer.service": ("QT101", "redis-unreachable"),
     "quantum-model-loader.service": ("QT101", "python-exception"),
     "quantum-execution.service": ("QT101", "redis-unreachable"),
+    "quantum-noisy.service": ("QT101", "python-exception"),
+    "quantum-worker@btc\\x2dusdt.service": ("QT101", "exec-not-found"),
     "quantum-legacy-bridge.service": ("QT102", "not-found"),
     "quantum-redis.service": ("QT102", "not-found"),
 }
