@@ -153,7 +153,13 @@ class Sandbox:
         full_env.update(env or {})
         cmd = ["nsenter", "-t", str(self.pid), "-a", "-r", "-w", "--", *argv]
         res = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=full_env, input=input
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=full_env,
+            input=input,
         )
         if check and res.returncode != 0:
             raise SandboxError(f"{' '.join(argv)} exited {res.returncode}: {res.stderr.strip()}")
