@@ -42,6 +42,8 @@ class FleetSettings:
         "quantum-emergency-exit*",
     )
     live_mode: bool = False
+    live_mode_var: str = "TRADING_MODE"
+    live_mode_values: tuple[str, ...] = ("live", "real", "production")
     code_roots: tuple[str, ...] = ("/home/qt/quantum_trader",)
 
 

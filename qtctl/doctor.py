@@ -11,15 +11,19 @@ from qtctl.engine.report import Report
 from qtctl.engine.runner import Selection, run_checks
 
 
-def run_doctor(config: Config, checks: Sequence[Check] | None = None) -> Report:
-    """Run every selected check against the live host described by `config`."""
+def run_doctor(
+    config: Config, checks: Sequence[Check] | None = None, ctx: CheckContext | None = None
+) -> Report:
+    """Run every selected check against the live host; a given context stays open."""
     if checks is None:
         from qtctl.checks import REGISTRY
 
         checks = REGISTRY
-    ctx = CheckContext(config)
+    own = ctx is None
+    context = CheckContext(config) if ctx is None else ctx
     selection = Selection(config.doctor.select, config.doctor.ignore)
     try:
-        return run_checks(checks, ctx, selection, config.doctor.check_timeout)
+        return run_checks(checks, context, selection, config.doctor.check_timeout)
     finally:
-        ctx.close()
+        if own:
+            context.close()

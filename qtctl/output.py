@@ -130,3 +130,8 @@ def report_markdown(report: Report) -> str:
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def printable_detail(lines: tuple[str, ...] | list[str]) -> list[str]:
+    """Detail lines as they are safe to print."""
+    return [line.replace("\r", "^M") for line in lines]

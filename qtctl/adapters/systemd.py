@@ -108,6 +108,19 @@ class SystemdAdapter:
         )
         return {_s(key): _decode(value) for key, value in body.items()}
 
+    def unit_state(self, unit: str) -> str:
+        """ActiveState of a unit by name (loads it if needed)."""
+        path = self.manager_call(b"LoadUnit", b"s", unit.encode())
+        return _s(
+            self.bus.get_property(
+                b"org.freedesktop.systemd1",
+                path,
+                b"org.freedesktop.systemd1.Unit",
+                b"ActiveState",
+                b"s",
+            )
+        )
+
     def reset_failed(self, unit: str) -> None:
         """`systemctl reset-failed UNIT`."""
         self.manager_call(b"ResetFailedUnit", b"s", unit.encode())

@@ -117,9 +117,45 @@ def doctor(
 
 
 @app.command()
-def fix(ctx: typer.Context) -> None:
-    """Repair what doctor found (preview by default)."""
-    raise NotImplementedYet("`qtctl fix` is not implemented yet")
+def fix(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", envvar="QTCTL_APPLY", help="Carry out the plan.")
+    ] = False,
+    unsafe: Annotated[
+        bool,
+        typer.Option("--unsafe", envvar="QTCTL_UNSAFE", help="Allow restarting services."),
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", envvar="QTCTL_ONLY", help="Units allowed to restart (comma list)."),
+    ] = None,
+    undo: Annotated[
+        str | None,
+        typer.Option("--undo", help="Undo a recorded fix: LAST or its id."),
+    ] = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    redis_url: RedisUrlOpt = None,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Repair what doctor found: preview by default, --apply to act, journaled and undoable."""
+    from qtctl.fix.policy import FixOptions
+    from qtctl.fix.render import render_outcome, render_undo
+    from qtctl.fix.run import run_fix, run_undo
+
+    opts: GlobalOptions = ctx.obj
+    out = opts.output(fmt)
+    flags = {"doctor.select": select, "doctor.ignore": ignore, "redis.url": redis_url}
+    cfg = opts.config_for(config, flags)
+    if undo:
+        render_undo(out, *run_undo(cfg, undo))
+        return
+    names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
+    outcome = run_fix(cfg, FixOptions(apply=apply, unsafe=unsafe, only=names))
+    render_outcome(out, outcome)
+    raise typer.Exit(0 if outcome.ok else 1)
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""`qtctl fix`: plan repairs for findings, apply them safely, journal them, verify, undo."""

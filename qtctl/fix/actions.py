@@ -1,0 +1,64 @@
+"""The few things fix ever does to a host, each described exactly as a shell command would read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RemoveLink:
+    """Delete a dangling unit symlink (its target is recorded for undo)."""
+
+    path: str
+    target: str
+
+    def describe(self) -> str:
+        """The command an operator would type."""
+        return f"rm {self.path}    # dangling -> {self.target}"
+
+
+@dataclass(frozen=True)
+class WriteDropIn:
+    """Write a drop-in file; the previous content (or its absence) is backed up."""
+
+    path: str
+    content: str
+
+    def describe(self) -> str:
+        """The file and its content."""
+        body = self.content.rstrip("\n").replace("\n", "\n        ")
+        return f"write {self.path}:\n        {body}"
+
+
+@dataclass(frozen=True)
+class DaemonReload:
+    """`systemctl daemon-reload`."""
+
+    def describe(self) -> str:
+        """The command."""
+        return "systemctl daemon-reload"
+
+
+@dataclass(frozen=True)
+class ResetFailed:
+    """`systemctl reset-failed UNIT`."""
+
+    unit: str
+
+    def describe(self) -> str:
+        """The command."""
+        return f"systemctl reset-failed {self.unit}"
+
+
+@dataclass(frozen=True)
+class Restart:
+    """`systemctl restart UNIT`: disruptive, needs --unsafe and passes the safety rules."""
+
+    unit: str
+
+    def describe(self) -> str:
+        """The command."""
+        return f"systemctl restart {self.unit}"
+
+
+Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart

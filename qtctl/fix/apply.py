@@ -1,0 +1,115 @@
+"""Carry out repairs through the adapters, journaling each change before the next one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from qtctl.adapters.systemd import SystemdAdapter
+from qtctl.fix.actions import Action, DaemonReload, RemoveLink, ResetFailed, Restart, WriteDropIn
+from qtctl.fix.journal import FixJournal, FixRecord
+from qtctl.fix.planner import Repair
+
+log = logging.getLogger(__name__)
+SETTLE_SEC = 10.0
+
+
+def apply_repairs(
+    repairs: Sequence[Repair], systemd: SystemdAdapter, journal: FixJournal
+) -> FixRecord:
+    """Run every runnable repair; reloads are merged and restarts come last."""
+    record = journal.start()
+    actions = _order([a for r in repairs if r.runnable for a in r.actions])
+    for action in actions:
+        _apply(action, systemd, record)
+        journal.save(record)
+    restarted = [a.unit for a in actions if isinstance(a, Restart)]
+    for unit in restarted:
+        _wait_settled(systemd, unit)
+    return record
+
+
+def _order(actions: list[Action]) -> list[Action]:
+    """Files first, one daemon-reload, reset-failed, restarts last; duplicates dropped."""
+    rank = {RemoveLink: 0, WriteDropIn: 0, DaemonReload: 1, ResetFailed: 2, Restart: 3}
+    unique = list(dict.fromkeys(actions))
+    return sorted(unique, key=lambda a: rank[type(a)])
+
+
+def _apply(action: Action, systemd: SystemdAdapter, record: FixRecord) -> None:
+    log.info("fix: %s", action.describe())
+    if isinstance(action, RemoveLink):
+        if os.path.islink(action.path) and not os.path.exists(action.path):
+            os.unlink(action.path)
+            record.add("remove-link", path=action.path, target=action.target)
+    elif isinstance(action, WriteDropIn):
+        previous = Path(action.path).read_text() if os.path.exists(action.path) else None
+        if previous != action.content:
+            write_atomic(action.path, action.content)
+            record.add("write-file", path=action.path, previous=previous)
+    elif isinstance(action, DaemonReload):
+        systemd.daemon_reload()
+        record.add("daemon-reload")
+    elif isinstance(action, ResetFailed):
+        systemd.reset_failed(action.unit)
+        record.add("reset-failed", unit=action.unit)
+    else:
+        systemd.restart(action.unit)
+        record.add("restart", unit=action.unit)
+
+
+def write_atomic(path: str, content: str) -> None:
+    """Write a file via a temporary sibling and rename, creating its directory."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.qtctl-tmp")
+    tmp.write_text(content)
+    tmp.chmod(0o644)
+    os.replace(tmp, target)
+
+
+def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:
+    """Give a restarted unit time to come up or fail, so the re-check tells the truth."""
+    deadline = time.monotonic() + SETTLE_SEC
+    stable_since = 0.0
+    while time.monotonic() < deadline:
+        state = systemd.unit_state(unit)
+        if state in ("failed", "inactive"):
+            return
+        if state == "active":
+            stable_since = stable_since or time.monotonic()
+            if time.monotonic() - stable_since >= 1.0:
+                return
+        else:
+            stable_since = 0.0
+        time.sleep(0.1)
+
+
+def undo(record: FixRecord, systemd: SystemdAdapter, journal: FixJournal) -> FixRecord:
+    """Put back files and links of a fix record; restarts cannot be undone and are listed."""
+    undo_record = journal.start()
+    reload_needed = False
+    for change in reversed(record.changes):
+        kind = change["kind"]
+        if kind == "remove-link" and not os.path.lexists(change["path"]):
+            os.symlink(change["target"], change["path"])
+            undo_record.add("restore-link", path=change["path"], target=change["target"])
+            reload_needed = True
+        elif kind == "write-file":
+            if change["previous"] is None:
+                if os.path.exists(change["path"]):
+                    os.unlink(change["path"])
+            else:
+                write_atomic(change["path"], change["previous"])
+            undo_record.add("restore-file", path=change["path"], undoes=record.id)
+            reload_needed = True
+        elif kind in ("restart", "reset-failed"):
+            undo_record.add("not-undoable", action=kind, unit=change["unit"])
+    if reload_needed:
+        systemd.daemon_reload()
+        undo_record.add("daemon-reload")
+    journal.save(undo_record)
+    return undo_record

@@ -1,0 +1,156 @@
+"""Turn findings into repairs: exact actions, or the rule that holds a repair back."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qtctl.checks.systemd_units import dangling_links
+from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import Finding
+from qtctl.fix.actions import Action, DaemonReload, RemoveLink, ResetFailed, Restart, WriteDropIn
+from qtctl.fix.journal import FixJournal
+from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
+
+RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
+DROP_IN_NAME = "50-qtctl-restart.conf"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What fix will do about one finding, or why it will not."""
+
+    finding: Finding
+    actions: tuple[Action, ...] = ()
+    held: str = ""
+    manual: str = ""
+
+    @property
+    def runnable(self) -> bool:
+        """Whether --apply will carry it out."""
+        return bool(self.actions) and not self.held
+
+
+@dataclass(frozen=True)
+class Planning:
+    """Shared inputs of one planning pass."""
+
+    ctx: CheckContext
+    options: FixOptions
+    units: dict[str, FleetUnit]
+    live: str
+    restarts: dict[str, float]
+
+
+Planner = Callable[[Finding, Planning], Repair]
+
+
+def plan(findings: Sequence[Finding], ctx: CheckContext, options: FixOptions) -> list[Repair]:
+    """A repair for every fixable finding, in report order."""
+    fixable = [f for f in findings if f.fixable and f.code in PLANNERS]
+    if not fixable:
+        return []
+    units = {u.name: _full(ctx, u) for u in fleet_units(ctx)}
+    live = live_mode(ctx.config, units.values())
+    restarts = FixJournal(ctx.config.fix.state_dir).last_restarts()
+    planning = Planning(ctx, options, units, live, restarts)
+    return [PLANNERS[f.code](f, planning) for f in fixable]
+
+
+def _full(ctx: CheckContext, unit: FleetUnit) -> FleetUnit:
+    if "Result" in unit.props or unit.load_state != "loaded":
+        return unit
+    props = ctx.systemd().unit_properties(unit.object_path, every_interface=True)
+    return dataclasses.replace(unit, props=props)
+
+
+def plan_unit_failed(finding: Finding, planning: Planning) -> Repair:
+    """QT101: reset-failed and restart, once the root cause is gone or was transient."""
+    unit = planning.units.get(finding.subject)
+    if unit is None:
+        return Repair(finding, held="unit is no longer loaded")
+    actions = (ResetFailed(unit.name), Restart(unit.name))
+    held = (
+        never_restart(unit, planning.ctx.config)
+        or _failed_again_after_our_restart(unit, planning.restarts)
+        or _root_cause_still_there(finding.cause, unit, planning.options)
+        or restart_permission(unit, planning.options, planning.live)
+    )
+    return Repair(finding, actions, held=held)
+
+
+def _failed_again_after_our_restart(unit: FleetUnit, restarts: dict[str, float]) -> str:
+    """A unit qtctl restarted that failed again: the cause was not transient; do not loop."""
+    ours = restarts.get(unit.name)
+    failed_at = int(unit.props.get("InactiveEnterTimestamp") or 0) / 1e6
+    if ours is None or failed_at < ours:
+        return ""
+    when = time.strftime("%H:%M:%S UTC", time.gmtime(ours))
+    return f"qtctl fix restarted it at {when} and it failed again: the cause is not transient"
+
+
+def _root_cause_still_there(cause: str, unit: FleetUnit, options: FixOptions) -> str:
+    probe = exec_probe(unit)
+    if cause == "exec-not-found":
+        if probe and probe.exists and probe.executable:
+            return ""
+        return f"root cause first: {unit.exec_path} is still missing or not executable"
+    if cause == "bad-interpreter":
+        if probe and not (probe.shebang_cr or probe.bom or probe.body_crlf):
+            return ""
+        return f"root cause first: {probe.path if probe else 'the script'} still has CRLF/BOM"
+    if cause == "bad-user":
+        user = str(unit.props.get("User") or "")
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return f"root cause first: user {user!r} still does not exist"
+        return ""
+    if cause in (
+        "redis-unreachable",
+        "timeout",
+        "oom-kill",
+        "signal",
+        "dependency",
+        "start-limit-hit",
+    ):
+        return ""  # transient: a restart may cure it, and the re-check says honestly if not
+    if unit.name in options.only:
+        return ""  # the operator vouches that the cause in the code was fixed
+    return (
+        f"root cause {cause} is in the service itself: fix it, then "
+        f"`qtctl fix --apply --unsafe --only {unit.name}`"
+    )
+
+
+def plan_not_found(finding: Finding, planning: Planning) -> Repair:
+    """QT102: remove dangling links, daemon-reload, reset-failed the not-found unit."""
+    actions: list[Action] = [
+        RemoveLink(link, os.readlink(link)) for link in dangling_links(finding.subject)
+    ]
+    unit = planning.units.get(finding.subject)
+    if actions:
+        actions.append(DaemonReload())
+    if unit is not None and unit.active_state == "failed":
+        actions.append(ResetFailed(unit.name))
+    referrers = finding.message.partition("wanted/required by ")[2].split(";")[0]
+    manual = f"remove {finding.subject} from the unit files of {referrers}" if referrers else ""
+    return Repair(finding, tuple(actions), manual=manual)
+
+
+def plan_drop_in(finding: Finding, planning: Planning) -> Repair:
+    """QT104 'no Restart=': a drop-in, never an edit of the vendor unit file."""
+    path = f"/etc/systemd/system/{finding.subject}.d/{DROP_IN_NAME}"
+    return Repair(finding, (WriteDropIn(path, RESTART_DROP_IN), DaemonReload()))
+
+
+PLANNERS: dict[str, Planner] = {
+    "QT101": plan_unit_failed,
+    "QT102": plan_not_found,
+    "QT104": plan_drop_in,
+}

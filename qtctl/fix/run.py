@@ -1,0 +1,103 @@
+"""`qtctl fix` as a library call: check, plan, apply (when asked), re-check, report honestly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qtctl.config import Config
+from qtctl.doctor import run_doctor
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import Finding
+from qtctl.engine.report import Report
+from qtctl.fix.apply import apply_repairs, undo
+from qtctl.fix.journal import FixJournal, FixRecord
+from qtctl.fix.planner import Repair, plan
+from qtctl.fix.policy import FixOptions
+
+SCHEMA = "qtctl.fix/1"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A repair and what the re-check says about its finding now."""
+
+    repair: Repair
+    after: Finding | None
+
+    @property
+    def result(self) -> str:
+        """fixed | still-failing | held | not-applied."""
+        if self.repair.held:
+            return "held"
+        if not self.repair.runnable:
+            return "not-applied"
+        return "still-failing" if self.after else "fixed"
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """What one `qtctl fix` run planned, did and found afterwards."""
+
+    repairs: tuple[Verified, ...]
+    applied: bool
+    record: FixRecord | None = None
+    after: Report | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No applied repair left its finding behind."""
+        return not any(v.result == "still-failing" for v in self.repairs)
+
+    def as_dict(self) -> dict[str, object]:
+        """The versioned JSON document."""
+        return {
+            "schema": SCHEMA,
+            "applied": self.applied,
+            "record": self.record.id if self.record else None,
+            "repairs": [_repair_dict(v) for v in self.repairs],
+        }
+
+
+def run_fix(config: Config, options: FixOptions) -> FixOutcome:
+    """Plan repairs for the current findings and, with --apply, carry them out and re-check."""
+    ctx = CheckContext(config)
+    try:
+        before = run_doctor(config, ctx=ctx)
+        repairs = plan(before.findings, ctx, options)
+        if not options.apply or not any(r.runnable for r in repairs):
+            return FixOutcome(tuple(Verified(r, None) for r in repairs), applied=False)
+        record = apply_repairs(repairs, ctx.systemd(), FixJournal(config.fix.state_dir))
+    finally:
+        ctx.close()
+    after = run_doctor(config)
+    still = {(f.code, f.subject): f for f in after.findings}
+    verified = tuple(
+        Verified(r, still.get((r.finding.code, r.finding.subject)) if r.runnable else None)
+        for r in repairs
+    )
+    return FixOutcome(verified, applied=True, record=record, after=after)
+
+
+def run_undo(config: Config, ref: str) -> tuple[FixRecord, FixRecord]:
+    """Undo a recorded fix: (the record undone, the undo's own record)."""
+    journal = FixJournal(config.fix.state_dir)
+    record = journal.load(ref)
+    ctx = CheckContext(config)
+    try:
+        return record, undo(record, ctx.systemd(), journal)
+    finally:
+        ctx.close()
+
+
+def _repair_dict(v: Verified) -> dict[str, object]:
+    f = v.repair.finding
+    return {
+        "code": f.code,
+        "subject": f.subject,
+        "cause": f.cause,
+        "actions": [a.describe() for a in v.repair.actions],
+        "held": v.repair.held,
+        "manual": v.repair.manual,
+        "result": v.result,
+        "after": v.after.as_dict() if v.after else None,
+    }
