@@ -6,12 +6,22 @@ registered, every code unique and documented.
 
 from __future__ import annotations
 
-from qtctl.checks import backends, host_resources, systemd_units
+from qtctl.checks import (
+    backends,
+    host_resources,
+    systemd_units,
+    unit_drift,
+    unit_files,
+    unit_inventory,
+)
 from qtctl.engine.check import Check
 
 REGISTRY: tuple[Check, ...] = (
     backends.SYSTEMD_CHECK,
     systemd_units.CHECK,
+    unit_files.CHECK,
+    unit_inventory.CHECK,
+    unit_drift.CHECK,
     backends.REDIS_CHECK,
     host_resources.CHECK,
 )

@@ -45,6 +45,9 @@ class FleetSettings:
     live_mode_var: str = "TRADING_MODE"
     live_mode_values: tuple[str, ...] = ("live", "real", "production")
     code_roots: tuple[str, ...] = ("/home/qt/quantum_trader",)
+    expected_units: tuple[str, ...] = ()
+    expected_count: int = field(default=0, metadata={"min": 0})
+    inventory_file: str = "/var/lib/qtctl/inventory.json"
 
 
 @dataclass(frozen=True)

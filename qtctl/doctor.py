@@ -27,3 +27,16 @@ def run_doctor(
     finally:
         if own:
             context.close()
+
+
+def snapshot_inventory(config: Config) -> tuple[str, int]:
+    """Record the currently active fleet units as the expected inventory (QT105)."""
+    from qtctl.diagnosis.fleet import fleet_units
+    from qtctl.diagnosis.inventory import record
+
+    ctx = CheckContext(config)
+    try:
+        active = [u.name for u in fleet_units(ctx) if u.active_state == "active"]
+    finally:
+        ctx.close()
+    return str(record(config, active)), len(active)

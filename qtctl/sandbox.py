@@ -27,7 +27,7 @@ from qtctl.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
-TARGET = "qtctl-sandbox.target"
+TARGET = "sandbox-default.target"
 SYSTEMD = "/lib/systemd/systemd"
 MASKED_ROOTS = ("/tmp/", "/run/")
 

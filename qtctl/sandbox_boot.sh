@@ -37,7 +37,7 @@ for path in "$@"; do
     mount --rbind "$path" "$r$path"
     mount -o remount,bind,ro "$r$path"
 done
-ln -sf /etc/systemd/system/qtctl-sandbox.target "$r/etc/systemd/system/default.target"
+ln -sf /etc/systemd/system/sandbox-default.target "$r/etc/systemd/system/default.target"
 cd "$r"
 export container=other
 exec chroot . /lib/systemd/systemd --system --log-target=journal

@@ -29,7 +29,7 @@ def fleet() -> Iterator[Sandbox]:
 
 
 def fix(box: Sandbox, *args: str) -> dict[str, dict[str, object]]:
-    res = box.qtctl("--format", "json", "fix", "--select", "QT1", *args)
+    res = box.qtctl("--format", "json", "fix", "--select", "QT101,QT102,QT103", *args)
     assert res.returncode in (0, 1), res.stderr
     doc = json.loads(res.stdout)
     assert doc["schema"] == "qtctl.fix/1"
@@ -37,7 +37,7 @@ def fix(box: Sandbox, *args: str) -> dict[str, dict[str, object]]:
 
 
 def findings(box: Sandbox) -> dict[str, str]:
-    res = box.qtctl("--format", "json", "doctor", "--select", "QT1")
+    res = box.qtctl("--format", "json", "doctor", "--select", "QT101,QT102,QT103")
     return {f["subject"]: f["cause"] for f in json.loads(res.stdout)["findings"]}
 
 

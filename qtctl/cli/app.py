@@ -97,9 +97,17 @@ def doctor(
     redis_url: RedisUrlOpt = None,
     fmt: FormatOpt = None,
     config: ConfigOpt = None,
+    snapshot_inventory: Annotated[
+        bool,
+        typer.Option(
+            "--snapshot-inventory",
+            help="Record the active fleet units as the expected inventory (QT105) first.",
+        ),
+    ] = False,
 ) -> None:
     """Diagnose the fleet: units, code, Redis streams, services and the host."""
     from qtctl.doctor import run_doctor
+    from qtctl.doctor import snapshot_inventory as snapshot
     from qtctl.engine.exitcodes import exit_code
 
     opts: GlobalOptions = ctx.obj
@@ -111,6 +119,9 @@ def doctor(
         "redis.url": redis_url,
     }
     cfg = opts.config_for(config, flags)
+    if snapshot_inventory:
+        path, count = snapshot(cfg)
+        out.note(f"recorded {count} active fleet units as the expected inventory in {path}")
     report = run_doctor(cfg)
     out.report(report)
     raise typer.Exit(exit_code(report, cfg.doctor.fail_on))

@@ -29,6 +29,7 @@ class Repair:
     actions: tuple[Action, ...] = ()
     held: str = ""
     manual: str = ""
+    resolves: str = ""  # the one problem kind it removes from a multi-problem finding
 
     @property
     def runnable(self) -> bool:
@@ -146,7 +147,9 @@ def plan_not_found(finding: Finding, planning: Planning) -> Repair:
 def plan_drop_in(finding: Finding, planning: Planning) -> Repair:
     """QT104 'no Restart=': a drop-in, never an edit of the vendor unit file."""
     path = f"/etc/systemd/system/{finding.subject}.d/{DROP_IN_NAME}"
-    return Repair(finding, (WriteDropIn(path, RESTART_DROP_IN), DaemonReload()))
+    return Repair(
+        finding, (WriteDropIn(path, RESTART_DROP_IN), DaemonReload()), resolves="no-restart"
+    )
 
 
 PLANNERS: dict[str, Planner] = {

@@ -31,7 +31,12 @@ class Verified:
             return "held"
         if not self.repair.runnable:
             return "not-applied"
-        return "still-failing" if self.after else "fixed"
+        if self.after is None:
+            return "fixed"
+        resolves = self.repair.resolves
+        if resolves and resolves not in self.after.cause.split(","):
+            return "fixed"  # other problems of the same finding remain, this one is gone
+        return "still-failing"
 
 
 @dataclass(frozen=True)

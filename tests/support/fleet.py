@@ -16,6 +16,34 @@ HEALTHY_COUNT = 60
 LEGACY = "quantum-legacy-bridge.service"
 DISABLED = "quantum-feature-cache.service"  # failed, and not enabled: fix must not start it
 
+CLEAN = "User=daemon\nRestart=on-failure\nMemoryMax=256M\nCPUQuota=50%\n"
+# Unit-file mistakes of the real fleet, in units that still start (QT104 only).
+LINT_DEMO = """\
+[Unit]
+Description=quantum unit-file mistakes
+After=redis.service redis-server.service
+
+[Service]
+ExecStart=/usr/bin/python3 /home/qt/quantum_trader/microservices/sleeper/main.py
+User=daemon
+Restart=on-failure
+CPUQuota=50%
+StartLimitIntervalSec=0
+MemoryLimit=1G
+MemoryMax=16G # raised for the backfill
+Environment="PYTHONPATH=/home/qt/quantum_trader:/opt/quantum/missing-lib"
+"""
+NO_RESTART = """\
+[Unit]
+Description=quantum service without restart policy
+
+[Service]
+ExecStart=/usr/bin/python3 /home/qt/quantum_trader/microservices/sleeper/main.py
+User=daemon
+MemoryMax=256M
+CPUQuota=50%
+"""
+BROKEN_DROP_IN = "Restart=always\n"  # no [Service] header: systemd ignores every line
 SLEEPER = "import time\nwhile True:\n    time.sleep(3600)\n"
 RISK_PROPOSAL_MAIN = """\
 import os, sys
@@ -61,11 +89,9 @@ def healthy_units() -> dict[str, str]:
     units = {}
     for i in range(HEALTHY_COUNT):
         name = f"quantum-svc-{i:02d}.service"
-        units[name] = _service(
-            f"{PY} {ROOT}/microservices/sleeper/main.py", "Restart=on-failure\nMemoryMax=256M\n"
-        )
+        units[name] = _service(f"/usr/bin/python3 {ROOT}/microservices/sleeper/main.py", CLEAN)
     units["quantum-main-ai@ensemble.service"] = _service(
-        f"{PY} {ROOT}/microservices/sleeper/main.py", "Restart=on-failure\n"
+        f"/usr/bin/python3 {ROOT}/microservices/sleeper/main.py", CLEAN
     )
     return units
 
@@ -137,7 +163,26 @@ def fleet_spec() -> SandboxSpec:
     for name in units:
         if name != DISABLED:  # enabled, as on the real fleet
             links[f"{etc}/multi-user.target.wants/{name}"] = f"{etc}/{name}"
-    return SandboxSpec(units=units, files=files(), symlinks=links, wants=sorted(units))
+    units["quantum-lint-demo.service"] = LINT_DEMO
+    units["quantum-no-restart.service"] = NO_RESTART
+    unit_files = {
+        **files(),
+        **code_root_copies(units),
+        f"{etc}/quantum-no-restart.service.d/override.conf": BROKEN_DROP_IN,
+        f"{etc}/quantum-no-restart.service.d/notes.txt": "old override\n",
+    }
+    return SandboxSpec(units=units, files=unit_files, symlinks=links, wants=sorted(units))
+
+
+def code_root_copies(units: dict[str, str]) -> dict[str, str]:
+    """Unit files kept in the code tree: one copy matches, two others drifted (QT106)."""
+    repo = f"{ROOT}/deploy/systemd"
+    return {
+        f"{repo}/quantum-svc-00.service": units["quantum-svc-00.service"],
+        f"{repo}/quantum-lint-demo.service": LINT_DEMO.replace(" # raised for the backfill", ""),
+        f"{ROOT}/ops/old/quantum-lint-demo.service": LINT_DEMO.replace("User=daemon\n", ""),
+        f"{ROOT}/.venv/lib/quantum-svc-01.service": "inside a virtualenv: never read\n",
+    }
 
 
 EXPECTED_CAUSES = {

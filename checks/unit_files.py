@@ -1,0 +1,202 @@
+"""QT104: unit file problems, from `systemd-analyze verify` and qtctl's own reading of the files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+
+from qtctl.diagnosis.fleet import FleetUnit, fleet_units, is_fleet
+from qtctl.diagnosis.unit_file import parse
+from qtctl.diagnosis.unit_lint import Problem, UnitView, lint
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system")
+VERIFY_AT_LINE = re.compile(r"^(/\S+):(\d+): (.*)$")
+VERIFY_UNIT = re.compile(r"^(\S+\.(?:service|timer|socket|target|path|mount|slice)): (.*)$")
+VERIFY_TIMEOUT = 30
+
+UNIT_FILE_PROBLEMS = CodeDoc(
+    code="QT104",
+    title="unit file problems",
+    severity="error/warning/info",
+    meaning="What `systemd-analyze verify` reports for the fleet's units (missing ExecStart "
+    "programs, unknown directives) plus what it misses or words cryptically: directives in the "
+    "wrong section (StartLimitIntervalSec= under [Service] is ignored), deprecated ones "
+    "(MemoryLimit=), inline `# comments` (systemd has none), broken drop-ins, Requires= on units "
+    "that do not exist, one dependency spelled several ways, ProtectHome= over code in /home, "
+    "missing WorkingDirectory/User/PYTHONPATH entries, Python services as root, services "
+    "without Restart= or without memory/CPU limits. `cause` lists the problem kinds.",
+    why="Each of these silently changes how the unit runs: a limit that is not applied, a "
+    "restart policy that never triggers, a service that cannot start.",
+    fix="Edit the unit with `systemctl edit UNIT` (a drop-in) rather than the vendor file; "
+    "`qtctl fix` adds Restart=on-failure as a drop-in.",
+)
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    """One finding per fleet unit whose files have problems."""
+    units = fleet_units(ctx)
+    not_found = frozenset(u.name for u in units if u.load_state == "not-found")
+    aliases = {alias: u.name for u in units for alias in u.props.get("Names") or []}
+    loaded = {u.name: u for u in units if u.props.get("FragmentPath")}
+    files = {**unit_files_on_disk(ctx.config.fleet.units), **_fragments(loaded.values())}
+    verified = verify(sorted(files.values()))
+    for name, fragment in sorted(files.items()):
+        unit = loaded.get(name)
+        view = _view(name, fragment, unit, not_found, aliases)
+        problems = lint(view) + _stray_drop_ins(name) + (_load_error(unit) if unit else [])
+        problems += _verify_problems(name, view, verified, problems)
+        if problems:
+            yield _finding(name, sorted(problems, key=lambda p: -p.severity))
+
+
+def _fragments(units: Iterable[FleetUnit]) -> dict[str, str]:
+    return {u.name: str(u.props["FragmentPath"]) for u in units}
+
+
+def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
+    """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
+    found: dict[str, str] = {}
+    for base in reversed(UNIT_DIRS):
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(base, entry)
+            if not is_fleet(entry, patterns):
+                continue
+            real = os.path.realpath(path)
+            if real == "/dev/null":
+                found.pop(entry, None)  # masked: not to be linted or started
+            elif os.path.isfile(real) and os.path.basename(real) == entry:
+                found[entry] = real  # a unit file, or one linked in with `systemctl link`
+            # anything else is an alias or an enablement link
+    return found
+
+
+def _view(
+    name: str,
+    fragment: str,
+    unit: FleetUnit | None,
+    not_found: frozenset[str],
+    aliases: dict[str, str],
+) -> UnitView:
+    drop_ins = list(unit.props.get("DropInPaths") or []) if unit else _drop_ins(name)
+    files = tuple(parse(p) for p in [fragment, *drop_ins])
+    requires = tuple(unit.props.get("Requires") or ()) if unit else ()
+    return UnitView(name, files, requires, not_found, aliases)
+
+
+def _drop_ins(name: str) -> list[str]:
+    found = []
+    for base in UNIT_DIRS:
+        folder = os.path.join(base, f"{name}.d")
+        if os.path.isdir(folder):
+            found += [
+                os.path.join(folder, e) for e in sorted(os.listdir(folder)) if e.endswith(".conf")
+            ]
+    return found
+
+
+def verify(paths: Sequence[str]) -> list[str]:
+    """`systemd-analyze verify` over all fleet unit files at once; its message lines."""
+    if not paths:
+        return []
+    try:
+        res = subprocess.run(
+            ["systemd-analyze", "verify", *paths],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=VERIFY_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"systemd-analyze verify could not run: {exc}"]
+    return [line for line in res.stderr.splitlines() if line.strip()]
+
+
+def _verify_problems(
+    name: str, view: UnitView, lines: list[str], own: list[Problem]
+) -> list[Problem]:
+    paths = {f.path for f in view.files}
+    seen = {p.where for p in own if p.where}
+    own_text = " ".join(p.text for p in own)
+    found = []
+    for line in lines:
+        at = VERIFY_AT_LINE.match(line)
+        named = VERIFY_UNIT.match(line)
+        if at and at.group(1) in paths:
+            where, text = f"{at.group(1)}:{at.group(2)}", at.group(3)
+        elif named and named.group(1) == name:
+            where, text = "", named.group(2)
+        else:
+            continue
+        missing = re.search(r"Unit (\S+) not found", text)
+        if where in seen or (missing and missing.group(1) in own_text):
+            continue  # qtctl's own finding says it more clearly
+        found.append(Problem(_verify_severity(text), "verify", where, text))
+    return found
+
+
+def _verify_severity(text: str) -> Severity:
+    fatal = ("not executable", "not found", "Failed to", "Refusing", "has no ExecStart")
+    return Severity.ERROR if any(word in text for word in fatal) else Severity.WARNING
+
+
+def _stray_drop_ins(name: str) -> list[Problem]:
+    found = []
+    for base in UNIT_DIRS:
+        folder = os.path.join(base, f"{name}.d")
+        if not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            if not entry.endswith(".conf"):
+                found.append(
+                    Problem(
+                        Severity.WARNING,
+                        "broken-drop-in",
+                        f"{folder}/{entry}",
+                        "drop-in does not end in .conf: systemd ignores it",
+                    )
+                )
+    return found
+
+
+def _load_error(unit: FleetUnit) -> list[Problem]:
+    if unit.load_state in ("loaded", "not-found", "masked"):
+        return []
+    error = unit.props.get("LoadError") or ("", "")
+    return [
+        Problem(
+            Severity.ERROR,
+            "load-error",
+            "",
+            f"systemd refused to load it ({unit.load_state}): {error[1] or error[0]}",
+        )
+    ]
+
+
+def _finding(name: str, problems: list[Problem]) -> Finding:
+    worst = problems[0]
+    kinds = list(dict.fromkeys(p.kind for p in problems))
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Finding(
+        code=UNIT_FILE_PROBLEMS.code,
+        severity=worst.severity,
+        subject=name,
+        message=f"{worst.text}{more}",
+        cause=",".join(kinds),
+        detail=tuple(p.line() for p in problems),
+        fix_hint="drop-in with Restart=on-failure"
+        if "no-restart" in kinds
+        else "edit with `systemctl edit UNIT` (a drop-in), then daemon-reload",
+        fixable="no-restart" in kinds,
+    )
+
+
+CHECK = Check(name="unit_files", codes=(UNIT_FILE_PROBLEMS,), run=run)
