@@ -139,3 +139,21 @@ def test_a_crash_is_reported_even_when_its_code_is_not_selected() -> None:
     assert [f.code for f in report.findings] == ["QT000"]
     report = run_checks((check,), _ctx(), Selection(ignore=("QT000",)), 5)
     assert report.findings == ()
+
+
+def test_findings_about_one_subject_are_linked() -> None:
+    def units(ctx: CheckContext) -> Iterator[Finding]:
+        yield Finding("QT101", Severity.ERROR, "quantum-x.service", "failed", cause="bad-user")
+        yield Finding("QT101", Severity.ERROR, "quantum-y.service", "failed")
+
+    def files(ctx: CheckContext) -> Iterator[Finding]:
+        yield Finding("QT104", Severity.ERROR, "quantum-x.service", "User=x does not exist")
+
+    checks = (_check("units", "QT101", units), _check("files", "QT104", files))
+    report = run_checks(checks, _ctx(), Selection(), 5)
+    related = {(f.code, f.subject): f.related for f in report.findings}
+    assert related == {
+        ("QT101", "quantum-x.service"): ("QT104 quantum-x.service",),
+        ("QT101", "quantum-y.service"): (),
+        ("QT104", "quantum-x.service"): ("QT101 quantum-x.service",),
+    }

@@ -10,6 +10,7 @@ import pytest
 
 from qtctl.sandbox import Sandbox, SandboxSpec
 from tests.support.fleet import fleet_spec
+from tests.test_systemd_units import settle
 
 pytestmark = pytest.mark.sandbox
 ETC = "/etc/systemd/system"
@@ -155,3 +156,17 @@ def test_fix_adds_restart_as_a_drop_in_verified_and_undoable(sandbox: Boot) -> N
     assert undo.returncode == 0, undo.stderr
     assert box.run("test", "-e", drop_in).returncode == 1
     assert box.systemctl("show", "-P", "Restart", unit).stdout.strip() == "no"
+
+
+def test_a_failed_unit_links_to_the_unit_file_mistake_behind_it() -> None:
+    with Sandbox(fleet_spec()) as box:
+        settle(box)
+        res = box.qtctl("--format", "json", "doctor", "--select", "QT101,QT104")
+    found = {(f["code"], f["subject"]): f for f in json.loads(res.stdout)["findings"]}
+    assert found[("QT101", "quantum-bad-user.service")]["related"] == [
+        "QT104 quantum-bad-user.service"
+    ]
+    assert (
+        "QT101 quantum-signal-loop.service"
+        in found[("QT104", "quantum-signal-loop.service")]["related"]
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from qtctl.engine.check import Check, is_selected
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.linking import link_by_subject
 from qtctl.engine.report import Report, Skipped
 from qtctl.errors import AdapterUnavailable
 
@@ -63,7 +64,8 @@ def run_checks(
             continue
         ran.append(check.name)
         findings.extend(f for f in outcome if selection.wants(f.code))
-    return Report(tuple(findings), tuple(skipped), tuple(ran), time.monotonic() - started)
+    linked = link_by_subject(findings)
+    return Report(tuple(linked), tuple(skipped), tuple(ran), time.monotonic() - started)
 
 
 def _run_one(check: Check, ctx: CheckContext, timeout: float) -> list[Finding] | Skipped:
