@@ -7,7 +7,7 @@ import importlib
 
 from bench.harness import Comparison, table
 
-BENCHMARKS = ("startup",)
+BENCHMARKS = ("startup", "unit_checks")
 
 
 def main() -> None:

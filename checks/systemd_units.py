@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import time
@@ -70,7 +69,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     loaded = [u for u in units if u.load_state == "loaded"]
     failed = [u for u in loaded if u.active_state == "failed"]
     restarts = _restart_counts(ctx, loaded)
-    unstable = [_with_all_props(ctx, u) for u in loaded if u.name in restarts]
+    unstable = [u for u in loaded if u.name in restarts]
     batch = journal_batch(ctx, failed + unstable)
     for unit in failed:
         yield _failed(ctx, unit, batch)
@@ -97,13 +96,6 @@ def _restart_counts(ctx: CheckContext, units: Sequence[FleetUnit]) -> dict[str, 
         if unit.active_state != "failed" and (looping or window >= settings.restart_warn):
             found[unit.name] = (recent if looping else 0, window)
     return found
-
-
-def _with_all_props(ctx: CheckContext, unit: FleetUnit) -> FleetUnit:
-    if "Result" in unit.props:
-        return unit
-    props = ctx.systemd().unit_properties(unit.object_path, every_interface=True)
-    return dataclasses.replace(unit, props=props)
 
 
 def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:

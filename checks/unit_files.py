@@ -5,16 +5,23 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from qtctl.diagnosis.fleet import FleetUnit, fleet_units, is_fleet
-from qtctl.diagnosis.unit_file import parse
+from qtctl.diagnosis.unit_file import all_values, parse
 from qtctl.diagnosis.unit_lint import Problem, UnitView, lint
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
-UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system")
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
+REFUSED_STATES = ("bad-setting", "error")
 VERIFY_AT_LINE = re.compile(r"^(/\S+):(\d+): (.*)$")
 VERIFY_UNIT = re.compile(r"^(\S+\.(?:service|timer|socket|target|path|mount|slice)): (.*)$")
 VERIFY_TIMEOUT = 30
@@ -38,24 +45,25 @@ UNIT_FILE_PROBLEMS = CodeDoc(
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
-    """One finding per fleet unit whose files have problems."""
-    units = fleet_units(ctx)
-    not_found = frozenset(u.name for u in units if u.load_state == "not-found")
-    aliases = {alias: u.name for u in units for alias in u.props.get("Names") or []}
-    loaded = {u.name: u for u in units if u.props.get("FragmentPath")}
-    files = {**unit_files_on_disk(ctx.config.fleet.units), **_fragments(loaded.values())}
+    """One finding per fleet unit whose files have problems (read from disk, not D-Bus)."""
+    units = {u.name: u for u in fleet_units(ctx)}
+    not_found = frozenset(n for n, u in units.items() if u.load_state == "not-found")
+    files = unit_files_on_disk(ctx.config.fleet.units)
+    refused = {n: u for n, u in units.items() if u.load_state in REFUSED_STATES}
+    files.update(
+        {
+            n: str(u.props.get("FragmentPath"))
+            for n, u in refused.items()
+            if u.props.get("FragmentPath")
+        }
+    )
     verified = verify(sorted(files.values()))
     for name, fragment in sorted(files.items()):
-        unit = loaded.get(name)
-        view = _view(name, fragment, unit, not_found, aliases)
-        problems = lint(view) + _stray_drop_ins(name) + (_load_error(unit) if unit else [])
+        view = _view(name, fragment, not_found)
+        problems = lint(view) + _stray_drop_ins(name) + _load_error(refused.get(name))
         problems += _verify_problems(name, view, verified, problems)
         if problems:
             yield _finding(name, sorted(problems, key=lambda p: -p.severity))
-
-
-def _fragments(units: Iterable[FleetUnit]) -> dict[str, str]:
-    return {u.name: str(u.props["FragmentPath"]) for u in units}
 
 
 def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
@@ -79,17 +87,10 @@ def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _view(
-    name: str,
-    fragment: str,
-    unit: FleetUnit | None,
-    not_found: frozenset[str],
-    aliases: dict[str, str],
-) -> UnitView:
-    drop_ins = list(unit.props.get("DropInPaths") or []) if unit else _drop_ins(name)
-    files = tuple(parse(p) for p in [fragment, *drop_ins])
-    requires = tuple(unit.props.get("Requires") or ()) if unit else ()
-    return UnitView(name, files, requires, not_found, aliases)
+def _view(name: str, fragment: str, not_found: frozenset[str]) -> UnitView:
+    files = tuple(parse(p) for p in [fragment, *_drop_ins(name)])
+    requires = tuple(dep for d in all_values(files, "Unit", "Requires") for dep in d.value.split())
+    return UnitView(name, files, requires, not_found, {})
 
 
 def _drop_ins(name: str) -> list[str]:
@@ -167,8 +168,8 @@ def _stray_drop_ins(name: str) -> list[Problem]:
     return found
 
 
-def _load_error(unit: FleetUnit) -> list[Problem]:
-    if unit.load_state in ("loaded", "not-found", "masked"):
+def _load_error(unit: FleetUnit | None) -> list[Problem]:
+    if unit is None:
         return []
     error = unit.props.get("LoadError") or ("", "")
     return [

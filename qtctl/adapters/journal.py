@@ -67,7 +67,7 @@ class Journal:
         self._check(self._lib.sd_journal_seek_tail(self._handle), "seek_tail")
         found: list[Entry] = []
         while len(found) < limit and self._lib.sd_journal_previous(self._handle) > 0:
-            entry = self._entry()
+            entry = self._entry(unit)
             if entry.usec < since_usec:
                 break
             if entry.message_id != RESTART_SCHEDULED:
@@ -76,21 +76,33 @@ class Journal:
         return found
 
     def events(self, since_usec: int, batch: JournalBatch) -> None:
-        """Restart-scheduled events of every unit and kernel OOM kills since a time."""
-        self._match([f"MESSAGE_ID={RESTART_SCHEDULED}", "_TRANSPORT=kernel"])
+        """Restart-scheduled events of every unit since a time."""
+        self._match([f"MESSAGE_ID={RESTART_SCHEDULED}"])
         self._check(self._lib.sd_journal_seek_realtime_usec(self._handle, since_usec), "seek")
         for _ in range(MAX_EVENT_SCAN):
             if self._lib.sd_journal_next(self._handle) <= 0:
                 break
             batch.entries_read += 1
-            if self._field("_TRANSPORT") == "kernel":
-                unit = _oom_unit(self._field("MESSAGE"))
-                if unit:
-                    batch.oom_units[unit] += 1
-            else:
-                entry = self._entry()
-                if entry.unit:
-                    batch.restarts[entry.unit].append(entry.usec)
+            entry = self._entry()
+            if entry.unit:
+                batch.restarts[entry.unit].append(entry.usec)
+
+    def oom_kills(self, since_usec: int, until_usec: int) -> Counter[str]:
+        """Units named by kernel OOM-kill lines in a time window (cgroup v1 evidence)."""
+        found: Counter[str] = Counter()
+        self._match(["_TRANSPORT=kernel"])
+        self._check(self._lib.sd_journal_seek_realtime_usec(self._handle, since_usec), "seek")
+        for _ in range(MAX_EVENT_SCAN):
+            if self._lib.sd_journal_next(self._handle) <= 0:
+                break
+            usec = ctypes.c_uint64()
+            self._lib.sd_journal_get_realtime_usec(self._handle, ctypes.byref(usec))
+            if usec.value > until_usec:
+                break
+            unit = _oom_unit(self._field("MESSAGE"))
+            if unit:
+                found[unit] += 1
+        return found
 
     def _match(self, alternatives: Iterable[str]) -> None:
         self._lib.sd_journal_flush_matches(self._handle)
@@ -100,14 +112,14 @@ class Journal:
             data = match.encode("utf-8", "surrogateescape")
             self._check(self._lib.sd_journal_add_match(self._handle, data, len(data)), "match")
 
-    def _entry(self) -> Entry:
+    def _entry(self, unit: str = "") -> Entry:
         usec = ctypes.c_uint64()
         self._lib.sd_journal_get_realtime_usec(self._handle, ctypes.byref(usec))
         return Entry(
             usec=usec.value,
             message=self._field("MESSAGE"),
             # systemd's own lines about a unit carry UNIT=; the service's output _SYSTEMD_UNIT=.
-            unit=self._field("UNIT") or self._field("_SYSTEMD_UNIT"),
+            unit=unit or self._field("UNIT") or self._field("_SYSTEMD_UNIT"),
             invocation=self._field("INVOCATION_ID") or self._field("_SYSTEMD_INVOCATION_ID"),
             message_id=self._field("MESSAGE_ID"),
         )
@@ -139,9 +151,15 @@ def read_events(since_usec: int) -> JournalBatch:
     return batch
 
 
-def read_units(batch: JournalBatch, starts: Mapping[str, int], per_unit: int = 200) -> JournalBatch:
-    """The newest `per_unit` lines of each unit since its own start, into `batch`."""
-    if not starts:
+def read_units(
+    batch: JournalBatch,
+    starts: Mapping[str, int],
+    per_unit: int = 200,
+    oom_windows: Mapping[str, tuple[int, int]] | None = None,
+) -> JournalBatch:
+    """The newest `per_unit` lines of each unit since its own start, into `batch`; kernel OOM
+    lines are looked up only around the deaths of units killed by SIGKILL (`oom_windows`)."""
+    if not starts and not oom_windows:
         return batch
     journal = Journal()
     try:
@@ -149,6 +167,9 @@ def read_units(batch: JournalBatch, starts: Mapping[str, int], per_unit: int = 2
             entries = journal.tail(unit, since, per_unit)
             batch.entries_read += len(entries)
             batch.by_unit[unit] = deque(entries, maxlen=per_unit)
+        for unit, (since, until) in (oom_windows or {}).items():
+            if journal.oom_kills(since, until).get(unit):
+                batch.oom_units[unit] += 1
     finally:
         journal.close()
     return batch

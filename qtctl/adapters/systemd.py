@@ -14,6 +14,24 @@ BOOTED_MARKER = "/run/systemd/system"
 PRIVATE_SOCKET = "/run/systemd/private"
 
 
+# The Service properties qtctl reads, with their D-Bus signatures.
+SERVICE_PROPERTIES: dict[str, bytes] = {
+    "Result": b"s",
+    "Type": b"s",
+    "Restart": b"s",
+    "User": b"s",
+    "ExecMainCode": b"i",
+    "ExecMainStatus": b"i",
+    "ExecMainStartTimestamp": b"t",
+    "ExecMainExitTimestamp": b"t",
+    "NRestarts": b"u",
+    "MemoryMax": b"t",
+    "ExecStart": b"a(sasbttttuii)",
+    "Environment": b"as",
+    "EnvironmentFiles": b"a(sb)",
+}
+
+
 @dataclass(frozen=True)
 class UnitRow:
     """One line of ListUnits: what `systemctl list-units` shows."""
@@ -97,16 +115,30 @@ class SystemdAdapter:
         raw = self.manager_call(b"ListUnitsByPatterns", b"asas", [], [p.encode() for p in patterns])
         return [UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw]
 
-    def unit_properties(self, object_path: bytes, every_interface: bool) -> dict[str, Any]:
-        """The Unit properties of one unit, or those of all its interfaces in one call."""
-        interface = b"" if every_interface else b"org.freedesktop.systemd1.Unit"
-        return self._get_all(object_path, interface)
+    def unit_properties(self, object_path: bytes, service: bool) -> dict[str, Any]:
+        """The Unit properties of a unit, plus the Service properties qtctl reads.
+
+        One GetAll of the Unit interface and a Get per listed Service property: a third of
+        the cost of GetAll over all ~400 properties.
+        """
+        props = self._get_all(object_path, b"org.freedesktop.systemd1.Unit")
+        if service:
+            for name, signature in SERVICE_PROPERTIES.items():
+                value = self.bus.get_property(
+                    b"org.freedesktop.systemd1",
+                    object_path,
+                    b"org.freedesktop.systemd1.Service",
+                    name.encode(),
+                    signature,
+                )
+                props[name] = value
+        return props
 
     def _get_all(self, object_path: bytes, interface: bytes) -> dict[str, Any]:
         body = self._call(
             object_path, b"org.freedesktop.DBus.Properties", b"GetAll", b"s", interface
         )
-        return {_s(key): _decode(value) for key, value in body.items()}
+        return LazyProps(body)
 
     def unit_state(self, unit: str) -> str:
         """ActiveState of a unit by name (loads it if needed)."""
@@ -136,6 +168,38 @@ class SystemdAdapter:
     def close(self) -> None:
         """Close the bus connection."""
         self.bus.close()
+
+
+class LazyProps(dict[str, Any]):
+    """Property dict that decodes a value (bytes -> str, recursively) only when it is read."""
+
+    def __init__(self, raw: dict[bytes, Any]) -> None:
+        super().__init__()
+        self._raw = {_s(key): value for key, value in raw.items()}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._raw[key] = value
+        super().pop(key, None)
+
+    def __getitem__(self, key: str) -> Any:
+        if not super().__contains__(key):
+            super().__setitem__(key, _decode(self._raw[key]))
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self._raw else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Any:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def keys(self) -> Any:
+        return self._raw.keys()
 
 
 def _s(value: Any) -> str:

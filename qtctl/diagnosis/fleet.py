@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qtctl.adapters.journal import JournalBatch, read_events, read_units
@@ -18,21 +19,28 @@ log = logging.getLogger(__name__)
 
 INFINITY = 2**64 - 1
 SHELLS = ("sh", "bash", "dash", "zsh")
-DOWN_STATES = ("failed", "activating", "deactivating")
-DOWN_STATES = ("failed", "activating", "deactivating")
 
 
 @dataclass(frozen=True)
 class FleetUnit:
-    """One fleet unit: its state from ListUnits plus all its D-Bus properties."""
+    """One fleet unit: its state from ListUnits; its D-Bus properties are read on first use."""
 
     name: str
     object_path: bytes
     load_state: str
     active_state: str
     sub_state: str
-    file_state: str
-    props: Mapping[str, Any]
+    loader: Callable[[bytes], Mapping[str, Any]] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def props(self) -> Mapping[str, Any]:
+        """Unit properties plus the Service ones qtctl reads (on first access)."""
+        return self.loader(self.object_path)
+
+    @property
+    def file_state(self) -> str:
+        """enabled, disabled, masked, static, ... (UnitFileState)."""
+        return str(self.props.get("UnitFileState", ""))
 
     @property
     def invocation(self) -> str:
@@ -66,24 +74,21 @@ def fleet_units(ctx: CheckContext) -> list[FleetUnit]:
 def _load(ctx: CheckContext) -> list[FleetUnit]:
     systemd = ctx.systemd()
     patterns = list(ctx.config.fleet.units)
-    units = []
-    for row in systemd.list_units(patterns):
-        # Units that are down need their Service properties (Result, ExecMainStatus, ...);
-        # for the rest the Unit interface is enough and four times cheaper.
-        down = row.active_state in DOWN_STATES or row.sub_state == "auto-restart"
-        props = systemd.unit_properties(row.object_path, every_interface=down)
-        file_state = str(props.get("UnitFileState", ""))
-        units.append(
-            FleetUnit(
-                row.name,
-                row.object_path,
-                row.load_state,
-                row.active_state,
-                row.sub_state,
-                file_state,
-                props,
-            )
+
+    def loader(service: bool) -> Callable[[bytes], Mapping[str, Any]]:
+        return lambda path: systemd.unit_properties(path, service)
+
+    units = [
+        FleetUnit(
+            row.name,
+            row.object_path,
+            row.load_state,
+            row.active_state,
+            row.sub_state,
+            loader(row.name.endswith(".service") and row.load_state == "loaded"),
         )
+        for row in systemd.list_units(patterns)
+    ]
     return sorted(units, key=lambda u: u.name)
 
 
@@ -106,9 +111,20 @@ def journal_batch(ctx: CheckContext, units: Sequence[FleetUnit]) -> JournalBatch
             if unit.active_state == "failed" and started:
                 starts[unit.name] = started - 1_000_000
         events = journal_events(ctx)
-        return _degrade(lambda: read_units(events, starts), events)
+        return _degrade(lambda: read_units(events, starts, oom_windows=_oom_windows(units)), events)
 
     return ctx.memo("journal_batch", read)  # type: ignore[no-any-return]
+
+
+def _oom_windows(units: Sequence[FleetUnit]) -> dict[str, tuple[int, int]]:
+    """Around each SIGKILL death: where a cgroup v1 kernel OOM line would be."""
+    windows = {}
+    for unit in units:
+        killed = unit.props.get("ExecMainCode") == 2 and unit.props.get("ExecMainStatus") == 9
+        died = int(unit.props.get("ExecMainExitTimestamp") or 0)
+        if killed and died:
+            windows[unit.name] = (died - 120_000_000, died + 5_000_000)
+    return windows
 
 
 def _degrade(

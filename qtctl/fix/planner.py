@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pwd
 import time
@@ -56,18 +55,11 @@ def plan(findings: Sequence[Finding], ctx: CheckContext, options: FixOptions) ->
     fixable = [f for f in findings if f.fixable and f.code in PLANNERS]
     if not fixable:
         return []
-    units = {u.name: _full(ctx, u) for u in fleet_units(ctx)}
+    units = {u.name: u for u in fleet_units(ctx)}
     live = live_mode(ctx.config, units.values())
     restarts = FixJournal(ctx.config.fix.state_dir).last_restarts()
     planning = Planning(ctx, options, units, live, restarts)
     return [PLANNERS[f.code](f, planning) for f in fixable]
-
-
-def _full(ctx: CheckContext, unit: FleetUnit) -> FleetUnit:
-    if "Result" in unit.props or unit.load_state != "loaded":
-        return unit
-    props = ctx.systemd().unit_properties(unit.object_path, every_interface=True)
-    return dataclasses.replace(unit, props=props)
 
 
 def plan_unit_failed(finding: Finding, planning: Planning) -> Repair:
