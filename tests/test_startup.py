@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "numpy", "pystemd", "redis")
+HEAVY = ("torch", "numpy", "pystemd", "redis", "pydantic")
 PROBE = """
 import sys
 from qtctl.cli.app import main

@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+try:  # typer >= 0.26 vendors click; older typer (the pinned one) uses click itself
+    from typer import TyperException as UsageFailure  # type: ignore[attr-defined]
+except ImportError:
+    from click import ClickException as UsageFailure
+
 from qtctl import __version__
 from qtctl.cli.options import ConfigOpt, FailOnOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
 from qtctl.errors import NotImplementedYet, QtctlError, UsageError
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except QtctlError as exc:
         error(str(exc))
         return exc.exit_code
-    except typer.TyperException as exc:
+    except UsageFailure as exc:
         # Typer's (vendored click's) usage errors: unknown command or option, bad value.
         lines = exc.format_message().splitlines() or ["invalid usage"]
         error(f"{lines[0]} (see qtctl --help)")
