@@ -170,3 +170,60 @@ def test_a_failed_unit_links_to_the_unit_file_mistake_behind_it() -> None:
         "QT101 quantum-signal-loop.service"
         in found[("QT104", "quantum-signal-loop.service")]["related"]
     )
+
+
+FLAPPER = """\
+import os, sys, time
+path = "/run/flapper-count"
+count = int(open(path).read()) if os.path.exists(path) else 0
+open(path, "w").write(str(count + 1))
+if count < 6:
+    sys.exit(f"warming up {count}")
+time.sleep(3600)
+"""
+
+
+def test_flapped_recently_but_running_now_is_a_warning(sandbox: Boot) -> None:
+    unit = "quantum-flapper.service"
+    text = (
+        f"[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/bin/python3 "
+        f"/opt/flapper.py\nRestart=always\nRestartSec=100ms\n"
+    )
+    box = sandbox(SandboxSpec(units={unit: text}, files={"/opt/flapper.py": FLAPPER}, wants=[unit]))
+    deadline = __import__("time").monotonic() + 20
+    while box.systemctl("show", "-P", "NRestarts", unit).stdout.strip() != "6":
+        assert __import__("time").monotonic() < deadline, "flapper did not settle"
+        __import__("time").sleep(0.1)
+    box.run("journalctl", "--sync")
+    env = {"QTCTL__SYSTEMD__FLAP_WINDOW_SEC": "3600"}
+    res = box.qtctl("--format", "json", "doctor", "--select", "QT103", env=env)
+    [finding] = json.loads(res.stdout)["findings"]
+    assert finding["severity"] == "error"  # 6 restarts within 5 minutes: still looping
+    assert "restart counter 6, 6 restart(s)" in finding["message"]
+    res = box.qtctl(
+        "--format",
+        "json",
+        "doctor",
+        "--select",
+        "QT103",
+        env={**env, "QTCTL__SYSTEMD__RESTART_WARN": "3"},
+    )
+    assert json.loads(res.stdout)["findings"][0]["cause"] == "exit-code"
+
+
+def test_deleted_unit_still_listed_as_failed(sandbox: Boot) -> None:
+    unit = "quantum-old-exporter.service"
+    box = sandbox(SandboxSpec(units={unit: "[Service]\nExecStart=/bin/false\n"}))
+    box.systemctl("start", unit)  # started by hand, wanted by nothing
+    box.wait_for(unit, ["failed"])
+    os.unlink(box.host_path(f"{ETC}/{unit}"))
+    box.systemctl("daemon-reload", check=True)
+    assert unit in box.systemctl("list-units", "--state=failed").stdout
+    res = box.qtctl("--format", "json", "doctor", "--select", "QT102")
+    [finding] = json.loads(res.stdout)["findings"]
+    assert finding["message"].endswith("still listed as failed")
+    fixed = box.qtctl("--format", "json", "fix", "--select", "QT102", "--apply")
+    [repair] = json.loads(fixed.stdout)["repairs"]
+    assert repair["actions"] == [f"systemctl reset-failed {unit}"]
+    assert repair["result"] == "fixed"
+    assert unit not in box.systemctl("list-units", "--all").stdout
