@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -186,14 +187,14 @@ time.sleep(3600)
 def test_flapped_recently_but_running_now_is_a_warning(sandbox: Boot) -> None:
     unit = "quantum-flapper.service"
     text = (
-        f"[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/bin/python3 "
-        f"/opt/flapper.py\nRestart=always\nRestartSec=100ms\n"
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/bin/python3 "
+        "/opt/flapper.py\nRestart=always\nRestartSec=100ms\n"
     )
     box = sandbox(SandboxSpec(units={unit: text}, files={"/opt/flapper.py": FLAPPER}, wants=[unit]))
-    deadline = __import__("time").monotonic() + 20
+    deadline = time.monotonic() + 20
     while box.systemctl("show", "-P", "NRestarts", unit).stdout.strip() != "6":
-        assert __import__("time").monotonic() < deadline, "flapper did not settle"
-        __import__("time").sleep(0.1)
+        assert time.monotonic() < deadline, "flapper did not settle"
+        time.sleep(0.1)
     box.run("journalctl", "--sync")
     env = {"QTCTL__SYSTEMD__FLAP_WINDOW_SEC": "3600"}
     res = box.qtctl("--format", "json", "doctor", "--select", "QT103", env=env)
