@@ -63,8 +63,11 @@ class Output:
     def _report_table(self, report: Report) -> None:
         for finding in report.findings:
             self.out.print(finding_block(finding, self.verbosity))
+        by_reason: dict[str, list[str]] = {}
         for skipped in report.skipped:
-            self.out.print(f"[magenta]skipped[/] {skipped.check}: {escape(skipped.reason)}")
+            by_reason.setdefault(f"{skipped.backend} unreachable", []).append(skipped.check)
+        for reason, names in by_reason.items():
+            self.out.print(f"[magenta]skipped ({escape(reason)}):[/] {', '.join(names)}")
         self.out.print(summary_line(report), style=STATUS_STYLE[report.status])
 
     def code_doc(self, doc: CodeDoc) -> None:

@@ -166,3 +166,20 @@ def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
     res = run_cli("doctor", "--config", str(tmp_path))
     assert res.returncode == 2
     assert "is a directory" in res.stderr
+
+
+def test_config_show_markdown() -> None:
+    res = run_cli("config", "show", "--format", "markdown")
+    assert res.stdout.startswith("| key | value | source |\n|---|---|---|\n")
+    assert "| fleet.units | `quantum-*, qtctl-*` | default |" in res.stdout
+
+
+def test_checks_needing_an_unreachable_backend_are_skipped_in_one_line() -> None:
+    res = run_cli("doctor", "--redis-url", f"redis://127.0.0.1:{free_port()}/0")
+    assert "skipped (systemd unreachable): systemd_units, unit_files\n" in res.stdout
+    assert res.stdout.count("QT100") == 1
+
+
+def test_verbosity_from_the_environment() -> None:
+    res = run_cli("doctor", "--select", "QT100", env={"QTCTL_QUIET": "1"})
+    assert res.returncode == 1 and "QT100" in res.stdout

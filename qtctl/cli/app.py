@@ -76,9 +76,18 @@ def _root(
         bool, typer.Option("--no-color", envvar="QTCTL_NO_COLOR", help="No colors (also NO_COLOR).")
     ] = False,
     verbose: Annotated[
-        int, typer.Option("-v", "--verbose", count=True, help="More detail; -vv for debug logs.")
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            envvar="QTCTL_VERBOSE",
+            help="More detail; -vv for debug logs.",
+        ),
     ] = 0,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only results and errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", envvar="QTCTL_QUIET", help="Only results and errors.")
+    ] = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -106,6 +115,7 @@ def doctor(
         bool,
         typer.Option(
             "--snapshot-inventory",
+            envvar="QTCTL_SNAPSHOT_INVENTORY",
             help="Record the active fleet units as the expected inventory (QT105) first.",
         ),
     ] = False,
@@ -148,7 +158,7 @@ def fix(
     ] = None,
     undo: Annotated[
         str | None,
-        typer.Option("--undo", help="Undo a recorded fix: LAST or its id."),
+        typer.Option("--undo", envvar="QTCTL_UNDO", help="Undo a recorded fix: LAST or its id."),
     ] = None,
     select: SelectOpt = None,
     ignore: IgnoreOpt = None,
@@ -230,13 +240,21 @@ def config_show(
     if out.format == "json":
         out.json({key: {"value": value, "source": src} for key, value, src in rows})
         return
+    if out.format == "markdown":
+        lines = ["| key | value | source |", "|---|---|---|"]
+        lines += [f"| {key} | `{_shown(value)}` | {src} |" for key, value, src in rows]
+        out.text("\n".join(lines))
+        return
     from rich.table import Table
 
     table = Table("key", "value", "source")
     for key, value, src in rows:
-        shown = ", ".join(value) if isinstance(value, tuple) else str(value)
-        table.add_row(key, shown, src)
+        table.add_row(key, _shown(value), src)
     out.out.print(table)
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(value) if isinstance(value, tuple) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
