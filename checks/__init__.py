@@ -9,6 +9,7 @@ from __future__ import annotations
 from qtctl.checks import (
     backends,
     host_resources,
+    line_endings,
     systemd_units,
     unit_drift,
     unit_files,
@@ -22,6 +23,7 @@ REGISTRY: tuple[Check, ...] = (
     unit_files.CHECK,
     unit_inventory.CHECK,
     unit_drift.CHECK,
+    line_endings.CHECK,
     backends.REDIS_CHECK,
     host_resources.CHECK,
 )

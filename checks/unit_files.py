@@ -7,20 +7,19 @@ import re
 import subprocess
 from collections.abc import Iterator, Sequence
 
-from qtctl.diagnosis.fleet import FleetUnit, fleet_units, is_fleet
-from qtctl.diagnosis.unit_file import all_values, parse
+from qtctl.diagnosis.fleet import FleetUnit, fleet_units
+from qtctl.diagnosis.unit_file import (
+    UNIT_DIRS,
+    all_values,
+    drop_in_paths,
+    parse,
+    unit_files_on_disk,
+)
 from qtctl.diagnosis.unit_lint import Problem, UnitView, lint
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
-UNIT_DIRS = (
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/lib/systemd/system",
-    "/usr/lib/systemd/system",
-)
 REFUSED_STATES = ("bad-setting", "error")
 VERIFY_AT_LINE = re.compile(r"^(/\S+):(\d+): (.*)$")
 VERIFY_UNIT = re.compile(r"^(\S+\.(?:service|timer|socket|target|path|mount|slice)): (.*)$")
@@ -66,42 +65,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             yield _finding(name, sorted(problems, key=lambda p: -p.severity))
 
 
-def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
-    """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
-    found: dict[str, str] = {}
-    for base in reversed(UNIT_DIRS):
-        try:
-            entries = os.listdir(base)
-        except OSError:
-            continue
-        for entry in entries:
-            path = os.path.join(base, entry)
-            if not is_fleet(entry, patterns):
-                continue
-            real = os.path.realpath(path)
-            if real == "/dev/null":
-                found.pop(entry, None)  # masked: not to be linted or started
-            elif os.path.isfile(real) and os.path.basename(real) == entry:
-                found[entry] = real  # a unit file, or one linked in with `systemctl link`
-            # anything else is an alias or an enablement link
-    return found
-
-
 def _view(name: str, fragment: str, not_found: frozenset[str]) -> UnitView:
-    files = tuple(parse(p) for p in [fragment, *_drop_ins(name)])
+    files = tuple(parse(p) for p in [fragment, *drop_in_paths(name)])
     requires = tuple(dep for d in all_values(files, "Unit", "Requires") for dep in d.value.split())
     return UnitView(name, files, requires, not_found, {})
-
-
-def _drop_ins(name: str) -> list[str]:
-    found = []
-    for base in UNIT_DIRS:
-        folder = os.path.join(base, f"{name}.d")
-        if os.path.isdir(folder):
-            found += [
-                os.path.join(folder, e) for e in sorted(os.listdir(folder)) if e.endswith(".conf")
-            ]
-    return found
 
 
 def verify(paths: Sequence[str]) -> list[str]:

@@ -80,10 +80,19 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class CodeSettings:
+    """Scanning the fleet's code roots."""
+
+    max_file_mb: float = field(default=50.0, metadata={"min": 0.001})
+    max_files: int = field(default=500_000, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
 class FixSettings:
     """Where fix keeps its journal and backups."""
 
     state_dir: str = "/var/lib/qtctl"
+    convert_source_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class Config:
     systemd: SystemdSettings = SystemdSettings()
     doctor: DoctorSettings = DoctorSettings()
     host: HostSettings = HostSettings()
+    code: CodeSettings = CodeSettings()
     fix: FixSettings = FixSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

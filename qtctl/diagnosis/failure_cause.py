@@ -58,6 +58,7 @@ class ExecProbe:
     shebang_cr: bool = False
     bom: bool = False
     body_crlf: bool = False
+    missing_interpreter: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,11 @@ def _exec_failure(
         )
     if probe and probe.exists and not probe.executable:
         return Cause("exec-not-found", f"{probe.path} is not executable (chmod +x)")
+    if probe and probe.exists and probe.missing_interpreter:
+        return Cause(
+            "bad-interpreter",
+            f"{probe.path}: shebang interpreter {probe.missing_interpreter} does not exist",
+        )
     path = probe.path if probe else "the ExecStart program"
     evidence = next((line for line in lines if "Failed to" in line and "exec" in line.lower()), "")
     return Cause(
@@ -141,7 +147,9 @@ def _from_journal(lines: Sequence[str], probe: ExecProbe | None) -> Cause | None
     # Binary junk in a log can hold a stray \r: a bare \r counts only when the script has CRLF.
     crlf_script = probe is not None and probe.body_crlf
     shell_says = any(any(mark in line for mark in CR_EVIDENCE) for line in lines)
-    if shell_says or (crlf_script and any("\r" in line for line in lines)):
+    # tools quote a stray CR themselves: sleep says '3600\r' with a literal backslash
+    cr_seen = any("\r" in line or "\\r" in line for line in lines)
+    if shell_says or (crlf_script and cr_seen):
         where = f"{probe.path} has CRLF line endings" if probe and crlf_script else "CRLF script"
         return Cause("bad-interpreter", f"{where}: the shell sees commands ending in \\r")
     return _from_traceback(lines)

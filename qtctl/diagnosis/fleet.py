@@ -6,6 +6,7 @@ import fnmatch
 import functools
 import logging
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,7 +159,22 @@ def exec_probe(unit: FleetUnit) -> ExecProbe | None:
         shebang_cr=head.startswith(b"#!") and head.split(b"\n", 1)[0].endswith(b"\r"),
         bom=head.startswith(b"\xef\xbb\xbf"),
         body_crlf=b"\r\n" in body,
+        missing_interpreter=_missing_interpreter(head),
     )
+
+
+def _missing_interpreter(head: bytes) -> str:
+    """The shebang's interpreter when it does not exist here (CRLF shebangs are another cause)."""
+    first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if not first.startswith(b"#!") or first.endswith(b"\r"):
+        return ""
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words:
+        return ""
+    env = os.path.basename(words[0]) == "env" and len(words) > 1
+    name = words[1] if env else words[0]
+    found = shutil.which(name) if env else os.path.exists(name)
+    return "" if found else name
 
 
 def _head(path: str, size: int = 4096) -> bytes:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
 KNOWN_SECTIONS = frozenset(
     {
         "Unit",
@@ -107,4 +116,37 @@ def all_values(files: Sequence[UnitFile], section: str, key: str) -> list[Direct
         for d in unit_file.directives:
             if d.section == section and d.key == key:
                 found = [] if not d.value else [*found, d]
+    return found
+
+
+def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
+    """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
+    found: dict[str, str] = {}
+    for base in reversed(UNIT_DIRS):
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(base, entry)
+            if not any(fnmatch.fnmatchcase(entry, p) for p in patterns):
+                continue
+            real = os.path.realpath(path)
+            if real == "/dev/null":
+                found.pop(entry, None)  # masked: not to be linted or started
+            elif os.path.isfile(real) and os.path.basename(real) == entry:
+                found[entry] = real  # a unit file, or one linked in with `systemctl link`
+            # anything else is an alias or an enablement link
+    return found
+
+
+def drop_in_paths(name: str) -> list[str]:
+    """The .conf drop-ins systemd reads for a unit, in directory precedence order."""
+    found = []
+    for base in UNIT_DIRS:
+        folder = os.path.join(base, f"{name}.d")
+        if os.path.isdir(folder):
+            found += [
+                os.path.join(folder, e) for e in sorted(os.listdir(folder)) if e.endswith(".conf")
+            ]
     return found

@@ -61,4 +61,15 @@ class Restart:
         return f"systemctl restart {self.unit}"
 
 
-Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart
+@dataclass(frozen=True)
+class ConvertLF:
+    """Rewrite a text file with LF endings (and no BOM before its shebang), backed up."""
+
+    path: str
+
+    def describe(self) -> str:
+        """The equivalent command."""
+        return f"convert {self.path} to LF (mode and owner kept, original backed up)"
+
+
+Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart | ConvertLF

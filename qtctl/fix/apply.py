@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qtctl.adapters.systemd import SystemdAdapter
-from qtctl.fix.actions import Action, DaemonReload, RemoveLink, ResetFailed, Restart, WriteDropIn
+from qtctl.diagnosis.line_endings import classify, to_lf, write_preserving
+from qtctl.fix.actions import (
+    Action,
+    ConvertLF,
+    DaemonReload,
+    RemoveLink,
+    ResetFailed,
+    Restart,
+    WriteDropIn,
+)
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.planner import Repair
 
@@ -18,30 +28,44 @@ SETTLE_SEC = 10.0
 
 
 def apply_repairs(
-    repairs: Sequence[Repair], systemd: SystemdAdapter, journal: FixJournal
+    repairs: Sequence[Repair],
+    systemd: Callable[[], SystemdAdapter],
+    journal: FixJournal,
+    record: FixRecord | None = None,
 ) -> FixRecord:
     """Run every runnable repair; reloads are merged and restarts come last."""
-    record = journal.start()
+    record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
     for action in actions:
-        _apply(action, systemd, record)
+        _apply(action, systemd, record, journal)
         journal.save(record)
     restarted = [a.unit for a in actions if isinstance(a, Restart)]
     for unit in restarted:
-        _wait_settled(systemd, unit)
+        _wait_settled(systemd(), unit)
     return record
 
 
 def _order(actions: list[Action]) -> list[Action]:
     """Files first, one daemon-reload, reset-failed, restarts last; duplicates dropped."""
-    rank = {RemoveLink: 0, WriteDropIn: 0, DaemonReload: 1, ResetFailed: 2, Restart: 3}
+    rank = {
+        RemoveLink: 0,
+        WriteDropIn: 0,
+        ConvertLF: 0,
+        DaemonReload: 1,
+        ResetFailed: 2,
+        Restart: 3,
+    }
     unique = list(dict.fromkeys(actions))
     return sorted(unique, key=lambda a: rank[type(a)])
 
 
-def _apply(action: Action, systemd: SystemdAdapter, record: FixRecord) -> None:
+def _apply(
+    action: Action, systemd: Callable[[], SystemdAdapter], record: FixRecord, journal: FixJournal
+) -> None:
     log.info("fix: %s", action.describe())
-    if isinstance(action, RemoveLink):
+    if isinstance(action, ConvertLF):
+        _convert(action.path, record, journal)
+    elif isinstance(action, RemoveLink):
         if os.path.islink(action.path) and not os.path.exists(action.path):
             os.unlink(action.path)
             record.add("remove-link", path=action.path, target=action.target)
@@ -51,14 +75,28 @@ def _apply(action: Action, systemd: SystemdAdapter, record: FixRecord) -> None:
             write_atomic(action.path, action.content)
             record.add("write-file", path=action.path, previous=previous)
     elif isinstance(action, DaemonReload):
-        systemd.daemon_reload()
+        systemd().daemon_reload()
         record.add("daemon-reload")
     elif isinstance(action, ResetFailed):
-        systemd.reset_failed(action.unit)
+        systemd().reset_failed(action.unit)
         record.add("reset-failed", unit=action.unit)
     else:
-        systemd.restart(action.unit)
+        systemd().restart(action.unit)
         record.add("restart", unit=action.unit)
+
+
+def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
+    if os.path.islink(path) or not os.path.isfile(path):
+        record.add("skipped", path=path, reason="not a regular file")
+        return
+    with open(path, "rb") as handle:
+        original = handle.read()
+    if not classify(original).needs_fix:
+        return  # already LF: running the same fix twice changes nothing
+    backup = journal.backup(record, original)
+    record.add("convert-lf", path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
+    journal.save(record)  # the backup is on record before the file changes
+    write_preserving(path, to_lf(original))
 
 
 def write_atomic(path: str, content: str) -> None:
@@ -88,7 +126,9 @@ def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:
         time.sleep(0.1)
 
 
-def undo(record: FixRecord, systemd: SystemdAdapter, journal: FixJournal) -> FixRecord:
+def undo(
+    record: FixRecord, systemd: Callable[[], SystemdAdapter], journal: FixJournal
+) -> FixRecord:
     """Put back files and links of a fix record; restarts cannot be undone and are listed."""
     undo_record = journal.start()
     reload_needed = False
@@ -106,10 +146,13 @@ def undo(record: FixRecord, systemd: SystemdAdapter, journal: FixJournal) -> Fix
                 write_atomic(change["path"], change["previous"])
             undo_record.add("restore-file", path=change["path"], undoes=record.id)
             reload_needed = True
+        elif kind == "convert-lf":
+            write_preserving(change["path"], Path(change["backup"]).read_bytes())
+            undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
         elif kind in ("restart", "reset-failed"):
             undo_record.add("not-undoable", action=kind, unit=change["unit"])
     if reload_needed:
-        systemd.daemon_reload()
+        systemd().daemon_reload()
         undo_record.add("daemon-reload")
     journal.save(undo_record)
     return undo_record

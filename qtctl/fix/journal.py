@@ -37,6 +37,14 @@ class FixJournal:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         return FixRecord(id=f"{stamp}-{secrets.token_hex(2)}", started=time.time())
 
+    def backup(self, record: FixRecord, data: bytes) -> str:
+        """Keep original bytes next to the record; returns the backup's path."""
+        folder = self.root / record.id
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"{len(record.changes):05d}.orig"
+        path.write_bytes(data)
+        return str(path)
+
     def save(self, record: FixRecord) -> Path:
         """Write the record atomically (tmp file + rename)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -76,4 +84,4 @@ class FixJournal:
         """Ids of all records, oldest first (undo records included)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.stem for p in self.root.glob("*.json"))
+        return sorted(p.stem for p in self.root.glob("*.json") if p.is_file())

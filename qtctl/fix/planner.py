@@ -12,7 +12,16 @@ from qtctl.checks.systemd_units import dangling_links
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import Finding
-from qtctl.fix.actions import Action, DaemonReload, RemoveLink, ResetFailed, Restart, WriteDropIn
+from qtctl.errors import AdapterUnavailable
+from qtctl.fix.actions import (
+    Action,
+    ConvertLF,
+    DaemonReload,
+    RemoveLink,
+    ResetFailed,
+    Restart,
+    WriteDropIn,
+)
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
 
@@ -55,7 +64,10 @@ def plan(findings: Sequence[Finding], ctx: CheckContext, options: FixOptions) ->
     fixable = [f for f in findings if f.fixable and f.code in PLANNERS]
     if not fixable:
         return []
-    units = {u.name: u for u in fleet_units(ctx)}
+    try:
+        units = {u.name: u for u in fleet_units(ctx)}
+    except AdapterUnavailable:
+        units = {}  # file repairs still plan; unit repairs say the unit is not reachable
     live = live_mode(ctx.config, units.values())
     restarts = FixJournal(ctx.config.fix.state_dir).last_restarts()
     planning = Planning(ctx, options, units, live, restarts)
@@ -66,7 +78,7 @@ def plan_unit_failed(finding: Finding, planning: Planning) -> Repair:
     """QT101: reset-failed and restart, once the root cause is gone or was transient."""
     unit = planning.units.get(finding.subject)
     if unit is None:
-        return Repair(finding, held="unit is no longer loaded")
+        return Repair(finding, held="unit is no longer loaded (or systemd is unreachable)")
     actions = (ResetFailed(unit.name), Restart(unit.name))
     held = (
         never_restart(unit, planning.ctx.config)
@@ -94,6 +106,8 @@ def _root_cause_still_there(cause: str, unit: FleetUnit, options: FixOptions) ->
             return ""
         return f"root cause first: {unit.exec_path} is still missing or not executable"
     if cause == "bad-interpreter":
+        if probe and probe.missing_interpreter:
+            return f"root cause first: interpreter {probe.missing_interpreter} still missing"
         if probe and not (probe.shebang_cr or probe.bom or probe.body_crlf):
             return ""
         return f"root cause first: {probe.path if probe else 'the script'} still has CRLF/BOM"
@@ -144,8 +158,33 @@ def plan_drop_in(finding: Finding, planning: Planning) -> Repair:
     )
 
 
+def plan_crlf_executed(finding: Finding, planning: Planning) -> Repair:
+    """QT301: convert the executed script to LF (the unit's restart is QT101's repair)."""
+    path = finding.detail[0]
+    if os.path.islink(path):
+        return Repair(finding, (ConvertLF(path),), held="a symlink: convert its target by hand")
+    return Repair(finding, (ConvertLF(path),))
+
+
+def plan_crlf_sources(finding: Finding, planning: Planning) -> Repair:
+    """QT302: convert source files to LF, only when asked for explicitly."""
+    paths = [line for line in finding.detail if line.startswith("/") and os.path.isfile(line)]
+    actions = tuple(ConvertLF(p) for p in paths)
+    config = planning.ctx.config
+    asked = any(p.strip().upper() == "QT302" for p in config.doctor.select)
+    if not (asked or config.fix.convert_source_files):
+        return Repair(
+            finding,
+            actions,
+            held="converting source files needs --select QT302 or fix.convert_source_files = true",
+        )
+    return Repair(finding, actions)
+
+
 PLANNERS: dict[str, Planner] = {
     "QT101": plan_unit_failed,
     "QT102": plan_not_found,
     "QT104": plan_drop_in,
+    "QT301": plan_crlf_executed,
+    "QT302": plan_crlf_sources,
 }

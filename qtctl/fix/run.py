@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from qtctl.config import Config
@@ -15,6 +16,7 @@ from qtctl.fix.planner import Repair, plan
 from qtctl.fix.policy import FixOptions
 
 SCHEMA = "qtctl.fix/1"
+ROOT_CAUSE_HOLD = "root cause first"
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,11 @@ def run_fix(config: Config, options: FixOptions) -> FixOutcome:
         repairs = plan(before.findings, ctx, options)
         if not options.apply or not any(r.runnable for r in repairs):
             return FixOutcome(tuple(Verified(r, None) for r in repairs), applied=False)
-        record = apply_repairs(repairs, ctx.systemd(), FixJournal(config.fix.state_dir))
+        journal = FixJournal(config.fix.state_dir)
+        record = apply_repairs(repairs, ctx.systemd, journal)
     finally:
         ctx.close()
+    repairs = _second_pass(config, options, repairs, journal, record)
     after = run_doctor(config)
     still = {(f.code, f.subject): f for f in after.findings}
     verified = tuple(
@@ -83,13 +87,47 @@ def run_fix(config: Config, options: FixOptions) -> FixOutcome:
     return FixOutcome(verified, applied=True, record=record, after=after)
 
 
+def _second_pass(
+    config: Config,
+    options: FixOptions,
+    repairs: list[Repair],
+    journal: FixJournal,
+    record: FixRecord,
+) -> list[Repair]:
+    """Restarts held only because their root cause was still there may run once it is fixed."""
+    waiting = {_key(r): r.finding.cause for r in repairs if r.held.startswith(ROOT_CAUSE_HOLD)}
+    if not waiting:
+        return repairs
+    ctx = CheckContext(config)
+    try:
+        # The unit's old failure, re-read against the repaired files, no longer shows the cause
+        # it was held for: judge it by that cause, whose root must now be gone.
+        findings = [
+            dataclasses.replace(f, cause=waiting[(f.code, f.subject)])
+            if (f.code, f.subject) in waiting
+            else f
+            for f in run_doctor(config, ctx=ctx).findings
+        ]
+        again = plan(findings, ctx, options)
+        ready = {_key(r): r for r in again if r.runnable and _key(r) in waiting}
+        if ready:
+            apply_repairs(list(ready.values()), ctx.systemd, journal, record)
+    finally:
+        ctx.close()
+    return [ready.get(_key(r), r) for r in repairs]
+
+
+def _key(repair: Repair) -> tuple[str, str]:
+    return repair.finding.code, repair.finding.subject
+
+
 def run_undo(config: Config, ref: str) -> tuple[FixRecord, FixRecord]:
     """Undo a recorded fix: (the record undone, the undo's own record)."""
     journal = FixJournal(config.fix.state_dir)
     record = journal.load(ref)
     ctx = CheckContext(config)
     try:
-        return record, undo(record, ctx.systemd(), journal)
+        return record, undo(record, ctx.systemd, journal)
     finally:
         ctx.close()
 

@@ -1,0 +1,86 @@
+"""Line endings: classify file bytes, and convert CRLF to LF byte-exactly and atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+BOM = b"\xef\xbb\xbf"
+BINARY_PROBE = 8192
+
+
+@dataclass(frozen=True)
+class Endings:
+    """What a file's bytes say about its line endings."""
+
+    binary: bool
+    crlf: int
+    lf: int
+    bom_before_shebang: bool
+
+    @property
+    def has_crlf(self) -> bool:
+        """Any CRLF line."""
+        return self.crlf > 0
+
+    @property
+    def mixed(self) -> bool:
+        """Both CRLF and bare LF lines."""
+        return 0 < self.crlf < self.lf
+
+    @property
+    def needs_fix(self) -> bool:
+        """Whether conversion would change the file."""
+        return not self.binary and (self.has_crlf or self.bom_before_shebang)
+
+
+def classify(data: bytes) -> Endings:
+    """Count CRLF and LF lines; a NUL byte in the first 8 KiB marks the file binary."""
+    if b"\0" in data[:BINARY_PROBE]:
+        return Endings(True, 0, 0, False)
+    bom = data.startswith(BOM + b"#!")
+    if b"\r" not in data:  # the common case costs one memchr
+        return Endings(False, 0, data.count(b"\n"), bom)
+    return Endings(False, data.count(b"\r\n"), data.count(b"\n"), bom)
+
+
+def to_lf(data: bytes) -> bytes:
+    """CRLF -> LF, and a UTF-8 BOM before a shebang removed; every other byte unchanged."""
+    if data.startswith(BOM + b"#!"):
+        data = data[len(BOM) :]
+    return data.replace(b"\r\n", b"\n")
+
+
+def convert_file(path: str) -> bytes | None:
+    """Rewrite a text file with LF endings, atomically, keeping mode, owner and group.
+
+    Returns the original bytes (for the fix journal), or None when nothing had to change
+    (binary, already LF). Writes a temporary file in the same directory, fsyncs, renames.
+    """
+    with open(path, "rb") as handle:
+        original = handle.read()
+    if not classify(original).needs_fix:
+        return None
+    write_preserving(path, to_lf(original))
+    return original
+
+
+def write_preserving(path: str, data: bytes) -> None:
+    """Replace a file's content atomically, keeping its mode, owner and group."""
+    info = os.stat(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".qtctl-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, info.st_mode & 0o7777)
+        if os.geteuid() == 0:
+            os.chown(tmp, info.st_uid, info.st_gid)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
