@@ -74,7 +74,10 @@ def hostile_tree(root: Path) -> None:
     (root / "pkg" / "fifo").parent.mkdir(exist_ok=True)
     os.mkfifo(root / "pkg" / "fifo")
     with open(root / "pkg" / "huge.py", "wb") as handle:
+        handle.write(b"x = 1\r\n" * 20000)  # text at the start, like a runaway log
         handle.truncate(2**30)  # 1 GiB, sparse
+    with open(root / "pkg" / "zeros.dat", "wb") as handle:
+        handle.truncate(2**30)  # 1 GiB of NUL: binary, recognised from its first bytes
     (root / ".git").mkdir()
     (root / ".git" / "x.py").write_bytes(b"a\r\n")
 

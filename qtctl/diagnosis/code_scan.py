@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from qtctl.diagnosis.line_endings import Endings, classify
+from qtctl.diagnosis.line_endings import BINARY_PROBE, BOM, Endings, classify
 
 SKIP_DIRS = frozenset(
     {
@@ -26,7 +25,8 @@ SKIP_DIRS = frozenset(
     }
 )
 EXECUTED_EXTENSIONS = frozenset({".py", ".sh", ".service", ".timer", ".socket", ".bash"})
-SYS_PATH = re.compile(rb"sys\.path\.(?:insert|append)\s*\((.*)")
+HEAD = 65536
+SYS_PATH = re.compile(rb"sys\.path\.(?:insert|append)\s*\(")
 
 
 @dataclass(frozen=True)
@@ -72,48 +72,87 @@ def scan(roots: Sequence[str], max_bytes: int, max_files: int = 500_000) -> Code
                 result.skipped.append((root, f"stopped after {max_files} files"))
                 return result
             _scan_file(path, result, max_bytes)
+    result.crlf.sort(key=lambda f: f.path)  # deterministic output, sorted once
+    result.sys_path.sort(key=lambda line: (line.path, line.line))
     return result
 
 
 def _files(root: str, result: CodeScan) -> Iterator[str]:
-    def on_error(exc: OSError) -> None:
-        result.skipped.append((exc.filename or root, f"unreadable: {exc.strerror}"))
-
-    for folder, dirs, files in os.walk(root, onerror=on_error):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for name in sorted(files):
-            yield os.path.join(folder, name)
+    """Regular files under root, depth first; never follows symlinks, never opens FIFOs."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            result.skipped.append((folder, f"unreadable: {exc.strerror}"))
+            continue
+        dirs = []
+        for entry in listing:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in SKIP_DIRS:
+                    dirs.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                yield entry.path
+        stack.extend(reversed(dirs))
 
 
 def _scan_file(path: str, result: CodeScan, max_bytes: int) -> None:
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        result.skipped.append((path, f"unreadable: {exc.strerror}"))
+    data = _read(path, result, max_bytes)
+    if data is None:
         return
-    if not stat.S_ISREG(info.st_mode):
-        return  # symlinks, sockets, fifos: never followed, never read
-    result.files_seen += 1
-    if info.st_size > max_bytes:
-        result.skipped.append((path, f"larger than {max_bytes // 2**20} MiB"))
-        return
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        result.skipped.append((path, f"unreadable: {exc.strerror}"))
-        return
-    result.bytes_read += len(data)
-    endings = classify(data)
-    if endings.needs_fix:
-        result.crlf.append(FileEndings(path, os.path.splitext(path)[1].lower(), endings))
-    if path.endswith(".py") and b"sys.path" in data and not endings.binary:
+    if b"\r" in data or data.startswith(BOM):  # the common LF file costs one memchr
+        endings = classify(data)
+        if endings.needs_fix:
+            result.crlf.append(FileEndings(path, os.path.splitext(path)[1].lower(), endings))
+    if path.endswith(".py") and b"sys.path" in data and data.find(b"\0", 0, 8192) < 0:
         result.sys_path += _sys_path_lines(path, data)
+
+
+def _read(path: str, result: CodeScan, max_bytes: int) -> bytes | None:
+    """The file's bytes, or None for binaries, oversized and unreadable files.
+
+    The first read takes up to 64 KiB: a shorter answer is the whole file, so most files cost
+    open + read + close; only bigger ones are fstat'ed against the size limit.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        result.skipped.append((path, f"unreadable: {exc.strerror}"))
+        return None
+    try:
+        data = os.read(fd, HEAD)
+        result.files_seen += 1
+        if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+            result.bytes_read += len(data)
+            return None  # binary (models, pickles): never read on
+        if len(data) == HEAD:
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                result.skipped.append((path, f"larger than {max_bytes // 2**20} MiB"))
+                return None
+            data += os.read(fd, max(size - HEAD, 0))
+    except OSError as exc:
+        result.skipped.append((path, f"unreadable: {exc.strerror}"))
+        return None
+    finally:
+        os.close(fd)
+    result.bytes_read += len(data)
+    return data
 
 
 def _sys_path_lines(path: str, data: bytes) -> list[SysPathLine]:
     found = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        if SYS_PATH.search(raw) and not raw.lstrip().startswith(b"#"):
+    number, counted = 1, 0
+    for match in SYS_PATH.finditer(data):  # one C-level search over the whole buffer
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        if start < counted:
+            continue  # a second call on a line already reported
+        number += data.count(b"\n", counted, start)
+        counted = start
+        end = data.find(b"\n", match.start())
+        raw = data[start : end if end >= 0 else len(data)]
+        if not raw.lstrip().startswith(b"#"):
             found.append(SysPathLine(path, number, raw.decode("utf-8", "replace").strip()))
     return found

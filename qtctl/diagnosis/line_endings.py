@@ -37,7 +37,7 @@ class Endings:
 
 def classify(data: bytes) -> Endings:
     """Count CRLF and LF lines; a NUL byte in the first 8 KiB marks the file binary."""
-    if b"\0" in data[:BINARY_PROBE]:
+    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
         return Endings(True, 0, 0, False)
     bom = data.startswith(BOM + b"#!")
     if b"\r" not in data:  # the common case costs one memchr
