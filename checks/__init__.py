@@ -10,6 +10,7 @@ from qtctl.checks import (
     backends,
     host_resources,
     line_endings,
+    sys_path_hacks,
     systemd_units,
     unit_drift,
     unit_files,
@@ -24,6 +25,7 @@ REGISTRY: tuple[Check, ...] = (
     unit_inventory.CHECK,
     unit_drift.CHECK,
     line_endings.CHECK,
+    sys_path_hacks.CHECK,
     backends.REDIS_CHECK,
     host_resources.CHECK,
 )

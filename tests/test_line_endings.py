@@ -127,3 +127,27 @@ def test_a_configured_root_that_does_not_exist_is_reported(
     [finding] = json.loads(res.stdout)["findings"]
     assert finding["message"] == "code root does not exist: skipped"
     assert finding["severity"] == "info"
+
+
+def test_fragile_sys_path_manipulation(tmp_path: Path, isolated_env: Path) -> None:
+    code = tmp_path / "code" / "microservices" / "risk"
+    code.mkdir(parents=True)
+    (code / "main.py").write_text(
+        "import os, sys\n"
+        "sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+        "sys.path.append('/app')\n"
+        "sys.path.append(r'c:\\quantum_trader')\n"
+        f"sys.path.append('{tmp_path}')\n"
+        "# sys.path.append('/commented/out')\n"
+    )
+    isolated_env.write_text(f"[fleet]\ncode_roots = ['{tmp_path / 'code'}']\n")
+    res = run_cli("--format", "json", "doctor", "--select", "QT202")
+    found = {f["cause"]: f for f in json.loads(res.stdout)["findings"]}
+    main = code / "main.py"
+    assert found["file-relative"]["detail"] == [
+        f"{main}:2: sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))"
+    ]
+    assert [d.split(" does not exist")[0] for d in found["missing-path"]["detail"]] == [
+        f"{main}:3: /app",
+        f"{main}:4: c:\\quantum_trader",
+    ]
