@@ -57,7 +57,7 @@ def test_preview_changes_nothing_and_says_what_and_why(fleet: Sandbox) -> None:
     assert "protected unit" in str(plan["quantum-execution.service"]["held"])
     assert "never starts a disabled unit" in str(plan[DISABLED]["held"])
     assert "still has CRLF" in str(plan["quantum-exit-watch.service"]["held"])
-    assert "root cause import-error" in str(plan["quantum-risk-proposal.service"]["held"])
+    assert "root cause first" in str(plan["quantum-risk-proposal.service"]["held"])
     assert "quantum-apply-layer.service" not in plan  # masked: never touched
     assert os.path.islink(fleet.host_path(LEGACY_LINK))
 

@@ -9,7 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qtctl.checks.systemd_units import dangling_links
+from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units
+from qtctl.diagnosis.imports import analyse, candidates
+from qtctl.diagnosis.python_units import PythonService, python_services
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import Finding
 from qtctl.errors import AdapterUnavailable
@@ -27,6 +30,7 @@ from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permi
 
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
+PYTHON_DROP_IN = "qtctl-python.conf"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def plan_unit_failed(finding: Finding, planning: Planning) -> Repair:
     held = (
         never_restart(unit, planning.ctx.config)
         or _failed_again_after_our_restart(unit, planning.restarts)
-        or _root_cause_still_there(finding.cause, unit, planning.options)
+        or _root_cause_still_there(finding.cause, unit, planning.options, planning.ctx.config)
         or restart_permission(unit, planning.options, planning.live)
     )
     return Repair(finding, actions, held=held)
@@ -99,7 +103,9 @@ def _failed_again_after_our_restart(unit: FleetUnit, restarts: dict[str, float])
     return f"qtctl fix restarted it at {when} and it failed again: the cause is not transient"
 
 
-def _root_cause_still_there(cause: str, unit: FleetUnit, options: FixOptions) -> str:
+def _root_cause_still_there(
+    cause: str, unit: FleetUnit, options: FixOptions, config: Config
+) -> str:
     probe = exec_probe(unit)
     if cause == "exec-not-found":
         if probe and probe.exists and probe.executable:
@@ -118,6 +124,8 @@ def _root_cause_still_there(cause: str, unit: FleetUnit, options: FixOptions) ->
         except KeyError:
             return f"root cause first: user {user!r} still does not exist"
         return ""
+    if cause == "import-error":
+        return _imports_still_fail(unit, config)
     if cause in (
         "redis-unreachable",
         "timeout",
@@ -133,6 +141,18 @@ def _root_cause_still_there(cause: str, unit: FleetUnit, options: FixOptions) ->
         f"root cause {cause} is in the service itself: fix it, then "
         f"`qtctl fix --apply --unsafe --only {unit.name}`"
     )
+
+
+def _imports_still_fail(unit: FleetUnit, config: Config) -> str:
+    """An import-error is gone once the static resolution of the unit's imports succeeds."""
+    service = _python_service(unit.name, [unit.name])
+    if service is None:
+        return ""
+    roots = list(config.fleet.code_roots)
+    failing = [p for p in analyse(service, roots).problems if p.code == "QT201"]
+    if failing:
+        return f"root cause first: {failing[0].module or 'start-up'}: {failing[0].cause}"
+    return ""
 
 
 def plan_not_found(finding: Finding, planning: Planning) -> Repair:
@@ -181,10 +201,48 @@ def plan_crlf_sources(finding: Finding, planning: Planning) -> Repair:
     return Repair(finding, actions)
 
 
+def plan_pythonpath(finding: Finding, planning: Planning) -> Repair:
+    """QT201: the minimal PYTHONPATH drop-in, proven by re-resolving every import with it."""
+    config = planning.ctx.config
+    service = _python_service(finding.subject, config.fleet.units)
+    if service is None:
+        return Repair(finding, held="not a Python service unit any more")
+    roots = list(config.fleet.code_roots)
+    failing = [p for p in analyse(service, roots).problems if p.code == "QT201"]
+    if not failing:
+        return Repair(finding, held="its imports resolve now")
+    if any(not p.module for p in failing):
+        return Repair(finding, held=f"not an import-path problem: {failing[0].cause}")
+    needed = []
+    for problem in failing:
+        homes = candidates(problem.module, roots, service)
+        if not homes:
+            return Repair(finding, held=f"no directory in the code roots provides {problem.module}")
+        needed.append(homes[0])
+    current = [p for p in service.env.get("PYTHONPATH", "").split(":") if p]
+    pythonpath = ":".join(dict.fromkeys([*current, *needed]))
+    proof = analyse(service, roots, {**service.env, "PYTHONPATH": pythonpath})
+    still = [p for p in proof.problems if p.code == "QT201"]
+    if still:
+        return Repair(
+            finding,
+            held="an environment fix cannot help (PYTHONPATH="
+            f"{pythonpath} still leaves: {still[0].cause}); a source change is needed",
+        )
+    path = f"/etc/systemd/system/{service.unit}.d/{PYTHON_DROP_IN}"
+    content = f'[Service]\nEnvironment="PYTHONPATH={pythonpath}"\n'
+    return Repair(finding, (WriteDropIn(path, content), DaemonReload()))
+
+
+def _python_service(unit: str, patterns: Sequence[str]) -> PythonService | None:
+    return next((s for s in python_services(patterns) if s.unit == unit), None)
+
+
 PLANNERS: dict[str, Planner] = {
     "QT101": plan_unit_failed,
     "QT102": plan_not_found,
     "QT104": plan_drop_in,
+    "QT201": plan_pythonpath,
     "QT301": plan_crlf_executed,
     "QT302": plan_crlf_sources,
 }

@@ -1,0 +1,82 @@
+"""QT201/QT203/QT204: imports that will fail as each Python unit really starts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from qtctl.diagnosis.imports import ImportProblem, analyse
+from qtctl.diagnosis.python_units import python_services
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+
+UNRESOLVABLE = CodeDoc(
+    code="QT201",
+    title="unresolvable import in a service",
+    severity="error",
+    meaning="For each Python service unit, qtctl rebuilds how it starts (interpreter, script or "
+    "-m module, WorkingDirectory, Environment=/EnvironmentFile=), computes its sys.path "
+    "including the script's own top-level sys.path changes (evaluated statically), and resolves "
+    "its imports (and those of the first-party modules it reaches) without running them. Each "
+    "import that will fail is reported with its root cause: PYTHONPATH not set, a sys.path hack "
+    "resolving elsewhere, a shadowing package, a missing WorkingDirectory.",
+    why="The service dies at start with ModuleNotFoundError (the incident that started qtctl).",
+    fix="Set PYTHONPATH in a drop-in (`qtctl fix` writes it after proving that every import "
+    "resolves with it); remove sys.path hacks that put a stale copy first.",
+)
+SHADOWED = CodeDoc(
+    code="QT203",
+    title="shadowed package",
+    severity="warning",
+    meaning="Two directories on a service's sys.path provide the same top-level package; the "
+    "first wins, even when it is a stale copy without the module the service needs.",
+    why="Imports resolve to the wrong code, or fail for modules only the second copy has.",
+    fix="Delete the stale copy, or remove the sys.path change that puts it first.",
+)
+WRONG_INTERPRETER = CodeDoc(
+    code="QT204",
+    title="wrong interpreter",
+    severity="error",
+    meaning="A third-party import the unit's interpreter does not have, while another Python "
+    "environment on the host (e.g. /opt/quantum/venvs/NAME) does: the unit runs the wrong "
+    "python.",
+    why="The service dies at start with ModuleNotFoundError.",
+    fix="Point ExecStart= at the venv's interpreter (`/opt/quantum/venvs/NAME/bin/python3`).",
+)
+SEVERITY = {"QT201": Severity.ERROR, "QT203": Severity.WARNING, "QT204": Severity.ERROR}
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    """One finding per unit and code, each import problem a detail line."""
+    roots = list(ctx.config.fleet.code_roots)
+    for service in python_services(ctx.config.fleet.units):
+        analysis = analyse(service, roots)
+        grouped: dict[str, list[ImportProblem]] = defaultdict(list)
+        for problem in analysis.problems:
+            grouped[problem.code].append(problem)
+        for code, problems in sorted(grouped.items()):
+            yield _finding(service.unit, code, problems)
+
+
+def _finding(unit: str, code: str, problems: list[ImportProblem]) -> Finding:
+    first = problems[0]
+    what = f"import {first.module} will fail: " if code == "QT201" and first.module else ""
+    if code == "QT203":
+        what = f"package {first.module}: "
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Finding(
+        code=code,
+        severity=SEVERITY[code],
+        subject=unit,
+        message=f"{what}{first.cause}{more}",
+        cause={"QT201": "import-error", "QT203": "shadowed", "QT204": "wrong-interpreter"}[code],
+        detail=tuple(f"{p.where}: {p.module or '-'}: {p.cause}" for p in problems),
+        fix_hint="qtctl fix writes a PYTHONPATH drop-in once it resolves every import"
+        if code == "QT201"
+        else "see qtctl explain " + code,
+        fixable=code == "QT201",
+    )
+
+
+CHECK = Check(name="python_imports", codes=(UNRESOLVABLE, SHADOWED, WRONG_INTERPRETER), run=run)
