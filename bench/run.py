@@ -7,7 +7,7 @@ import importlib
 
 from bench.harness import Comparison, table
 
-BENCHMARKS = ("startup", "unit_checks", "code_scan")
+BENCHMARKS = ("startup", "unit_checks", "code_scan", "import_checks")
 
 
 def main() -> None:
