@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from qtctl.diagnosis.imports import ImportProblem, analyse
+from qtctl.diagnosis.imports import ImportProblem, analyse, clear_caches
 from qtctl.diagnosis.python_units import python_services
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -50,6 +50,7 @@ SEVERITY = {"QT201": Severity.ERROR, "QT203": Severity.WARNING, "QT204": Severit
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """One finding per unit and code, each import problem a detail line."""
     roots = list(ctx.config.fleet.code_roots)
+    clear_caches()
     for service in python_services(ctx.config.fleet.units):
         analysis = analyse(service, roots)
         grouped: dict[str, list[ImportProblem]] = defaultdict(list)

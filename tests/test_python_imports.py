@@ -105,6 +105,29 @@ def test_fix_proves_a_pythonpath_drop_in_and_the_unit_runs(
     assert repairs[("QT101", "quantum-signal.service")]["result"] == "fixed"
     assert box.systemctl("is-active", "quantum-signal.service").stdout.strip() == "active"
     incident = repairs[("QT201", "quantum-risk-proposal.service")]
-    assert incident["result"] == "held"
-    assert "an environment fix cannot help" in incident["held"]
+    assert incident["result"] == "fixed"  # --unsafe: the proven source patch was applied
+    assert repairs[("QT101", "quantum-risk-proposal.service")]["result"] == "fixed"
+    assert box.systemctl("is-active", "quantum-risk-proposal.service").stdout.strip() == "active"
     assert box.run("test", "-e", f"{ETC}/quantum-risk-proposal.service.d").returncode == 1
+    main = f"{ROOT}/microservices/risk_proposal/main.py"
+    undo = box.qtctl("fix", "--undo", json.loads(res.stdout)["record"])
+    assert undo.returncode == 0, undo.stderr
+    assert box.host_path(main).read_text() == FILES[main]  # restored byte for byte
+
+
+def test_the_incident_needs_a_source_patch_shown_as_a_diff(
+    sandbox: Callable[[SandboxSpec], Sandbox],
+) -> None:
+    box = boot(sandbox)
+    res = box.qtctl("--format", "json", "fix", "--select", "QT201")
+    repairs = {r["subject"]: r for r in json.loads(res.stdout)["repairs"]}
+    incident = repairs["quantum-risk-proposal.service"]
+    assert incident["held"].startswith("an environment fix cannot help (PYTHONPATH=")
+    assert incident["held"].endswith("the patch below changes service code: apply it with --unsafe")
+    assert f"-{HACK}\n" in incident["diff"]
+    assert (
+        "+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname("
+        "os.path.abspath(__file__)), '..', '..')))\n"
+    ) in incident["diff"]
+    table = box.qtctl("fix", "--select", "QT201")
+    assert "-sys.path.insert(0, os.path.dirname(os.path.dirname(" in table.stdout

@@ -51,13 +51,23 @@ class Analysis:
 
 
 def analyse(
-    service: PythonService, code_roots: Sequence[str], env: Mapping[str, str] | None = None
+    service: PythonService,
+    code_roots: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    script_source: str | None = None,
 ) -> Analysis:
-    """Compute the service's sys.path and resolve its imports (transitively, first party)."""
+    """Compute the service's sys.path and resolve its imports (transitively, first party).
+
+    `env` and `script_source` stand in for the unit's environment and its script's text, so a
+    repair can be proven before it is written.
+    """
     environment = dict(env if env is not None else service.env)
     interpreter = probe(service.interpreter, environment.get("PYTHONHOME", ""))
     start = service.script or ""
-    tree, source = _parse(start) if start else (None, "")
+    if script_source is not None:
+        tree, source = _parse_text(script_source, start), script_source
+    else:
+        tree, source = _parse(start) if start else (None, "")
     changes = path_changes(tree, source, start, service.cwd) if tree else []
     path = effective_path(service, environment, interpreter, changes)
     result = Analysis(service, path, changes)
@@ -382,8 +392,29 @@ def _under(file: str, dirs: set[str]) -> bool:
     return any(real.startswith(d + os.sep) for d in dirs)
 
 
-@lru_cache(maxsize=4096)
+def _parse_text(source: str, file: str) -> ast.Module | None:
+    try:
+        return ast.parse(source, filename=file)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def _parse(file: str) -> tuple[ast.Module | None, str]:
+    """Parse a file; the cache is keyed on its size and mtime, so a patched file is re-read."""
+    try:
+        info = os.stat(file)
+    except OSError:
+        return None, ""
+    return _parse_cached(file, info.st_mtime_ns, info.st_size)
+
+
+def clear_caches() -> None:
+    """Forget directory listings (they change when code is deployed or repaired)."""
+    _listing.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
     try:
         with open(file, "rb") as handle:
             raw = handle.read(4 * 2**20)

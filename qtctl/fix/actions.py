@@ -72,4 +72,16 @@ class ConvertLF:
         return f"convert {self.path} to LF (mode and owner kept, original backed up)"
 
 
-Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart | ConvertLF
+@dataclass(frozen=True)
+class PatchSource:
+    """Replace a service source file with a proven patch (the diff is shown in the plan)."""
+
+    path: str
+    new_text: str
+
+    def describe(self) -> str:
+        """What happens."""
+        return f"patch {self.path} (diff below; original backed up)"
+
+
+Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart | ConvertLF | PatchSource

@@ -15,6 +15,7 @@ from qtctl.fix.actions import (
     Action,
     ConvertLF,
     DaemonReload,
+    PatchSource,
     RemoveLink,
     ResetFailed,
     Restart,
@@ -48,6 +49,7 @@ def apply_repairs(
 def _order(actions: list[Action]) -> list[Action]:
     """Files first, one daemon-reload, reset-failed, restarts last; duplicates dropped."""
     rank = {
+        PatchSource: 0,
         RemoveLink: 0,
         WriteDropIn: 0,
         ConvertLF: 0,
@@ -65,6 +67,8 @@ def _apply(
     log.info("fix: %s", action.describe())
     if isinstance(action, ConvertLF):
         _convert(action.path, record, journal)
+    elif isinstance(action, PatchSource):
+        _patch(action, record, journal)
     elif isinstance(action, RemoveLink):
         if os.path.islink(action.path) and not os.path.exists(action.path):
             os.unlink(action.path)
@@ -97,6 +101,19 @@ def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
     record.add("convert-lf", path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
     journal.save(record)  # the backup is on record before the file changes
     write_preserving(path, to_lf(original))
+
+
+def _patch(action: PatchSource, record: FixRecord, journal: FixJournal) -> None:
+    original = Path(action.path).read_bytes()
+    new = action.new_text.encode()
+    if original == new:
+        return
+    backup = journal.backup(record, original)
+    record.add(
+        "patch-source", path=action.path, backup=backup, sha256=hashlib.sha256(original).hexdigest()
+    )
+    journal.save(record)
+    write_preserving(action.path, new)
 
 
 def write_atomic(path: str, content: str) -> None:
@@ -146,7 +163,7 @@ def undo(
                 write_atomic(change["path"], change["previous"])
             undo_record.add("restore-file", path=change["path"], undoes=record.id)
             reload_needed = True
-        elif kind == "convert-lf":
+        elif kind in ("convert-lf", "patch-source"):
             write_preserving(change["path"], Path(change["backup"]).read_bytes())
             undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
         elif kind in ("restart", "reset-failed"):

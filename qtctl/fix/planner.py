@@ -20,6 +20,7 @@ from qtctl.fix.actions import (
     Action,
     ConvertLF,
     DaemonReload,
+    PatchSource,
     RemoveLink,
     ResetFailed,
     Restart,
@@ -27,6 +28,7 @@ from qtctl.fix.actions import (
 )
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
+from qtctl.fix.source_patch import propose
 
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
@@ -42,6 +44,7 @@ class Repair:
     held: str = ""
     manual: str = ""
     resolves: str = ""  # the one problem kind it removes from a multi-problem finding
+    diff: str = ""
 
     @property
     def runnable(self) -> bool:
@@ -224,14 +227,29 @@ def plan_pythonpath(finding: Finding, planning: Planning) -> Repair:
     proof = analyse(service, roots, {**service.env, "PYTHONPATH": pythonpath})
     still = [p for p in proof.problems if p.code == "QT201"]
     if still:
-        return Repair(
-            finding,
-            held="an environment fix cannot help (PYTHONPATH="
-            f"{pythonpath} still leaves: {still[0].cause}); a source change is needed",
+        why = (
+            f"an environment fix cannot help (PYTHONPATH={pythonpath} still leaves: "
+            f"{still[0].cause})"
         )
+        return _source_patch(finding, planning, service, roots, why)
     path = f"/etc/systemd/system/{service.unit}.d/{PYTHON_DROP_IN}"
     content = f'[Service]\nEnvironment="PYTHONPATH={pythonpath}"\n'
     return Repair(finding, (WriteDropIn(path, content), DaemonReload()))
+
+
+def _source_patch(
+    finding: Finding, planning: Planning, service: PythonService, roots: list[str], why: str
+) -> Repair:
+    patch = propose(service, roots)
+    if patch is None:
+        return Repair(finding, held=f"{why}; no safe source patch found: fix the code by hand")
+    held = (
+        ""
+        if planning.options.unsafe
+        else (f"{why}; the patch below changes service code: apply it with --unsafe")
+    )
+    action = PatchSource(patch.path, patch.new_text)
+    return Repair(finding, (action,), held=held, diff=patch.diff)
 
 
 def _python_service(unit: str, patterns: Sequence[str]) -> PythonService | None:

@@ -47,6 +47,8 @@ def _repair(out: Output, verified: Verified, applied: bool) -> None:
         out.out.print(f"    $ {escape(action.describe())}")
     if repair.held:
         out.out.print(f"    [yellow]held:[/] {escape(repair.held)}")
+    for line in repair.diff.splitlines():
+        out.out.print(f"    [dim]|[/] {escape(line)}")
     if repair.manual:
         out.out.print(f"    by hand: {escape(repair.manual)}")
     if verified.after:

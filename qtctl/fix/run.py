@@ -141,6 +141,7 @@ def _repair_dict(v: Verified) -> dict[str, object]:
         "actions": [a.describe() for a in v.repair.actions],
         "held": v.repair.held,
         "manual": v.repair.manual,
+        "diff": v.repair.diff,
         "result": v.result,
         "after": v.after.as_dict() if v.after else None,
     }
