@@ -8,13 +8,32 @@ from collections import Counter
 from collections.abc import Iterator
 
 from qtctl.diagnosis.code_scan import EXECUTED_EXTENSIONS, CodeScan, FileEndings, scan
-from qtctl.diagnosis.exec_targets import ExecTarget, exec_targets, shebang
+from qtctl.diagnosis.exec_targets import (
+    ExecTarget,
+    exec_targets,
+    shebang,
+    working_directories,
+)
 from qtctl.diagnosis.line_endings import classify
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 SUMMARY_ROWS = 15
+SYSTEM_DIRS = (
+    "/usr",
+    "/etc",
+    "/var",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",
+    "/boot",
+    "/lib",
+    "/bin",
+    "/sbin",
+)
 
 CRLF_EXECUTED = CodeDoc(
     code="QT301",
@@ -66,8 +85,18 @@ def code_scan(ctx: CheckContext) -> CodeScan:
 
 
 def _roots(ctx: CheckContext) -> list[str]:
-    roots = [os.path.abspath(r) for r in ctx.config.fleet.code_roots]
+    """fleet.code_roots plus the WorkingDirectory of every fleet unit, nested ones merged."""
+    workdirs = [d for d in working_directories(ctx.config.fleet.units) if _project_dir(d)]
+    roots = list(
+        dict.fromkeys(os.path.abspath(r) for r in [*ctx.config.fleet.code_roots, *workdirs])
+    )
     return [r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots)]
+
+
+def _project_dir(path: str) -> bool:
+    """A unit's WorkingDirectory worth scanning: not / nor a system-wide directory."""
+    real = os.path.realpath(path)
+    return os.path.isdir(real) and real.count("/") >= 2 and not real.startswith(SYSTEM_DIRS)
 
 
 def _executed(target: ExecTarget) -> Iterator[Finding]:

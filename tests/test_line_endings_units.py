@@ -24,6 +24,7 @@ UNITS = {
     "quantum-body-crlf.service": f"/bin/bash {CODE}/body_crlf.sh",
     "quantum-no-exec.service": f"{CODE}/no_exec.sh",
     "quantum-bad-shebang.service": f"{CODE}/bad_shebang.py",
+    "quantum-opt-app.service": "/bin/sleep 3600\nWorkingDirectory=/opt/quantum/app",
 }
 ETC = "/etc/systemd/system"
 
@@ -32,13 +33,14 @@ def spec() -> SandboxSpec:
     units = {name: f"[Service]\nExecStart={cmd}\n" for name, cmd in UNITS.items()}
     links = {f"{ETC}/multi-user.target.wants/{n}": f"{ETC}/{n}" for n in units}  # enabled
     files = {f"{CODE}/{name}": item for name, item in SCRIPTS.items()}
+    files["/opt/quantum/app/worker.py"] = BoxFile(b"import os\r\n")  # a root only a unit names
     return SandboxSpec(units=units, files=files, symlinks=links, wants=sorted(units))
 
 
 def boot(sandbox: Callable[[SandboxSpec], Sandbox]) -> Sandbox:
     box = sandbox(spec())
     for unit in UNITS:
-        box.wait_for(unit, ["failed"])
+        box.wait_for(unit, ["active" if unit == "quantum-opt-app.service" else "failed"])
     box.run("journalctl", "--sync")
     return box
 
@@ -57,6 +59,10 @@ def test_scripts_that_cannot_run_are_found(sandbox: Callable[[SandboxSpec], Sand
     assert ("QT301", "quantum-body-crlf.service") in found
     assert found[("QT303", "quantum-no-exec.service")]["cause"] == "no-exec-bit"
     assert "python9 does not exist" in found[("QT303", "quantum-bad-shebang.service")]["message"]
+    sources = box.qtctl("--format", "json", "doctor", "--select", "QT302")
+    [summary] = [f for f in json.loads(sources.stdout)["findings"] if f["severity"] == "warning"]
+    assert "/opt/quantum/app/worker.py" in summary["detail"]  # derived from WorkingDirectory
+    assert "/opt/quantum/app" in summary["subject"]
 
 
 def test_fix_converts_restarts_and_undo_restores_bytes(

@@ -42,6 +42,17 @@ def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
     return targets
 
 
+def working_directories(patterns: Sequence[str]) -> list[str]:
+    """The WorkingDirectory= of every installed fleet unit that sets one."""
+    found = []
+    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
+        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
+        workdir = effective(files, "Service", "WorkingDirectory").lstrip("-")
+        if workdir.startswith("/"):
+            found.append(workdir)
+    return found
+
+
 def _target(unit: str, command: str, workdir: str) -> ExecTarget | None:
     try:
         argv = shlex.split(command.lstrip(EXEC_PREFIXES))

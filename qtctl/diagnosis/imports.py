@@ -18,6 +18,7 @@ from qtctl.diagnosis.python_units import PythonService
 from qtctl.diagnosis.sys_path_eval import PathChange, path_changes
 
 MAX_MODULES = 400
+MAX_SOURCE = 4 * 2**20
 VENV_GLOBS = ("/opt/*/venvs/*", "/opt/venvs/*", "/opt/*/venv", "/usr/lib/python3/dist-packages")
 
 
@@ -80,6 +81,9 @@ def analyse(
     if interpreter.error:
         result.problems.append(ImportProblem("QT201", "", service.unit, interpreter.error))
         return result
+    if start and tree is None:
+        result.problems.append(ImportProblem("QT201", "", start, _unparseable(start)))
+        return result
     _walk(result, interpreter, code_roots, start, tree)
     return result
 
@@ -130,11 +134,15 @@ def _walk(
         if file in seen or module_tree is None:
             continue
         seen.add(file)
-        for name, line in imports(module_tree, package):
+        for name, line, required in imports(module_tree, package):
             where = f"{file}:{line}"
             if name.split(".")[0] in interp.stdlib:
                 continue
-            hit = _check(result, interp, roots, name, where)
+            if required:
+                hit = _check(result, interp, roots, name, where)
+            else:
+                found = resolve(name, [e.path for e in result.path])
+                hit = None if found.failed_part else found
             if hit and hit.file and hit.file.endswith(".py") and not _under(hit.file, own):
                 queue.append((hit.file, _parse(hit.file)[0], _package_of(hit.file)))
     result.modules_checked = len(seen)
@@ -337,16 +345,21 @@ def other_environments(interp: Interpreter) -> list[str]:
     return found
 
 
-def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int]]:
-    """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING)."""
+def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
+    """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING):
+    (module, line, required). `from m import x` also yields m.x, not required: x may be a
+    submodule to follow or just a name defined in m."""
     for node in _module_level(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name, node.lineno, True
         elif isinstance(node, ast.ImportFrom):
             base = _absolute_module(node, package)
             if base:
-                yield base, node.lineno
+                yield base, node.lineno, True
+                for alias in node.names:
+                    if alias.name != "*":
+                        yield f"{base}.{alias.name}", node.lineno, False
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -392,6 +405,25 @@ def _under(file: str, dirs: set[str]) -> bool:
     return any(real.startswith(d + os.sep) for d in dirs)
 
 
+def _unparseable(file: str) -> str:
+    """Why a service's script cannot be analysed (it will not start either)."""
+    if not os.path.exists(file):
+        return f"the script {file} does not exist"
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_SOURCE + 1)
+    except OSError as exc:
+        return f"cannot read {file}: {exc.strerror}"
+    if len(raw) > MAX_SOURCE:
+        return f"{file} is larger than {MAX_SOURCE // 2**20} MiB: not analysed"
+    try:
+        ast.parse(raw.decode("utf-8", "replace"), filename=file)
+    except SyntaxError as exc:
+        hint = " (Python 2 code?)" if "print" in (exc.text or "") else ""
+        return f"{file} does not parse: {exc.msg} at line {exc.lineno}{hint}"
+    return f"{file} could not be analysed"
+
+
 def _parse_text(source: str, file: str) -> ast.Module | None:
     try:
         return ast.parse(source, filename=file)
@@ -417,7 +449,9 @@ def clear_caches() -> None:
 def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
     try:
         with open(file, "rb") as handle:
-            raw = handle.read(4 * 2**20)
+            raw = handle.read(MAX_SOURCE + 1)
+        if len(raw) > MAX_SOURCE:
+            return None, ""
         source = raw.decode("utf-8", "replace")
         return ast.parse(source, filename=file), source
     except (OSError, SyntaxError, ValueError):
