@@ -27,6 +27,7 @@ FILES = {
     f"{ROOT}/microservices/exporter/__main__.py": f"import ai_engine.risk_kernel_stops\n{LOOP}",
     f"{ROOT}/microservices/feed/main.py": f"import quantfeed\n{LOOP}",
     "/etc/quantum/env-feed.env": f"PYTHONPATH={ROOT}\n",
+    "/etc/quantum/env-wrong.env": "PYTHONPATH=/opt/elsewhere\n",
     f"{VENV}/pyvenv.cfg": "home = /usr/bin\ninclude-system-site-packages = false\n",
     f"{SITE}/quantfeed/__init__.py": "",
 }
@@ -39,6 +40,8 @@ UNITS = {
     "quantum-env-feed.service": f"ExecStart=/usr/bin/python3 {ROOT}/microservices/signal/main.py"
     "\nEnvironmentFile=/etc/quantum/env-feed.env",
     "quantum-feed.service": f"ExecStart=/usr/bin/python3 {ROOT}/microservices/feed/main.py",
+    "quantum-env-wrong.service": f"ExecStart=/usr/bin/python3 {ROOT}/microservices/signal/"
+    "main.py\nEnvironmentFile=/etc/quantum/env-wrong.env",
     "quantum-venv-feed.service": f"ExecStart={VENV}/bin/python3 {ROOT}/microservices/feed/main.py",
 }
 ETC = "/etc/systemd/system"
@@ -53,7 +56,12 @@ def spec() -> SandboxSpec:
 
 def boot(sandbox: Callable[[SandboxSpec], Sandbox]) -> Sandbox:
     box = sandbox(spec())
-    for unit in ("quantum-risk-proposal.service", "quantum-signal.service", "quantum-feed.service"):
+    for unit in (
+        "quantum-risk-proposal.service",
+        "quantum-signal.service",
+        "quantum-feed.service",
+        "quantum-env-wrong.service",
+    ):
         box.wait_for(unit, ["failed"])
     for unit in (
         "quantum-exporter.service",
@@ -109,6 +117,11 @@ def test_fix_proves_a_pythonpath_drop_in_and_the_unit_runs(
     assert repairs[("QT101", "quantum-risk-proposal.service")]["result"] == "fixed"
     assert box.systemctl("is-active", "quantum-risk-proposal.service").stdout.strip() == "active"
     assert box.run("test", "-e", f"{ETC}/quantum-risk-proposal.service.d").returncode == 1
+    wrong = repairs[("QT201", "quantum-env-wrong.service")]
+    assert wrong["held"] == (
+        "PYTHONPATH comes from EnvironmentFile /etc/quantum/env-wrong.env, "
+        f"which overrides Environment=: add {ROOT} there"
+    )
     main = f"{ROOT}/microservices/risk_proposal/main.py"
     undo = box.qtctl("fix", "--undo", json.loads(res.stdout)["record"])
     assert undo.returncode == 0, undo.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qtctl.diagnosis.unit_file import (
     UnitFile,
@@ -30,6 +30,7 @@ class PythonService:
     module: str
     workdir: str
     env: Mapping[str, str]
+    env_files: Mapping[str, str] = field(default_factory=dict)  # variable -> EnvironmentFile
 
     @property
     def cwd(self) -> str:
@@ -60,7 +61,9 @@ def _service(name: str, files: list[UnitFile]) -> PythonService | None:
     script, module = _target(argv[1:], workdir)
     if not script and not module:
         return None
-    return PythonService(name, argv[0], script, module, workdir, environment(files))
+    return PythonService(
+        name, argv[0], script, module, workdir, environment(files), _file_origins(files)
+    )
 
 
 def _target(args: list[str], workdir: str) -> tuple[str, str]:
@@ -88,6 +91,15 @@ def environment(files: list[UnitFile]) -> dict[str, str]:
             continue
         env.update(w.split("=", 1) for w in words if "=" in w)  # type: ignore[misc]
     return env
+
+
+def _file_origins(files: list[UnitFile]) -> dict[str, str]:
+    """Which EnvironmentFile sets each variable (those override Environment= in systemd)."""
+    origins: dict[str, str] = {}
+    for d in all_values(files, "Service", "EnvironmentFile"):
+        path = d.value.lstrip("-")
+        origins.update(dict.fromkeys(read_env_file(path), path))
+    return origins
 
 
 def read_env_file(path: str) -> dict[str, str]:

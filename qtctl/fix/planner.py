@@ -222,6 +222,13 @@ def plan_pythonpath(finding: Finding, planning: Planning) -> Repair:
         if not homes:
             return Repair(finding, held=f"no directory in the code roots provides {problem.module}")
         needed.append(homes[0])
+    if "PYTHONPATH" in service.env_files:
+        source = service.env_files["PYTHONPATH"]
+        return Repair(
+            finding,
+            held=f"PYTHONPATH comes from EnvironmentFile {source}, which "
+            f"overrides Environment=: add {':'.join(needed)} there",
+        )
     current = [p for p in service.env.get("PYTHONPATH", "").split(":") if p]
     pythonpath = ":".join(dict.fromkeys([*current, *needed]))
     proof = analyse(service, roots, {**service.env, "PYTHONPATH": pythonpath})
