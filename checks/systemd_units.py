@@ -16,11 +16,11 @@ from qtctl.diagnosis.fleet import (
     journal_batch,
     journal_events,
 )
+from qtctl.diagnosis.unit_file import UNIT_DIRS
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
-UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system")
 REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
 ORDER_PROPS = ("Before", "After")  # on the stub: units ordered after / before it
 LOOP_WINDOW_SEC = 300  # restarts this recent mean the loop is still going on

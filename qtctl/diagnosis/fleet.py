@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qtctl.adapters.journal import JournalBatch, read_events, read_units
+from qtctl.diagnosis.exec_targets import SHELLS
 from qtctl.diagnosis.failure_cause import ExecProbe
 from qtctl.engine.context import CheckContext
 from qtctl.errors import AdapterUnavailable
@@ -19,7 +20,6 @@ from qtctl.errors import AdapterUnavailable
 log = logging.getLogger(__name__)
 
 INFINITY = 2**64 - 1
-SHELLS = ("sh", "bash", "dash", "zsh")
 
 
 @dataclass(frozen=True)

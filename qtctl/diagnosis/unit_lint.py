@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from qtctl.diagnosis.unit_file import UnitFile, all_values, effective
+from qtctl.diagnosis.unit_file import UNIT_DIRS, UnitFile, all_values, effective
 from qtctl.engine.findings import Severity
 
 UNIT_ONLY = frozenset(
@@ -275,7 +275,7 @@ def canonical(name: str, aliases: Mapping[str, str]) -> str:
     """The real unit behind an alias: loaded units' Names, else the alias symlink on disk."""
     if name in aliases:
         return aliases[name]
-    for base in ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system"):
+    for base in UNIT_DIRS:
         path = os.path.join(base, name)
         if os.path.islink(path):
             target = os.path.basename(os.path.realpath(path))
