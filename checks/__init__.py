@@ -11,6 +11,7 @@ from qtctl.checks import (
     host_resources,
     line_endings,
     python_imports,
+    redis_streams,
     sys_path_hacks,
     systemd_units,
     unit_drift,
@@ -29,5 +30,6 @@ REGISTRY: tuple[Check, ...] = (
     line_endings.CHECK,
     sys_path_hacks.CHECK,
     backends.REDIS_CHECK,
+    redis_streams.CHECK,
     host_resources.CHECK,
 )

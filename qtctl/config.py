@@ -80,6 +80,36 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """The fleet's Redis streams and the thresholds they are judged by (defaults: the contract)."""
+
+    prefix: str = "quantum:stream:"
+    expected: tuple[str, ...] = (
+        "trade.intent",
+        "ai.signal_generated",
+        "execution.result",
+        "trade.execution.result",
+        "trade.closed",
+        "rl_rewards",
+    )
+    live: tuple[str, ...] = (
+        "trade.intent",
+        "ai.signal_generated",
+        "execution.result",
+        "trade.execution.result",
+    )
+    length_warn: int = field(default=100_000, metadata={"min": 1})
+    length_error: int = field(default=1_000_000, metadata={"min": 1})
+    memory_error_mb: float = field(default=512.0, metadata={"min": 0.001})
+    stale_after_sec: float = field(default=3600.0, metadata={"min": 1})
+    lag_warn: int = field(default=1_000, metadata={"min": 1})
+    lag_error: int = field(default=10_000, metadata={"min": 1})
+    pending_idle_sec: float = field(default=300.0, metadata={"min": 1})
+    dead_consumer_sec: float = field(default=600.0, metadata={"min": 1})
+    scan_count: int = field(default=1000, metadata={"min": 10})
+
+
+@dataclass(frozen=True)
 class CodeSettings:
     """Scanning the fleet's code roots."""
 
@@ -105,6 +135,7 @@ class Config:
     doctor: DoctorSettings = DoctorSettings()
     host: HostSettings = HostSettings()
     code: CodeSettings = CodeSettings()
+    streams: StreamSettings = StreamSettings()
     fix: FixSettings = FixSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

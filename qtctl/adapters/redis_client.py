@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from qtctl.config import RedisSettings
@@ -27,7 +29,7 @@ class RedisAdapter:
                 settings.url,
                 socket_timeout=settings.socket_timeout,
                 socket_connect_timeout=settings.socket_timeout,
-                decode_responses=False,
+                decode_responses=True,
             )
             client.ping()
         except redis.AuthenticationError as exc:
@@ -52,3 +54,143 @@ def _why(exc: Exception) -> str:
     if "SSL" in text or "ssl" in text or "wrong version number" in text:
         return f"TLS handshake failed ({text}); check rediss:// versus redis://"
     return text
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """One consumer group of a stream (XINFO GROUPS)."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered: str
+    lag: int | None
+
+
+@dataclass(frozen=True)
+class ConsumerInfo:
+    """One consumer of a group (XINFO CONSUMERS)."""
+
+    name: str
+    pending: int
+    idle_ms: int
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the stream checks need of one stream, read in one pipelined round trip."""
+
+    name: str
+    length: int = 0
+    first_id: str = ""
+    last_id: str = ""
+    last_generated: str = ""
+    max_deleted: str = ""
+    entries_added: int | None = None
+    memory: int | None = None
+    groups: tuple[GroupInfo, ...] = ()
+    consumers: tuple[tuple[str, ConsumerInfo], ...] = ()
+    oldest_pending_idle_ms: tuple[tuple[str, int], ...] = ()
+    error: str = ""
+
+
+def stream_keys(client: Any, match: str, count: int) -> list[str]:
+    """Stream keys matching a pattern: SCAN with TYPE, never KEYS."""
+    return sorted(_text(k) for k in client.scan_iter(match=match, count=count, _type="stream"))
+
+
+def read_streams(client: Any, names: list[str]) -> dict[str, StreamInfo]:
+    """XINFO STREAM + XINFO GROUPS + MEMORY USAGE for every name in one pipeline; consumers of
+    groups with pending entries in a second. Per-key errors are returned, not raised."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.xinfo_stream(name)
+        pipe.xinfo_groups(name)
+        pipe.memory_usage(name)
+    replies = pipe.execute(raise_on_error=False)
+    infos = {}
+    for i, name in enumerate(names):
+        info, groups, memory = replies[3 * i : 3 * i + 3]
+        infos[name] = _stream(name, info, groups, memory)
+    return _with_consumers(client, infos)
+
+
+def _stream(name: str, info: Any, groups: Any, memory: Any) -> StreamInfo:
+    if isinstance(info, Exception):
+        return StreamInfo(name, error=_reply_error(info))
+    first, last = info.get("first-entry"), info.get("last-entry")
+    return StreamInfo(
+        name=name,
+        length=int(info.get("length", 0)),
+        first_id=_text(first[0]) if first else "",
+        last_id=_text(last[0]) if last else "",
+        last_generated=_text(info.get("last-generated-id", "")),
+        max_deleted=_text(info.get("max-deleted-entry-id", "")),
+        entries_added=None if info.get("entries-added") is None else int(info["entries-added"]),
+        memory=None if isinstance(memory, Exception) or memory is None else int(memory),
+        groups=() if isinstance(groups, Exception) else tuple(_group(g) for g in groups),
+    )
+
+
+def _group(raw: dict[Any, Any]) -> GroupInfo:
+    lag = raw.get("lag")
+    return GroupInfo(
+        name=_text(raw.get("name")),
+        consumers=int(raw.get("consumers", 0)),
+        pending=int(raw.get("pending", 0)),
+        last_delivered=_text(raw.get("last-delivered-id", "0-0")),
+        lag=None if lag is None else int(lag),
+    )
+
+
+def _with_consumers(client: Any, infos: dict[str, StreamInfo]) -> dict[str, StreamInfo]:
+    wanted = [(s.name, g.name) for s in infos.values() for g in s.groups if g.pending]
+    if not wanted:
+        return infos
+    pipe = client.pipeline(transaction=False)
+    for stream, group in wanted:
+        pipe.xinfo_consumers(stream, group)
+        pipe.xpending_range(stream, group, min="-", max="+", count=1)
+    replies = pipe.execute(raise_on_error=False)
+    found: dict[str, list[tuple[str, ConsumerInfo]]] = {}
+    oldest: dict[str, list[tuple[str, int]]] = {}
+    for i, (stream, group) in enumerate(wanted):
+        reply, pending = replies[2 * i], replies[2 * i + 1]
+        if isinstance(pending, list) and pending:
+            oldest.setdefault(stream, []).append((group, int(pending[0]["time_since_delivered"])))
+        if isinstance(reply, Exception):
+            continue
+        found.setdefault(stream, []).extend(
+            (
+                group,
+                ConsumerInfo(_text(c.get("name")), int(c.get("pending", 0)), int(c.get("idle", 0))),
+            )
+            for c in reply
+        )
+    return {
+        n: dataclasses.replace(
+            s, consumers=tuple(found.get(n, ())), oldest_pending_idle_ms=tuple(oldest.get(n, ()))
+        )
+        for n, s in infos.items()
+    }
+
+
+def _reply_error(exc: Exception) -> str:
+    text = str(exc)
+    if "WRONGTYPE" in text:
+        return "not a stream (WRONGTYPE)"
+    if "no such key" in text.lower():
+        return "deleted while checking"
+    return text
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def id_ms(entry_id: str) -> int:
+    """The millisecond timestamp of a stream entry ID ('1700000000000-3' -> 1700000000000)."""
+    try:
+        return int(entry_id.split("-", 1)[0])
+    except ValueError:
+        return 0

@@ -1,0 +1,285 @@
+"""QT401-QT405, QT407: the fleet's Redis streams, read in a few pipelined round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from qtctl.adapters.redis_client import (
+    GroupInfo,
+    StreamInfo,
+    id_ms,
+    read_streams,
+    stream_keys,
+)
+from qtctl.config import StreamSettings
+from qtctl.diagnosis.stream_names import bare, near_misses, references
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+
+TOO_LONG = CodeDoc(
+    "QT401",
+    "stream too long",
+    "warning/error",
+    "A stream holds more entries than streams.length_warn / length_error, or more memory than "
+    "streams.memory_error_mb (MEMORY USAGE); the finding says whether anything trims it "
+    "(entries added versus entries kept).",
+    "Unbounded streams eat Redis memory until eviction or OOM takes the whole fleet down.",
+    "Have producers XADD with MAXLEN ~ N, or trim to a retention (`XTRIM KEY MAXLEN ~ N`).",
+)
+STALE = CodeDoc(
+    "QT402",
+    "stale stream",
+    "warning",
+    "The newest entry of a live stream (streams.live) is older than streams.stale_after_sec; the "
+    "entry ID's timestamp says when it was written.",
+    "A producer that silently stopped: everything downstream works on old data.",
+    "Find the producer (its unit's journal) and restart it once its cause is fixed.",
+)
+GROUP_LAG = CodeDoc(
+    "QT403",
+    "consumer group lag or pending entries",
+    "warning/error",
+    "A consumer group is streams.lag_warn / lag_error entries behind, or holds pending entries "
+    "delivered longer than streams.pending_idle_sec ago and never acknowledged.",
+    "Consumers fell behind: decisions are made on old events, or entries are never processed.",
+    "Scale or fix the consumer; XAUTOCLAIM pending entries of dead consumers.",
+)
+DEAD_CONSUMER = CodeDoc(
+    "QT404",
+    "dead consumer",
+    "warning",
+    "A consumer idle longer than streams.dead_consumer_sec while holding pending entries.",
+    "Its entries stay pending forever unless another consumer claims them.",
+    "XAUTOCLAIM its pending entries to a live consumer, then XGROUP DELCONSUMER it.",
+)
+MISSING = CodeDoc(
+    "QT405",
+    "expected stream missing or misnamed",
+    "error/warning",
+    "An expected stream (streams.expected) does not exist or is not a stream, or another stream "
+    "has a near-miss name (a truncation, prefix or small edit, with or without the fleet "
+    "prefix). Both names are reported with counts, newest entry, consumer groups, and the files "
+    "(code roots, env files) that name each: follow the evidence, not the spelling.",
+    "A bridge writing one name while readers read another moves nothing, silently.",
+    "Decide from the evidence which name readers and writers use; migrate entries and fix the "
+    "other side's configuration.",
+)
+BEHIND_TRIM = CodeDoc(
+    "QT407",
+    "consumer behind the trim",
+    "error",
+    "A group's last-delivered ID is older than the stream's first entry (entries were trimmed "
+    "before the group read them), or Redis cannot compute the group's lag. A stream sitting at "
+    "its MAXLEN cap is not a backlog by itself: backlog is judged by group lag.",
+    "Data was lost to the consumer, and its lag is unknown.",
+    "Raise the producer's MAXLEN or speed the consumer up; reset the group to the first entry.",
+)
+CODES = (TOO_LONG, STALE, GROUP_LAG, DEAD_CONSUMER, MISSING, BEHIND_TRIM)
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    """All stream checks over one SCAN and one or two pipelines."""
+    settings = ctx.config.streams
+    client = ctx.redis().client
+    keys = stream_keys(client, "*", settings.scan_count)
+    expected = [settings.prefix + name for name in settings.expected]
+    infos = read_streams(client, sorted(set(keys) | set(expected)))
+    now_ms = int(ctx.clock() * 1000)
+    for stream in infos.values():
+        if stream.error and stream.name not in expected:
+            continue
+        yield from _length(stream, settings)
+        yield from _staleness(stream, settings, now_ms)
+        yield from _groups(stream, settings)
+    yield from _names(ctx, infos, keys, now_ms)
+
+
+def _length(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
+    memory_mb = (stream.memory or 0) / 2**20
+    if stream.length >= settings.length_error or memory_mb >= settings.memory_error_mb:
+        severity = Severity.ERROR
+    elif stream.length >= settings.length_warn:
+        severity = Severity.WARNING
+    else:
+        return
+    trimmed = (stream.entries_added or 0) - stream.length
+    trim = f"trimmed: {trimmed} entries removed so far" if trimmed > 0 else "nothing trims it"
+    yield Finding(
+        TOO_LONG.code,
+        severity,
+        stream.name,
+        f"{stream.length} entries, {memory_mb:.1f} MiB; {trim}",
+        cause="trimmed" if trimmed > 0 else "unbounded",
+        fix_hint=TOO_LONG.fix,
+    )
+
+
+def _staleness(stream: StreamInfo, settings: StreamSettings, now_ms: int) -> Iterator[Finding]:
+    if bare(stream.name, settings.prefix) not in settings.live or stream.error:
+        return
+    newest = id_ms(stream.last_id or stream.last_generated)
+    if not newest:
+        return  # empty and never written: QT405's business
+    age = (now_ms - newest) / 1000
+    if age > settings.stale_after_sec:
+        yield Finding(
+            STALE.code,
+            Severity.WARNING,
+            stream.name,
+            f"newest entry is {_ago(age)} old (limit {_ago(settings.stale_after_sec)})",
+            cause="silent-producer",
+            fix_hint=STALE.fix,
+        )
+
+
+def _groups(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
+    oldest = dict(stream.oldest_pending_idle_ms)
+    deleted = _id_tuple(stream.max_deleted) if stream.max_deleted else (0, 0)
+    trimmed = (stream.entries_added or 0) > stream.length and bool(stream.first_id)
+    for group in stream.groups:
+        subject = f"{stream.name} group {group.name}"
+        delivered = _id_tuple(group.last_delivered)
+        # XDEL records max-deleted-entry-id; XTRIM does not (Redis 7.0), so a trim shows as
+        # entries added > length with the group's last delivery before the first entry.
+        if deleted > delivered or (trimmed and delivered < _id_tuple(stream.first_id)):
+            lost = (stream.entries_added or 0) - stream.length
+            yield Finding(
+                BEHIND_TRIM.code,
+                Severity.ERROR,
+                subject,
+                f"last delivered {group.last_delivered} is older than the first entry "
+                f"{stream.first_id}: entries were trimmed unread (up to {lost} lost; "
+                "Redis's lag figure is meaningless here)",
+                cause="behind-trim",
+                fix_hint=BEHIND_TRIM.fix,
+            )
+            continue
+        if group.lag is None:
+            yield Finding(
+                BEHIND_TRIM.code,
+                Severity.ERROR,
+                subject,
+                "Redis cannot compute this group's lag",
+                cause="lag-unknown",
+                fix_hint=BEHIND_TRIM.fix,
+            )
+        finding = _lag(group, subject, oldest.get(group.name, 0) / 1000, settings)
+        if finding:
+            yield finding
+    for group_name, consumer in stream.consumers:
+        if consumer.pending and consumer.idle_ms / 1000 > settings.dead_consumer_sec:
+            yield Finding(
+                DEAD_CONSUMER.code,
+                Severity.WARNING,
+                f"{stream.name} group {group_name} consumer {consumer.name}",
+                f"idle {_ago(consumer.idle_ms / 1000)} holding {consumer.pending} pending entries",
+                cause="dead-consumer",
+                fix_hint=DEAD_CONSUMER.fix,
+            )
+
+
+def _lag(group: GroupInfo, subject: str, idle: float, settings: StreamSettings) -> Finding | None:
+    """Lag and stale pending entries of one group, as one finding."""
+    parts, severity, causes = [], Severity.INFO, []
+    if group.lag is not None and group.lag >= settings.lag_warn:
+        severity = Severity.ERROR if group.lag >= settings.lag_error else Severity.WARNING
+        parts.append(f"{group.lag} entries behind, {group.pending} pending")
+        causes.append("lag")
+    if group.pending and idle > settings.pending_idle_sec:
+        severity = max(severity, Severity.WARNING)
+        parts.append(
+            f"the oldest pending entry was delivered {_ago(idle)} ago and never acknowledged"
+        )
+        causes.append("pending")
+    if not parts:
+        return None
+    return Finding(
+        GROUP_LAG.code,
+        severity,
+        subject,
+        "; ".join(parts),
+        cause=",".join(causes),
+        fix_hint=GROUP_LAG.fix,
+    )
+
+
+def _names(
+    ctx: CheckContext, infos: dict[str, StreamInfo], keys: list[str], now_ms: int
+) -> Iterator[Finding]:
+    settings = ctx.config.streams
+    for name in settings.expected:
+        key = settings.prefix + name
+        info = infos[key]
+        misses = [k for k in near_misses(name, keys, settings.prefix) if infos[k].length]
+        if not misses and not info.error:
+            continue
+        if info.error == "not a stream (WRONGTYPE)":
+            problem = f"{key} exists but is not a stream"
+        elif info.error:
+            problem = f"{key} does not exist"
+        elif not info.length:
+            never = info.last_generated in ("", "0-0")
+            problem = f"{key} is empty" + (" (never written)" if never else "")
+        else:
+            problem = ""
+        if not misses:
+            yield Finding(
+                MISSING.code, Severity.ERROR, key, problem, cause="missing", fix_hint=MISSING.fix
+            )
+            continue
+        yield _near_miss(ctx, info, [infos[k] for k in misses], problem, now_ms)
+
+
+def _near_miss(
+    ctx: CheckContext, expected: StreamInfo, others: list[StreamInfo], problem: str, now_ms: int
+) -> Finding:
+    settings = ctx.config.streams
+    streams = [expected, *others]
+    refs = references(
+        [bare(s.name, settings.prefix) for s in streams] + [s.name for s in streams],
+        list(ctx.config.fleet.code_roots),
+    )
+    detail = []
+    for stream in streams:
+        newest = id_ms(stream.last_id)
+        age = f"newest {_ago((now_ms - newest) / 1000)} ago" if newest else "no entries"
+        groups = ", ".join(g.name for g in stream.groups) or "no consumer groups"
+        files = sorted(
+            set(refs.get(stream.name, []) + refs.get(bare(stream.name, settings.prefix), []))
+        )
+        named = f"named in {len(files)} file(s)" + (f": {', '.join(files[:5])}" if files else "")
+        state = stream.error or f"{stream.length} entries, {age}"
+        detail.append(f"{stream.name}: {state}; {groups}; {named}")
+    names = ", ".join(s.name for s in others)
+    message = (f"{problem}; " if problem else "") + f"near-miss name(s) with data: {names}"
+    return Finding(
+        MISSING.code,
+        Severity.ERROR if problem else Severity.WARNING,
+        expected.name,
+        message,
+        cause="near-miss",
+        detail=tuple(detail),
+        fix_hint=MISSING.fix,
+    )
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return 0, 0
+
+
+def _ago(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+CHECK = Check(name="redis_streams", codes=CODES, run=run)

@@ -1,0 +1,131 @@
+"""QT401-QT405/QT407 against a real redis-server seeded like the fleet."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from qtctl.config import load_config
+from qtctl.doctor import run_doctor
+from tests.support.redis_server import RedisServer
+
+P = "quantum:stream:"
+
+
+def seed(client: redis.Redis, code: Path) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(10_006):  # capped by its producer, like the real trade.intent
+        pipe.xadd(f"{P}trade.intent", {"i": i}, maxlen=10_000, approximate=True)
+    old = int((time.time() - 7200) * 1000)
+    for i in range(200):  # the producer stopped two hours ago
+        pipe.xadd(f"{P}ai.signal_generated", {"i": i}, id=f"{old + i}-0")
+    for i in range(25_000):  # nobody trims it
+        pipe.xadd(f"{P}model.retrain", {"i": i})
+    for i in range(12_500):
+        pipe.xadd(f"{P}trade.closed", {"i": i})
+    for i in range(50):
+        pipe.xadd(f"{P}execution.result", {"i": i})
+        pipe.xadd(f"{P}trade.execution.result", {"i": i})  # the writer, after the "fix"
+    for i in range(30):
+        pipe.xadd(f"{P}trade.execution.res", {"i": i}, id=f"{old + i}-0")  # what readers read
+    for i in range(100):
+        pipe.xadd(f"{P}apply.result", {"i": i})
+    pipe.set(f"{P}rl_rewards", "not a stream")
+    pipe.execute()
+    client.xgroup_create(f"{P}trade.closed", "quantum:group:rl:trade.closed", id="0")
+    client.xreadgroup(
+        "quantum:group:rl:trade.closed", "rl-agent-1", {f"{P}trade.closed": ">"}, count=100
+    )
+    client.xgroup_create(f"{P}trade.execution.res", "quantum:group:exit-monitor", id="$")
+    client.xgroup_create(f"{P}trade.execution.res", "quantum:group:position-monitor", id="$")
+    client.xgroup_create(f"{P}apply.result", "quantum:group:audit", id="0")
+    client.xtrim(f"{P}apply.result", maxlen=10, approximate=False)  # 90 gone, never read
+    (code / "exit_monitor.py").write_text("STREAM = 'quantum:stream:trade.execution.res'\n")
+    (code / "position_monitor.py").write_text("STREAM = 'quantum:stream:trade.execution.res'\n")
+    (code / "bridge.py").write_text("DEST = 'quantum:stream:trade.execution.result'\n")
+
+
+@pytest.fixture
+def findings(redis_server: RedisServer, tmp_path: Path) -> dict[tuple[str, str], object]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    code = tmp_path / "code"
+    code.mkdir()
+    seed(client, code)
+    time.sleep(1.2)  # the consumer and its pending entries age past the test thresholds
+    env = {
+        "QTCTL__REDIS__URL": redis_server.url,
+        "QTCTL__DOCTOR__SELECT": "QT4",
+        "QTCTL__FLEET__CODE_ROOTS": str(code),
+        "QTCTL__STREAMS__LENGTH_WARN": "20000",
+        "QTCTL__STREAMS__PENDING_IDLE_SEC": "1",
+        "QTCTL__STREAMS__DEAD_CONSUMER_SEC": "1",
+        "QTCTL__STREAMS__EXPECTED": "trade.intent,ai.signal_generated,execution.result,"
+        "trade.execution.result,trade.closed,rl_rewards,exit.intent",
+    }
+    report = run_doctor(load_config(None, env=env))
+    return {(f.code, f.subject): f for f in report.findings}
+
+
+def test_every_seeded_problem_is_found_exactly(findings: dict) -> None:
+    assert sorted(findings) == sorted(
+        [
+            ("QT401", f"{P}model.retrain"),
+            ("QT402", f"{P}ai.signal_generated"),
+            ("QT403", f"{P}trade.closed group quantum:group:rl:trade.closed"),
+            ("QT404", f"{P}trade.closed group quantum:group:rl:trade.closed consumer rl-agent-1"),
+            ("QT405", f"{P}rl_rewards"),
+            ("QT405", f"{P}exit.intent"),
+            ("QT405", f"{P}trade.execution.result"),
+            ("QT407", f"{P}apply.result group quantum:group:audit"),
+        ]
+    )
+
+
+def test_details(findings: dict) -> None:
+    assert findings[("QT401", f"{P}model.retrain")].message.endswith("nothing trims it")
+    stale = findings[("QT402", f"{P}ai.signal_generated")]
+    assert stale.message.startswith("newest entry is 2.0 h old")
+    lag = findings[("QT403", f"{P}trade.closed group quantum:group:rl:trade.closed")]
+    assert lag.severity.name == "ERROR"
+    assert lag.message.startswith(
+        "12400 entries behind, 100 pending; the oldest pending entry "
+        "was delivered 1 s ago and never acknowledged"
+    )
+    assert findings[("QT405", f"{P}rl_rewards")].message == (
+        f"{P}rl_rewards exists but is not a stream"
+    )
+    assert findings[("QT405", f"{P}exit.intent")].message == f"{P}exit.intent does not exist"
+    trim = findings[("QT407", f"{P}apply.result group quantum:group:audit")]
+    assert "entries were trimmed unread" in trim.message
+
+
+def test_a_capped_stream_is_not_a_backlog(findings: dict) -> None:
+    assert not [key for key in findings if key[1].startswith(f"{P}trade.intent")]
+
+
+def test_near_miss_names_follow_the_evidence(findings: dict) -> None:
+    finding = findings[("QT405", f"{P}trade.execution.result")]
+    assert finding.message == f"near-miss name(s) with data: {P}trade.execution.res"
+    expected, other = finding.detail
+    assert expected.startswith(f"{P}trade.execution.result: 50 entries, newest ")
+    assert "no consumer groups; named in 1 file(s)" in expected
+    assert other.startswith(
+        f"{P}trade.execution.res: 30 entries, newest 2.0 h ago; "
+        "quantum:group:exit-monitor, quantum:group:position-monitor; "
+        "named in 2 file(s)"
+    )
+
+
+def test_redis_unreachable_skips_the_stream_checks_and_doctor_goes_on() -> None:
+    from tests.support.redis_server import free_port
+
+    env = {
+        "QTCTL__REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
+        "QTCTL__DOCTOR__SELECT": "QT4,QT9",
+    }
+    report = run_doctor(load_config(None, env=env))
+    assert [f.code for f in report.findings] == ["QT400"]
+    assert [s.check for s in report.skipped] == ["redis_streams"]
