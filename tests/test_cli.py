@@ -92,7 +92,7 @@ def test_doctor_json_schema_is_stable(redis_server: RedisServer) -> None:
 
 
 def test_doctor_select_and_fail_on(redis_server: RedisServer) -> None:
-    res = run_cli("doctor", "--select", "QT4", "--redis-url", redis_server.url)
+    res = run_cli("doctor", "--select", "QT400", "--redis-url", redis_server.url)
     assert res.returncode == 0, res.stdout
     assert "status: ok" in res.stdout
     res = run_cli("doctor", "--select", "QT1", "--fail-on", "never")
@@ -107,7 +107,7 @@ def test_doctor_markdown() -> None:
 
 
 def test_env_var_for_every_global_option(redis_server: RedisServer) -> None:
-    env = {"QTCTL_FORMAT": "json", "QTCTL_REDIS_URL": redis_server.url, "QTCTL_SELECT": "QT4"}
+    env = {"QTCTL_FORMAT": "json", "QTCTL_REDIS_URL": redis_server.url, "QTCTL_SELECT": "QT400"}
     res = run_cli("doctor", env=env)
     assert json.loads(res.stdout)["status"] == "ok"
 
