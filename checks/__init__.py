@@ -12,6 +12,7 @@ from qtctl.checks import (
     line_endings,
     python_imports,
     redis_streams,
+    risk_proposals,
     sys_path_hacks,
     systemd_units,
     unit_drift,
@@ -31,5 +32,6 @@ REGISTRY: tuple[Check, ...] = (
     sys_path_hacks.CHECK,
     backends.REDIS_CHECK,
     redis_streams.CHECK,
+    risk_proposals.CHECK,
     host_resources.CHECK,
 )

@@ -81,10 +81,11 @@ CODES = (TOO_LONG, STALE, GROUP_LAG, DEAD_CONSUMER, MISSING, BEHIND_TRIM)
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """All stream checks over one SCAN and one or two pipelines."""
     settings = ctx.config.streams
-    client = ctx.redis().client
-    keys = stream_keys(client, "*", settings.scan_count)
+    adapter = ctx.redis()
     expected = [settings.prefix + name for name in settings.expected]
-    infos = read_streams(client, sorted(set(keys) | set(expected)))
+    with adapter.guard("the stream checks"):
+        keys = stream_keys(adapter.client, "*", settings.scan_count)
+        infos = read_streams(adapter.client, sorted(set(keys) | set(expected)))
     now_ms = int(ctx.clock() * 1000)
     for stream in infos.values():
         if stream.error and stream.name not in expected:

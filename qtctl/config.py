@@ -110,6 +110,15 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class RiskSettings:
+    """Where the risk kernel publishes proposals and reads positions (the contract's keys)."""
+
+    proposal_prefix: str = "quantum:risk:proposal:"
+    position_prefix: str = "quantum:state:positions:"
+    publish_interval_sec: float = field(default=10.0, metadata={"min": 0.1})
+
+
+@dataclass(frozen=True)
 class CodeSettings:
     """Scanning the fleet's code roots."""
 
@@ -136,6 +145,7 @@ class Config:
     host: HostSettings = HostSettings()
     code: CodeSettings = CodeSettings()
     streams: StreamSettings = StreamSettings()
+    risk: RiskSettings = RiskSettings()
     fix: FixSettings = FixSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

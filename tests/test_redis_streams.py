@@ -129,3 +129,33 @@ def test_redis_unreachable_skips_the_stream_checks_and_doctor_goes_on() -> None:
     report = run_doctor(load_config(None, env=env))
     assert [f.code for f in report.findings] == ["QT400"]
     assert [s.check for s in report.skipped] == ["redis_streams"]
+
+
+def test_redis_stalling_mid_check_is_reported_and_doctor_goes_on(
+    redis_server: RedisServer,
+) -> None:
+    from qtctl.checks import backends, host_resources, redis_streams
+    from qtctl.engine.check import Check
+    from qtctl.engine.context import CheckContext
+    from qtctl.engine.runner import Selection, run_checks
+
+    def pause(ctx: CheckContext) -> list:
+        redis.Redis.from_url(redis_server.url).execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        return []
+
+    checks = (
+        backends.REDIS_CHECK,
+        Check("pause", host_resources.CHECK.codes, pause),
+        redis_streams.CHECK,
+        host_resources.CHECK,
+    )
+    config = load_config(
+        None, env={"QTCTL__REDIS__URL": redis_server.url, "QTCTL__REDIS__SOCKET_TIMEOUT": "0.3"}
+    )
+    started = time.monotonic()
+    report = run_checks(checks, CheckContext(config), Selection(), timeout=10)
+    assert time.monotonic() - started < 3
+    [skipped] = report.skipped
+    assert skipped.check == "redis_streams"
+    assert skipped.reason.startswith("the stream checks timed out at redis://127.0.0.1:")
+    assert "host_resources" in report.checks_run  # the rest of doctor still ran

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,18 @@ class RedisAdapter:
         except (redis.RedisError, ValueError) as exc:
             raise AdapterUnavailable("redis", f"{masked}: {exc}") from None
         return cls(client, masked)
+
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn a connection lost or a timeout during a check into AdapterUnavailable."""
+        import redis
+
+        try:
+            yield
+        except redis.TimeoutError:
+            raise AdapterUnavailable("redis", f"{what} timed out at {self.url}") from None
+        except redis.ConnectionError as exc:
+            raise AdapterUnavailable("redis", f"connection lost during {what}: {exc}") from None
 
     def close(self) -> None:
         """Close the connection pool."""
