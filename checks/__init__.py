@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from qtctl.checks import (
     backends,
+    daemon_health,
     host_resources,
     line_endings,
     python_imports,
+    redis_server,
     redis_streams,
     risk_proposals,
     sys_path_hacks,
@@ -31,7 +33,9 @@ REGISTRY: tuple[Check, ...] = (
     line_endings.CHECK,
     sys_path_hacks.CHECK,
     backends.REDIS_CHECK,
+    redis_server.CHECK,
     redis_streams.CHECK,
     risk_proposals.CHECK,
+    daemon_health.CHECK,
     host_resources.CHECK,
 )

@@ -29,6 +29,8 @@ class RedisSettings:
 
     url: str = field(default="redis://127.0.0.1:6379/0", metadata={"redis_url": True})
     socket_timeout: float = field(default=2.0, metadata={"min": 0.05})
+    require_persistence: bool = False
+    memory_warn_pct: float = field(default=90.0, metadata={"min": 1, "max": 100})
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,21 @@ class RiskSettings:
 
 
 @dataclass(frozen=True)
+class DaemonHealthSettings:
+    """What the fleet's daemons publish, and how fresh and sane it must be (QT502, QT503)."""
+
+    rl_stats_key: str = "quantum:rl:agent:stats"
+    rl_stats_interval_sec: float = field(default=60.0, metadata={"min": 1})
+    rl_rewards_stream: str = "rl_rewards"
+    rl_recent: int = field(default=50, metadata={"min": 5})
+    bridge_routes: tuple[str, ...] = ("execution.result->trade.execution.result",)
+    bridge_lag_warn: int = field(default=100, metadata={"min": 1})
+    bridge_lag_error: int = field(default=10_000, metadata={"min": 1})
+    bridge_age_warn_sec: float = field(default=60.0, metadata={"min": 1})
+    bridge_age_error_sec: float = field(default=600.0, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
 class CodeSettings:
     """Scanning the fleet's code roots."""
 
@@ -146,6 +163,7 @@ class Config:
     code: CodeSettings = CodeSettings()
     streams: StreamSettings = StreamSettings()
     risk: RiskSettings = RiskSettings()
+    daemons: DaemonHealthSettings = DaemonHealthSettings()
     fix: FixSettings = FixSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
