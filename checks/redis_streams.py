@@ -113,6 +113,7 @@ def _length(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
         f"{stream.length} entries, {memory_mb:.1f} MiB; {trim}",
         cause="trimmed" if trimmed > 0 else "unbounded",
         fix_hint=TOO_LONG.fix,
+        fixable=True,
     )
 
 

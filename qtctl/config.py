@@ -109,6 +109,7 @@ class StreamSettings:
     pending_idle_sec: float = field(default=300.0, metadata={"min": 1})
     dead_consumer_sec: float = field(default=600.0, metadata={"min": 1})
     scan_count: int = field(default=1000, metadata={"min": 10})
+    retention_maxlen: int = field(default=100_000, metadata={"min": 1})
 
 
 @dataclass(frozen=True)

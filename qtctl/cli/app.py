@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+streams_app = typer.Typer(help="Work with the fleet's Redis streams.", no_args_is_help=True)
+app.add_typer(streams_app, name="streams")
 
 
 @dataclass
@@ -251,6 +253,37 @@ def config_show(
     for key, value, src in rows:
         table.add_row(key, _shown(value), src)
     out.out.print(table)
+
+
+@streams_app.command("restore")
+def streams_restore(
+    ctx: typer.Context,
+    archive: Annotated[str, typer.Argument(help="A .jsonl.gz archive written by qtctl fix.")],
+    into: Annotated[
+        str, typer.Option("--into", envvar="QTCTL_INTO", help="Stream key to restore into.")
+    ],
+    redis_url: RedisUrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """XADD every archived entry, with its original ID and in order, into an empty stream."""
+    from pathlib import Path
+
+    from qtctl.adapters.redis_client import RedisAdapter
+    from qtctl.adapters.stream_archive import restore
+
+    opts: GlobalOptions = ctx.find_root().obj
+    cfg = opts.config_for(config, {"redis.url": redis_url})
+    if not Path(archive).is_file():
+        raise UsageError(f"no archive at {archive}")
+    adapter = RedisAdapter.connect(cfg.redis)
+    try:
+        with adapter.guard("the restore"):
+            count = restore(adapter.client, Path(archive), into)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        adapter.close()
+    opts.output().out.print(f"restored {count} entries into {into}")
 
 
 def _shown(value: Any) -> str:

@@ -84,4 +84,28 @@ class PatchSource:
         return f"patch {self.path} (diff below; original backed up)"
 
 
-Action = RemoveLink | WriteDropIn | DaemonReload | ResetFailed | Restart | ConvertLF | PatchSource
+@dataclass(frozen=True)
+class TrimStream:
+    """Archive a stream's oldest entries beyond `keep`, then remove exactly those."""
+
+    stream: str
+    keep: int
+
+    def describe(self) -> str:
+        """The equivalent commands."""
+        return (
+            f"archive the entries of {self.stream} beyond the newest {self.keep} "
+            f"(gzip JSONL), then XTRIM {self.stream} MINID <first kept id>"
+        )
+
+
+Action = (
+    RemoveLink
+    | WriteDropIn
+    | DaemonReload
+    | ResetFailed
+    | Restart
+    | ConvertLF
+    | PatchSource
+    | TrimStream
+)

@@ -9,8 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.stream_archive import trim_with_archive
 from qtctl.adapters.systemd import SystemdAdapter
 from qtctl.diagnosis.line_endings import classify, to_lf, write_preserving
+from qtctl.errors import QtctlError
 from qtctl.fix.actions import (
     Action,
     ConvertLF,
@@ -19,6 +22,7 @@ from qtctl.fix.actions import (
     RemoveLink,
     ResetFailed,
     Restart,
+    TrimStream,
     WriteDropIn,
 )
 from qtctl.fix.journal import FixJournal, FixRecord
@@ -33,12 +37,16 @@ def apply_repairs(
     systemd: Callable[[], SystemdAdapter],
     journal: FixJournal,
     record: FixRecord | None = None,
+    redis: Callable[[], RedisAdapter] | None = None,
 ) -> FixRecord:
     """Run every runnable repair; reloads are merged and restarts come last."""
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
     for action in actions:
-        _apply(action, systemd, record, journal)
+        if isinstance(action, TrimStream):
+            _trim(action, redis, record, journal)
+        else:
+            _apply(action, systemd, record, journal)
         journal.save(record)
     restarted = [a.unit for a in actions if isinstance(a, Restart)]
     for unit in restarted:
@@ -53,6 +61,7 @@ def _order(actions: list[Action]) -> list[Action]:
         RemoveLink: 0,
         WriteDropIn: 0,
         ConvertLF: 0,
+        TrimStream: 0,
         DaemonReload: 1,
         ResetFailed: 2,
         Restart: 3,
@@ -84,7 +93,7 @@ def _apply(
     elif isinstance(action, ResetFailed):
         systemd().reset_failed(action.unit)
         record.add("reset-failed", unit=action.unit)
-    else:
+    elif isinstance(action, Restart):
         systemd().restart(action.unit)
         record.add("restart", unit=action.unit)
 
@@ -101,6 +110,31 @@ def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
     record.add("convert-lf", path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
     journal.save(record)  # the backup is on record before the file changes
     write_preserving(path, to_lf(original))
+
+
+def _trim(
+    action: TrimStream,
+    redis: Callable[[], RedisAdapter] | None,
+    record: FixRecord,
+    journal: FixJournal,
+) -> None:
+    if redis is None:
+        raise QtctlError("trimming a stream needs a Redis connection")
+    adapter = redis()
+    name = action.stream.replace("/", "_").replace(":", "_")
+    archive = journal.root / record.id / f"{name}.jsonl.gz"
+    with adapter.guard(f"trimming {action.stream}"):
+        result = trim_with_archive(adapter.client, action.stream, action.keep, archive)
+    if result:
+        record.add(
+            "trim-stream",
+            stream=action.stream,
+            archive=result.archive,
+            archived=result.archived,
+            removed=result.removed,
+            first=result.first_id,
+            last=result.last_id,
+        )
 
 
 def _patch(action: PatchSource, record: FixRecord, journal: FixJournal) -> None:
@@ -166,6 +200,14 @@ def undo(
         elif kind in ("convert-lf", "patch-source"):
             write_preserving(change["path"], Path(change["backup"]).read_bytes())
             undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
+        elif kind == "trim-stream":
+            undo_record.add(
+                "restore-archive",
+                stream=change["stream"],
+                archive=change["archive"],
+                hint=f"qtctl streams restore {change['archive']} --into KEY "
+                "(Redis cannot insert old IDs before newer ones)",
+            )
         elif kind in ("restart", "reset-failed"):
             undo_record.add("not-undoable", action=kind, unit=change["unit"])
     if reload_needed:

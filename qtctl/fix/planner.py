@@ -24,6 +24,7 @@ from qtctl.fix.actions import (
     RemoveLink,
     ResetFailed,
     Restart,
+    TrimStream,
     WriteDropIn,
 )
 from qtctl.fix.journal import FixJournal
@@ -263,11 +264,24 @@ def _python_service(unit: str, patterns: Sequence[str]) -> PythonService | None:
     return next((s for s in python_services(patterns) if s.unit == unit), None)
 
 
+def plan_trim(finding: Finding, planning: Planning) -> Repair:
+    """QT401: trim to streams.retention_maxlen, archiving every trimmed entry first."""
+    keep = planning.ctx.config.streams.retention_maxlen
+    action = TrimStream(finding.subject, keep)
+    held = (
+        ""
+        if planning.options.unsafe
+        else "trimming a stream needs --unsafe (the trimmed entries are archived and restorable)"
+    )
+    return Repair(finding, (action,), held=held)
+
+
 PLANNERS: dict[str, Planner] = {
     "QT101": plan_unit_failed,
     "QT102": plan_not_found,
     "QT104": plan_drop_in,
     "QT201": plan_pythonpath,
     "QT301": plan_crlf_executed,
+    "QT401": plan_trim,
     "QT302": plan_crlf_sources,
 }

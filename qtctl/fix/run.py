@@ -74,7 +74,7 @@ def run_fix(config: Config, options: FixOptions) -> FixOutcome:
         if not options.apply or not any(r.runnable for r in repairs):
             return FixOutcome(tuple(Verified(r, None) for r in repairs), applied=False)
         journal = FixJournal(config.fix.state_dir)
-        record = apply_repairs(repairs, ctx.systemd, journal)
+        record = apply_repairs(repairs, ctx.systemd, journal, redis=ctx.redis)
     finally:
         ctx.close()
     repairs = _second_pass(config, options, repairs, journal, record)

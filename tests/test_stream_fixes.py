@@ -1,0 +1,62 @@
+"""QT401's repair on a real redis-server: archive first, trim exactly that, restore on demand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis
+
+from qtctl.adapters.stream_archive import read_archive
+from tests.conftest import run_cli
+from tests.support.redis_server import RedisServer
+
+STREAM = "quantum:stream:model.retrain"
+
+
+def setup(redis_server: RedisServer, tmp_path: Path, config: Path) -> list[tuple[str, dict]]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    pipe = client.pipeline(transaction=False)
+    for i in range(25_000):
+        pipe.xadd(STREAM, {"i": str(i), "symbol": "BTCUSDT"})
+    pipe.execute()
+    config.write_text(
+        f"[redis]\nurl = '{redis_server.url}'\n[fix]\nstate_dir = "
+        f"'{tmp_path / 'state'}'\n[streams]\nlength_warn = 20000\n"
+        "retention_maxlen = 10000\nexpected = []\n"
+    )
+    return client.xrange(STREAM)
+
+
+def test_trim_archives_first_and_loses_nothing(
+    redis_server: RedisServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    original = setup(redis_server, tmp_path, isolated_env)
+    preview = run_cli("--format", "json", "fix", "--select", "QT401", "--apply")
+    [held] = json.loads(preview.stdout)["repairs"]
+    assert held["held"].startswith("trimming a stream needs --unsafe")
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    assert client.xlen(STREAM) == 25_000
+
+    res = run_cli("--format", "json", "fix", "--select", "QT401", "--apply", "--unsafe")
+    doc = json.loads(res.stdout)
+    [repair] = doc["repairs"]
+    assert repair["result"] == "fixed", res.stderr
+    kept = client.xrange(STREAM)
+    assert len(kept) == 10_000
+    [archive] = (tmp_path / "state" / "fixes" / doc["record"]).glob("*.jsonl.gz")
+    archived = [(e["id"], e["fields"]) for e in read_archive(archive)]
+    assert len(archived) == 15_000
+    assert archived + [(i, f) for i, f in kept] == [(i, f) for i, f in original]
+
+    into = f"{STREAM}:restored"
+    restored = run_cli("streams", "restore", str(archive), "--into", into)
+    assert restored.stdout.strip() == f"restored 15000 entries into {into}", restored.stderr
+    assert [(i, f) for i, f in client.xrange(into)] == archived
+
+    refused = run_cli("streams", "restore", str(archive), "--into", STREAM)
+    assert refused.returncode == 2
+    assert "already holds entries at or after" in refused.stderr
+
+    undo = run_cli("fix", "--undo", "LAST")
+    assert undo.returncode == 0 and "restore-archive" in undo.stdout
