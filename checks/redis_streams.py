@@ -169,15 +169,26 @@ def _groups(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
         finding = _lag(group, subject, oldest.get(group.name, 0) / 1000, settings)
         if finding:
             yield finding
+    limit_ms = settings.dead_consumer_sec * 1000
     for group_name, consumer in stream.consumers:
-        if consumer.pending and consumer.idle_ms / 1000 > settings.dead_consumer_sec:
+        if consumer.pending and consumer.idle_ms > limit_ms:
+            live = [
+                c.name for g, c in stream.consumers if g == group_name and c.idle_ms <= limit_ms
+            ]
             yield Finding(
                 DEAD_CONSUMER.code,
                 Severity.WARNING,
                 f"{stream.name} group {group_name} consumer {consumer.name}",
                 f"idle {_ago(consumer.idle_ms / 1000)} holding {consumer.pending} pending entries",
                 cause="dead-consumer",
+                detail=(
+                    f"stream: {stream.name}",
+                    f"group: {group_name}",
+                    f"consumer: {consumer.name}",
+                    f"live consumers: {', '.join(live)}",
+                ),
                 fix_hint=DEAD_CONSUMER.fix,
+                fixable=True,
             )
 
 

@@ -60,3 +60,30 @@ def test_trim_archives_first_and_loses_nothing(
 
     undo = run_cli("fix", "--undo", "LAST")
     assert undo.returncode == 0 and "restore-archive" in undo.stdout
+
+
+def test_dead_consumer_hands_its_pending_entries_to_a_live_one(
+    redis_server: RedisServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    import time
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    stream, group = "quantum:stream:trade.closed", "quantum:group:rl:trade.closed"
+    for i in range(30):
+        client.xadd(stream, {"i": str(i)})
+    client.xgroup_create(stream, group, id="0")
+    client.xreadgroup(group, "rl-agent-old", {stream: ">"}, count=20)
+    time.sleep(1.2)
+    client.xreadgroup(group, "rl-agent-new", {stream: ">"}, count=5)  # alive: just read
+    isolated_env.write_text(
+        f"[redis]\nurl = '{redis_server.url}'\n[fix]\nstate_dir = "
+        f"'{tmp_path / 'state'}'\n[streams]\ndead_consumer_sec = 1\n"
+        "expected = []\n"
+    )
+    held = json.loads(run_cli("--format", "json", "fix", "--select", "QT404", "--apply").stdout)
+    assert held["repairs"][0]["held"].endswith("needs --unsafe")
+    res = run_cli("--format", "json", "fix", "--select", "QT404", "--apply", "--unsafe")
+    [repair] = json.loads(res.stdout)["repairs"]
+    assert repair["result"] == "fixed", res.stdout
+    consumers = {c["name"]: c["pending"] for c in client.xinfo_consumers(stream, group)}
+    assert consumers == {"rl-agent-new": 25}  # 20 taken over + its own 5, nothing lost

@@ -91,3 +91,27 @@ def read_archive(archive: Path) -> Any:
 def _order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def hand_over(client: Any, stream: str, group: str, dead: str, live: str) -> tuple[int, int]:
+    """XCLAIM every pending entry of `dead` for `live`, then delete `dead` if it holds nothing.
+
+    Returns (entries claimed, entries still pending on the dead consumer).
+    """
+    claimed = 0
+    while True:
+        pending = client.xpending_range(
+            stream, group, min="-", max="+", count=CHUNK, consumername=dead
+        )
+        if not pending:
+            break
+        ids = [p["message_id"] for p in pending]
+        claimed += len(
+            client.xclaim(stream, group, live, min_idle_time=0, message_ids=ids, justid=True)
+        )
+        if len(pending) < CHUNK:
+            break
+    left = len(client.xpending_range(stream, group, min="-", max="+", count=1, consumername=dead))
+    if not left:
+        client.xgroup_delconsumer(stream, group, dead)
+    return claimed, left

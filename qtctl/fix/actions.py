@@ -99,6 +99,23 @@ class TrimStream:
         )
 
 
+@dataclass(frozen=True)
+class HandOver:
+    """Move a dead consumer's pending entries to a live one, then delete the dead consumer."""
+
+    stream: str
+    group: str
+    dead: str
+    live: str
+
+    def describe(self) -> str:
+        """The equivalent commands."""
+        return (
+            f"XCLAIM the pending entries of {self.dead} in {self.stream} group {self.group} "
+            f"for {self.live}; XGROUP DELCONSUMER {self.stream} {self.group} {self.dead}"
+        )
+
+
 Action = (
     RemoveLink
     | WriteDropIn
@@ -108,4 +125,5 @@ Action = (
     | ConvertLF
     | PatchSource
     | TrimStream
+    | HandOver
 )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qtctl.adapters.redis_client import RedisAdapter
-from qtctl.adapters.stream_archive import trim_with_archive
+from qtctl.adapters.stream_archive import hand_over, trim_with_archive
 from qtctl.adapters.systemd import SystemdAdapter
 from qtctl.diagnosis.line_endings import classify, to_lf, write_preserving
 from qtctl.errors import QtctlError
@@ -18,6 +18,7 @@ from qtctl.fix.actions import (
     Action,
     ConvertLF,
     DaemonReload,
+    HandOver,
     PatchSource,
     RemoveLink,
     ResetFailed,
@@ -45,6 +46,8 @@ def apply_repairs(
     for action in actions:
         if isinstance(action, TrimStream):
             _trim(action, redis, record, journal)
+        elif isinstance(action, HandOver):
+            _hand_over(action, redis, record)
         else:
             _apply(action, systemd, record, journal)
         journal.save(record)
@@ -62,6 +65,7 @@ def _order(actions: list[Action]) -> list[Action]:
         WriteDropIn: 0,
         ConvertLF: 0,
         TrimStream: 0,
+        HandOver: 0,
         DaemonReload: 1,
         ResetFailed: 2,
         Restart: 3,
@@ -137,6 +141,27 @@ def _trim(
         )
 
 
+def _hand_over(
+    action: HandOver, redis: Callable[[], RedisAdapter] | None, record: FixRecord
+) -> None:
+    if redis is None:
+        raise QtctlError("handing over pending entries needs a Redis connection")
+    adapter = redis()
+    with adapter.guard(f"handing over {action.dead}'s entries"):
+        claimed, left = hand_over(
+            adapter.client, action.stream, action.group, action.dead, action.live
+        )
+    record.add(
+        "hand-over",
+        stream=action.stream,
+        group=action.group,
+        dead=action.dead,
+        live=action.live,
+        claimed=claimed,
+        left=left,
+    )
+
+
 def _patch(action: PatchSource, record: FixRecord, journal: FixJournal) -> None:
     original = Path(action.path).read_bytes()
     new = action.new_text.encode()
@@ -208,6 +233,8 @@ def undo(
                 hint=f"qtctl streams restore {change['archive']} --into KEY "
                 "(Redis cannot insert old IDs before newer ones)",
             )
+        elif kind == "hand-over":
+            undo_record.add("not-undoable", action=kind, unit=change["dead"])
         elif kind in ("restart", "reset-failed"):
             undo_record.add("not-undoable", action=kind, unit=change["unit"])
     if reload_needed:

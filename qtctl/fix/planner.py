@@ -20,6 +20,7 @@ from qtctl.fix.actions import (
     Action,
     ConvertLF,
     DaemonReload,
+    HandOver,
     PatchSource,
     RemoveLink,
     ResetFailed,
@@ -276,6 +277,25 @@ def plan_trim(finding: Finding, planning: Planning) -> Repair:
     return Repair(finding, (action,), held=held)
 
 
+def plan_hand_over(finding: Finding, planning: Planning) -> Repair:
+    """QT404: a live consumer of the same group takes the dead one's pending entries."""
+    fields = dict(line.split(": ", 1) for line in finding.detail if ": " in line)
+    live = [c.strip() for c in fields.get("live consumers", "").split(",") if c.strip()]
+    if not live:
+        return Repair(
+            finding,
+            held="no live consumer in the group to take the pending entries: "
+            "start the consumer service, it will claim them",
+        )
+    action = HandOver(fields["stream"], fields["group"], fields["consumer"], live[0])
+    held = (
+        ""
+        if planning.options.unsafe
+        else ("redelivering entries can process an event twice: needs --unsafe")
+    )
+    return Repair(finding, (action,), held=held)
+
+
 PLANNERS: dict[str, Planner] = {
     "QT101": plan_unit_failed,
     "QT102": plan_not_found,
@@ -283,5 +303,6 @@ PLANNERS: dict[str, Planner] = {
     "QT201": plan_pythonpath,
     "QT301": plan_crlf_executed,
     "QT401": plan_trim,
+    "QT404": plan_hand_over,
     "QT302": plan_crlf_sources,
 }
