@@ -31,8 +31,7 @@ secret = st.text(alphabet=URL_SAFE, min_size=6)
 @given(secret)
 def test_password_never_survives_masking(password: str) -> None:
     for template in ("redis://:{p}@host:6379/0", "rediss://u:{p}@host/1", "unix:///s?password={p}"):
-        url = template.format(p=password)
-        assert password not in mask_url(url).replace("host", "").replace("unix", "")
+        assert mask_url(template.format(p=password)) == template.format(p="****")
 
 
 @pytest.mark.parametrize(

@@ -73,15 +73,21 @@ def test_dead_consumer_hands_its_pending_entries_to_a_live_one(
         client.xadd(stream, {"i": str(i)})
     client.xgroup_create(stream, group, id="0")
     client.xreadgroup(group, "rl-agent-old", {stream: ">"}, count=20)
-    time.sleep(1.2)
+    time.sleep(2.5)
     client.xreadgroup(group, "rl-agent-new", {stream: ">"}, count=5)  # alive: just read
     isolated_env.write_text(
         f"[redis]\nurl = '{redis_server.url}'\n[fix]\nstate_dir = "
-        f"'{tmp_path / 'state'}'\n[streams]\ndead_consumer_sec = 1\n"
+        f"'{tmp_path / 'state'}'\n[streams]\ndead_consumer_sec = 2\n"
         "expected = []\n"
     )
+
+    def keep_alive() -> None:  # reading its own history updates the consumer's seen-time
+        client.xreadgroup(group, "rl-agent-new", {stream: "0"}, count=1)
+
+    keep_alive()
     held = json.loads(run_cli("--format", "json", "fix", "--select", "QT404", "--apply").stdout)
     assert held["repairs"][0]["held"].endswith("needs --unsafe")
+    keep_alive()
     res = run_cli("--format", "json", "fix", "--select", "QT404", "--apply", "--unsafe")
     [repair] = json.loads(res.stdout)["repairs"]
     assert repair["result"] == "fixed", res.stdout
