@@ -11,11 +11,12 @@ from qtctl.adapters.redis_client import (
     read_streams,
     stream_keys,
 )
-from qtctl.config import StreamSettings
 from qtctl.diagnosis.stream_names import bare, near_misses, references
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.errors import AdapterUnavailable
+from qtctl.stream_limits import StreamLimits, limits_for
 
 TOO_LONG = CodeDoc(
     "QT401",
@@ -43,7 +44,8 @@ GROUP_LAG = CodeDoc(
     "A consumer group is streams.lag_warn / lag_error entries behind, or holds pending entries "
     "delivered longer than streams.pending_idle_sec ago and never acknowledged.",
     "Consumers fell behind: decisions are made on old events, or entries are never processed.",
-    "Scale or fix the consumer; XAUTOCLAIM pending entries of dead consumers.",
+    "Scale or fix the consumer; XAUTOCLAIM pending entries of dead consumers. A group listed "
+    "in the stream's `groups` that is missing: qtctl fix creates it at streams.group_start_id.",
 )
 DEAD_CONSUMER = CodeDoc(
     "QT404",
@@ -51,7 +53,8 @@ DEAD_CONSUMER = CodeDoc(
     "warning",
     "A consumer idle longer than streams.dead_consumer_sec while holding pending entries.",
     "Its entries stay pending forever unless another consumer claims them.",
-    "XAUTOCLAIM its pending entries to a live consumer, then XGROUP DELCONSUMER it.",
+    "XAUTOCLAIM its pending entries to a live consumer, then XGROUP DELCONSUMER it (qtctl fix "
+    "--unsafe); leftover consumers with nothing pending are deleted by qtctl fix.",
 )
 MISSING = CodeDoc(
     "QT405",
@@ -63,7 +66,7 @@ MISSING = CodeDoc(
     "(code roots, env files) that name each: follow the evidence, not the spelling.",
     "A bridge writing one name while readers read another moves nothing, silently.",
     "Decide from the evidence which name readers and writers use; migrate entries and fix the "
-    "other side's configuration.",
+    "other side's configuration (qtctl fix --unsafe migrates when the evidence agrees).",
 )
 BEHIND_TRIM = CodeDoc(
     "QT407",
@@ -90,13 +93,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     for stream in infos.values():
         if stream.error and stream.name not in expected:
             continue
-        yield from _length(stream, settings)
-        yield from _staleness(stream, settings, now_ms)
-        yield from _groups(stream, settings)
+        limits = limits_for(settings, stream.name)
+        yield from _length(stream, limits)
+        yield from _staleness(ctx, stream, limits, now_ms)
+        yield from _groups(stream, limits)
     yield from _names(ctx, infos, keys, now_ms)
 
 
-def _length(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
+def _length(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
     memory_mb = (stream.memory or 0) / 2**20
     if stream.length >= settings.length_error or memory_mb >= settings.memory_error_mb:
         severity = Severity.ERROR
@@ -117,25 +121,42 @@ def _length(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
     )
 
 
-def _staleness(stream: StreamInfo, settings: StreamSettings, now_ms: int) -> Iterator[Finding]:
-    if bare(stream.name, settings.prefix) not in settings.live or stream.error:
+def _staleness(
+    ctx: CheckContext, stream: StreamInfo, settings: StreamLimits, now_ms: int
+) -> Iterator[Finding]:
+    if not settings.live or stream.error:
         return
     newest = id_ms(stream.last_id or stream.last_generated)
     if not newest:
         return  # empty and never written: QT405's business
     age = (now_ms - newest) / 1000
     if age > settings.stale_after_sec:
+        cause, producer = _producer_state(ctx, settings.producer)
         yield Finding(
             STALE.code,
             Severity.WARNING,
             stream.name,
-            f"newest entry is {_ago(age)} old (limit {_ago(settings.stale_after_sec)})",
-            cause="silent-producer",
+            f"newest entry is {_ago(age)} old (limit {_ago(settings.stale_after_sec)})"
+            + (f"; {producer}" if producer else ""),
+            cause=cause,
             fix_hint=STALE.fix,
         )
 
 
-def _groups(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
+def _producer_state(ctx: CheckContext, unit: str) -> tuple[str, str]:
+    """(cause, words) for the stream's producer unit: running yet silent, or down."""
+    if not unit:
+        return "stale", ""
+    try:
+        state = ctx.memo(f"unit-state:{unit}", lambda: ctx.systemd().unit_state(unit))
+    except AdapterUnavailable as exc:
+        return "stale", f"producer {unit}: state unknown ({exc.reason})"
+    if state in ("active", "reloading"):
+        return "silent-producer", f"producer {unit} is {state} yet writes nothing"
+    return "producer-down", f"producer {unit} is {state}"
+
+
+def _groups(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
     oldest = dict(stream.oldest_pending_idle_ms)
     deleted = _id_tuple(stream.max_deleted) if stream.max_deleted else (0, 0)
     trimmed = (stream.entries_added or 0) > stream.length and bool(stream.first_id)
@@ -169,8 +190,39 @@ def _groups(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
         finding = _lag(group, subject, oldest.get(group.name, 0) / 1000, settings)
         if finding:
             yield finding
+    present = {g.name for g in stream.groups}
+    for missing in (g for g in settings.groups if g not in present):
+        yield Finding(
+            GROUP_LAG.code,
+            Severity.WARNING,
+            f"{stream.name} group {missing}",
+            "consumer group missing: its consumers cannot read with acknowledgements",
+            cause="group-missing",
+            detail=(f"stream: {stream.name}", f"group: {missing}"),
+            fix_hint="qtctl fix creates it at streams.group_start_id ($: new entries only)",
+            fixable=True,
+        )
+    yield from _consumers(stream, settings)
+
+
+def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
     limit_ms = settings.dead_consumer_sec * 1000
     for group_name, consumer in stream.consumers:
+        if not consumer.pending and consumer.idle_ms > limit_ms:
+            yield Finding(
+                DEAD_CONSUMER.code,
+                Severity.INFO,
+                f"{stream.name} group {group_name} consumer {consumer.name}",
+                f"idle {_ago(consumer.idle_ms / 1000)} with nothing pending: a leftover name",
+                cause="idle-consumer",
+                detail=(
+                    f"stream: {stream.name}",
+                    f"group: {group_name}",
+                    f"consumer: {consumer.name}",
+                ),
+                fix_hint="qtctl fix deletes it (only while it still holds nothing)",
+                fixable=True,
+            )
         if consumer.pending and consumer.idle_ms > limit_ms:
             live = [
                 c.name for g, c in stream.consumers if g == group_name and c.idle_ms <= limit_ms
@@ -192,7 +244,7 @@ def _groups(stream: StreamInfo, settings: StreamSettings) -> Iterator[Finding]:
             )
 
 
-def _lag(group: GroupInfo, subject: str, idle: float, settings: StreamSettings) -> Finding | None:
+def _lag(group: GroupInfo, subject: str, idle: float, settings: StreamLimits) -> Finding | None:
     """Lag and stale pending entries of one group, as one finding."""
     parts, severity, causes = [], Severity.INFO, []
     if group.lag is not None and group.lag >= settings.lag_warn:
@@ -254,6 +306,7 @@ def _near_miss(
         list(ctx.config.fleet.code_roots),
     )
     detail = []
+    files_of: dict[str, list[str]] = {}
     for stream in streams:
         newest = id_ms(stream.last_id)
         age = f"newest {_ago((now_ms - newest) / 1000)} ago" if newest else "no entries"
@@ -261,9 +314,11 @@ def _near_miss(
         files = sorted(
             set(refs.get(stream.name, []) + refs.get(bare(stream.name, settings.prefix), []))
         )
+        files_of[stream.name] = files
         named = f"named in {len(files)} file(s)" + (f": {', '.join(files[:5])}" if files else "")
         state = stream.error or f"{stream.length} entries, {age}"
         detail.append(f"{stream.name}: {state}; {groups}; {named}")
+    detail.extend(_direction(expected, others, files_of))
     names = ", ".join(s.name for s in others)
     message = (f"{problem}; " if problem else "") + f"near-miss name(s) with data: {names}"
     return Finding(
@@ -274,7 +329,27 @@ def _near_miss(
         cause="near-miss",
         detail=tuple(detail),
         fix_hint=MISSING.fix,
+        fixable=True,
     )
+
+
+def _direction(
+    expected: StreamInfo, others: list[StreamInfo], files_of: dict[str, list[str]]
+) -> Iterator[str]:
+    """Which way the evidence says entries should move: consumer groups and naming files."""
+    for other in others:
+        readers_there = bool(other.groups) and not expected.groups
+        named_more = len(files_of[other.name]) > len(files_of[expected.name])
+        if readers_there or named_more:
+            groups = len(other.groups)
+            yield (
+                f"evidence: readers use {other.name} ({groups} consumer group(s), named in "
+                f"{len(files_of[other.name])} file(s) against {len(files_of[expected.name])}): "
+                f"moving its entries into {expected.name} would take them from its readers; "
+                f"point the writer at {other.name}, or list it in streams.expected"
+            )
+        else:
+            yield f"migrate-from: {other.name}"
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from qtctl.errors import ConfigError
 from qtctl.redaction import mask_url, validate_redis_url
+from qtctl.stream_limits import parse_overrides
 
 DEFAULT_CONFIG_PATH = Path("/etc/qtctl/qtctl.toml")
 ENV_PREFIX = "QTCTL__"
@@ -77,8 +78,14 @@ class HostSettings:
     """Host resource thresholds."""
 
     disk_paths: tuple[str, ...] = ("/",)
-    disk_warn_pct: float = field(default=85.0, metadata={"min": 0, "max": 100})
-    disk_error_pct: float = field(default=95.0, metadata={"min": 0, "max": 100})
+    disk_warn_pct: float = field(default=80.0, metadata={"min": 0, "max": 100})
+    disk_error_pct: float = field(default=90.0, metadata={"min": 0, "max": 100})
+    redis_data_dir: str = ""  # empty: ask Redis (CONFIG GET dir)
+    model_dir: str = "/models"
+    memory_warn_gib: float = field(default=2.0, metadata={"min": 0})
+    memory_error_gib: float = field(default=0.5, metadata={"min": 0})
+    journal_dirs: tuple[str, ...] = ("/var/log/journal", "/run/log/journal")
+    journal_warn_mb: float = field(default=4096.0, metadata={"min": 1})
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,10 @@ class StreamSettings:
     dead_consumer_sec: float = field(default=600.0, metadata={"min": 1})
     scan_count: int = field(default=1000, metadata={"min": 10})
     retention_maxlen: int = field(default=100_000, metadata={"min": 1})
+    group_start_id: str = field(default="$", metadata=_choices("$", "0"))
+    per_stream: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=dict, metadata={"per_stream": True}
+    )
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,8 @@ def _coerce(path: str, value: Any, hint: Any) -> Any:
             return value
         if typing.get_origin(hint) is tuple:
             return _to_tuple(value)
+        if typing.get_origin(hint) is Mapping:
+            return parse_overrides(path, value)
     except (TypeError, ValueError):
         pass
     else:

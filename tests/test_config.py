@@ -72,3 +72,40 @@ def test_config_is_frozen() -> None:
     cfg = load_config(None, env={})
     with pytest.raises(AttributeError):
         cfg.redis.url = "x"  # type: ignore[misc]
+
+
+def test_per_stream_tables_override_the_stream_defaults(tmp_path: Path) -> None:
+    from qtctl.stream_limits import limits_for
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[streams]\nlag_warn = 500\n"
+        '[streams.per_stream."trade.closed"]\nlag_warn = 50\nstale_after_sec = 120.5\n'
+        'live = true\nproducer = "quantum-executor.service"\ngroups = ["quantum:group:rl"]\n'
+    )
+    streams = load_config(str(path), env={}).streams
+    closed = limits_for(streams, "quantum:stream:trade.closed")
+    assert (closed.lag_warn, closed.stale_after_sec, closed.live) == (50, 120.5, True)
+    assert (closed.producer, closed.groups) == ("quantum-executor.service", ("quantum:group:rl",))
+    other = limits_for(streams, "quantum:stream:trade.intent")
+    assert (other.lag_warn, other.live, other.producer) == (500, True, "")
+    assert limits_for(streams, "quantum:stream:model.retrain").live is False
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("lag_wran = 5", 'streams.per_stream."x".lag_wran: unknown per-stream key'),
+        ("lag_warn = -5", 'streams.per_stream."x".lag_warn: must be positive'),
+        ("lag_warn = 2.5", 'streams.per_stream."x".lag_warn: expected a whole number'),
+        ('lag_warn = "many"', 'streams.per_stream."x".lag_warn: expected a number'),
+        ("groups = 'g'", 'streams.per_stream."x".groups: expected a list of group names'),
+        ("live = 1", 'streams.per_stream."x".live: expected true or false'),
+    ],
+)
+def test_bad_per_stream_values_name_their_key(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[streams.per_stream."x"]\n{table}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), env={})
+    assert message in str(info.value)

@@ -124,7 +124,7 @@ def test_selection_drops_unselected_checks_and_findings() -> None:
 def test_exit_code_and_status(
     severities: tuple[Severity, ...], fail_on: str, code: int, status: str
 ) -> None:
-    report = Report(tuple(_finding("QT901", s) for s in severities))
+    report = Report(tuple(_finding("QT601", s) for s in severities))
     assert exit_code(report, fail_on) == code
     assert report.status == status
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -109,13 +110,17 @@ def test_a_capped_stream_is_not_a_backlog(findings: dict) -> None:
 def test_near_miss_names_follow_the_evidence(findings: dict) -> None:
     finding = findings[("QT405", f"{P}trade.execution.result")]
     assert finding.message == f"near-miss name(s) with data: {P}trade.execution.res"
-    expected, other = finding.detail
+    expected, other, evidence = finding.detail
     assert expected.startswith(f"{P}trade.execution.result: 50 entries, newest ")
     assert "no consumer groups; named in 1 file(s)" in expected
     assert other.startswith(
         f"{P}trade.execution.res: 30 entries, newest 2.0 h ago; "
         "quantum:group:exit-monitor, quantum:group:position-monitor; "
         "named in 2 file(s)"
+    )
+    assert evidence.startswith(
+        f"evidence: readers use {P}trade.execution.res (2 consumer group(s), named in 2 file(s) "
+        "against 1): moving its entries into"
     )
 
 
@@ -124,7 +129,7 @@ def test_redis_unreachable_skips_the_stream_checks_and_doctor_goes_on() -> None:
 
     env = {
         "QTCTL__REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
-        "QTCTL__DOCTOR__SELECT": "QT4,QT9",
+        "QTCTL__DOCTOR__SELECT": "QT4,QT6",
     }
     report = run_doctor(load_config(None, env=env))
     assert [f.code for f in report.findings] == ["QT400"]
@@ -159,3 +164,48 @@ def test_redis_stalling_mid_check_is_reported_and_doctor_goes_on(
     assert skipped.check == "redis_streams"
     assert skipped.reason.startswith("the stream checks timed out at redis://127.0.0.1:")
     assert "host_resources" in report.checks_run  # the rest of doctor still ran
+
+
+@pytest.mark.sandbox
+def test_stale_stream_says_whether_its_producer_runs(
+    redis_server: RedisServer, sandbox: object
+) -> None:
+    from qtctl.sandbox import Sandbox, SandboxSpec
+
+    box: Sandbox = sandbox(  # type: ignore[operator]
+        SandboxSpec(
+            units={
+                "quantum-ai-engine.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+                "quantum-intent.service": "[Service]\nExecStart=/bin/false\n",
+            },
+            wants=["quantum-ai-engine.service", "quantum-intent.service"],
+        )
+    )
+    assert box.wait_for("quantum-ai-engine.service", ["active"]) == "active"
+    assert box.wait_for("quantum-intent.service", ["failed"]) == "failed"
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    old = int((time.time() - 7200) * 1000)
+    for name in ("ai.signal_generated", "trade.intent", "execution.result"):
+        client.xadd(f"{P}{name}", {"i": "0"}, id=f"{old}-0")
+    config = Path(os.environ["QTCTL_CONFIG"])
+    config.write_text(
+        f"[redis]\nurl = '{redis_server.url}'\n[systemd]\nbus_address = '{box.bus_address}'\n"
+        "[streams]\nexpected = []\n"
+        '[streams.per_stream."ai.signal_generated"]\nproducer = "quantum-ai-engine.service"\n'
+        '[streams.per_stream."trade.intent"]\nproducer = "quantum-intent.service"\n'
+        'stale_after_sec = 10800\n[streams.per_stream."execution.result"]\n'
+        'producer = "quantum-intent.service"\n'
+    )
+    report = run_doctor(load_config(None, flags={"doctor.select": "QT402"}))
+    found = {f.subject: (f.cause, f.message) for f in report.findings}
+    assert found == {
+        f"{P}ai.signal_generated": (
+            "silent-producer",
+            "newest entry is 2.0 h old (limit 1.0 h); "
+            "producer quantum-ai-engine.service is active yet writes nothing",
+        ),
+        f"{P}execution.result": (
+            "producer-down",
+            "newest entry is 2.0 h old (limit 1.0 h); producer quantum-intent.service is failed",
+        ),
+    }  # trade.intent's own limit is 3 h

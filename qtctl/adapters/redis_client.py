@@ -158,7 +158,9 @@ def _group(raw: dict[Any, Any]) -> GroupInfo:
 
 
 def _with_consumers(client: Any, infos: dict[str, StreamInfo]) -> dict[str, StreamInfo]:
-    wanted = [(s.name, g.name) for s in infos.values() for g in s.groups if g.pending]
+    wanted = [
+        (s.name, g.name) for s in infos.values() for g in s.groups if g.pending or g.consumers
+    ]
     if not wanted:
         return infos
     pipe = client.pipeline(transaction=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,25 @@ def trim_with_archive(client: Any, stream: str, keep: int, archive: Path) -> Tri
         return None
     boundary = client.xrange(stream, min="-", max="+", count=excess + 1)[-1][0]
     archive.parent.mkdir(parents=True, exist_ok=True)
-    count, first, last = _export(client, stream, boundary, archive)
+    count, first, last = export_all(client, stream, archive, before=boundary)
     removed = int(client.xtrim(stream, minid=boundary, approximate=False))
     return TrimResult(str(archive), count, removed, first, last)
 
 
-def _export(client: Any, stream: str, boundary: str, archive: Path) -> tuple[int, str, str]:
+def export_all(
+    client: Any, stream: str, archive: Path, before: str | None = None
+) -> tuple[int, str, str]:
+    """Write every entry (or those before ID `before`) to a gzip JSONL archive, fsynced.
+
+    Returns (entries written, first ID, last ID).
+    """
     count, first, last, start = 0, "", "", "-"
+    end = f"({before}" if before else "+"
+    archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".partial")
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
         while True:
-            entries = client.xrange(stream, min=start, max=f"({boundary}", count=CHUNK)
+            entries = client.xrange(stream, min=start, max=end, count=CHUNK)
             for entry_id, fields in entries:
                 out.write(json.dumps({"id": entry_id, "fields": fields}).encode() + b"\n")
                 first, last, count = first or entry_id, entry_id, count + 1
@@ -60,35 +69,47 @@ def _export(client: Any, stream: str, boundary: str, archive: Path) -> tuple[int
 
 
 def restore(client: Any, archive: Path, target: str) -> int:
-    """XADD every archived entry into `target` with its original ID, in order.
+    """XADD every archived entry into `target` with its original ID, in order, in batches.
 
     Redis only appends IDs greater than a stream's last one, so the target must be empty or
     end before the archive begins.
     """
-    entries = list(read_archive(archive))
-    if not entries:
+    entries = read_archive(archive)
+    first = next(entries, None)
+    if first is None:
         return 0
     last = client.xrevrange(target, count=1) if client.exists(target) else []
-    if last and _order(last[0][0]) >= _order(entries[0]["id"]):
+    if last and order(last[0][0]) >= order(first["id"]):
         raise ValueError(
-            f"{target} already holds entries at or after {entries[0]['id']}: "
+            f"{target} already holds entries at or after {first['id']}: "
             "restore into an empty key (--into)"
         )
-    pipe = client.pipeline(transaction=False)
+    count, batch = 0, [first]
     for entry in entries:
+        batch.append(entry)
+        if len(batch) == CHUNK:
+            count += _add_batch(client, target, batch)
+            batch = []
+    return count + _add_batch(client, target, batch)
+
+
+def _add_batch(client: Any, target: str, batch: list[dict[str, Any]]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for entry in batch:
         pipe.xadd(target, entry["fields"], id=entry["id"])
     pipe.execute()
-    return len(entries)
+    return len(batch)
 
 
-def read_archive(archive: Path) -> Any:
+def read_archive(archive: Path) -> Iterator[dict[str, Any]]:
     """The archived entries, in order."""
     with gzip.open(archive, "rt", encoding="utf-8") as handle:
         for line in handle:
             yield json.loads(line)
 
 
-def _order(entry_id: str) -> tuple[int, int]:
+def order(entry_id: str) -> tuple[int, int]:
+    """An entry ID as a sortable (ms, seq) pair."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
@@ -113,5 +134,18 @@ def hand_over(client: Any, stream: str, group: str, dead: str, live: str) -> tup
             break
     left = len(client.xpending_range(stream, group, min="-", max="+", count=1, consumername=dead))
     if not left:
-        client.xgroup_delconsumer(stream, group, dead)
+        delete_consumer_if_empty(client, stream, group, dead)
     return claimed, left
+
+
+# XGROUP DELCONSUMER drops the consumer's pending entries with it: check and delete atomically.
+DELETE_IF_EMPTY = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+def delete_consumer_if_empty(client: Any, stream: str, group: str, consumer: str) -> bool:
+    """Delete `consumer` only if it holds no pending entry at this instant."""
+    return int(client.eval(DELETE_IF_EMPTY, 1, stream, group, consumer)) >= 0

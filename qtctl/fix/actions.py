@@ -116,6 +116,51 @@ class HandOver:
         )
 
 
+@dataclass(frozen=True)
+class CreateGroup:
+    """Create a missing consumer group at an explicit ID (never MKSTREAM)."""
+
+    stream: str
+    group: str
+    start_id: str
+
+    def describe(self) -> str:
+        """The command."""
+        return f"XGROUP CREATE {self.stream} {self.group} {self.start_id}"
+
+
+@dataclass(frozen=True)
+class DeleteConsumer:
+    """Delete an idle consumer, atomically checked to hold no pending entries."""
+
+    stream: str
+    group: str
+    consumer: str
+
+    def describe(self) -> str:
+        """The command."""
+        return (
+            f"XGROUP DELCONSUMER {self.stream} {self.group} {self.consumer}    "
+            "# only if it still holds nothing"
+        )
+
+
+@dataclass(frozen=True)
+class MigrateStream:
+    """Move a misnamed stream's entries into the expected one (IDs kept), then delete it."""
+
+    source: str
+    target: str
+
+    def describe(self) -> str:
+        """What happens, in order."""
+        return (
+            f"archive {self.source}; copy its entries into {self.target} with their IDs, in "
+            f"order, skipping IDs already there; verify every one is there; DEL {self.source} "
+            "if it did not grow meanwhile"
+        )
+
+
 Action = (
     RemoveLink
     | WriteDropIn
@@ -126,4 +171,7 @@ Action = (
     | PatchSource
     | TrimStream
     | HandOver
+    | CreateGroup
+    | DeleteConsumer
+    | MigrateStream
 )

@@ -10,15 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qtctl.adapters.redis_client import RedisAdapter
-from qtctl.adapters.stream_archive import hand_over, trim_with_archive
 from qtctl.adapters.systemd import SystemdAdapter
 from qtctl.diagnosis.line_endings import classify, to_lf, write_preserving
 from qtctl.errors import QtctlError
 from qtctl.fix.actions import (
     Action,
     ConvertLF,
+    CreateGroup,
     DaemonReload,
+    DeleteConsumer,
     HandOver,
+    MigrateStream,
     PatchSource,
     RemoveLink,
     ResetFailed,
@@ -28,6 +30,7 @@ from qtctl.fix.actions import (
 )
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.planner import Repair
+from qtctl.fix.stream_repairs import STREAM_ACTIONS, apply_stream_action, undo_stream_change
 
 log = logging.getLogger(__name__)
 SETTLE_SEC = 10.0
@@ -44,10 +47,12 @@ def apply_repairs(
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
     for action in actions:
-        if isinstance(action, TrimStream):
-            _trim(action, redis, record, journal)
-        elif isinstance(action, HandOver):
-            _hand_over(action, redis, record)
+        if isinstance(action, STREAM_ACTIONS):
+            try:
+                apply_stream_action(action, redis, record, journal)
+            except QtctlError as exc:  # one stream refused: the others still run
+                log.warning("fix: %s", exc)
+                record.add("failed", action=action.describe(), error=str(exc))
         else:
             _apply(action, systemd, record, journal)
         journal.save(record)
@@ -66,6 +71,9 @@ def _order(actions: list[Action]) -> list[Action]:
         ConvertLF: 0,
         TrimStream: 0,
         HandOver: 0,
+        CreateGroup: 0,
+        DeleteConsumer: 0,
+        MigrateStream: 0,
         DaemonReload: 1,
         ResetFailed: 2,
         Restart: 3,
@@ -116,52 +124,6 @@ def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
     write_preserving(path, to_lf(original))
 
 
-def _trim(
-    action: TrimStream,
-    redis: Callable[[], RedisAdapter] | None,
-    record: FixRecord,
-    journal: FixJournal,
-) -> None:
-    if redis is None:
-        raise QtctlError("trimming a stream needs a Redis connection")
-    adapter = redis()
-    name = action.stream.replace("/", "_").replace(":", "_")
-    archive = journal.root / record.id / f"{name}.jsonl.gz"
-    with adapter.guard(f"trimming {action.stream}"):
-        result = trim_with_archive(adapter.client, action.stream, action.keep, archive)
-    if result:
-        record.add(
-            "trim-stream",
-            stream=action.stream,
-            archive=result.archive,
-            archived=result.archived,
-            removed=result.removed,
-            first=result.first_id,
-            last=result.last_id,
-        )
-
-
-def _hand_over(
-    action: HandOver, redis: Callable[[], RedisAdapter] | None, record: FixRecord
-) -> None:
-    if redis is None:
-        raise QtctlError("handing over pending entries needs a Redis connection")
-    adapter = redis()
-    with adapter.guard(f"handing over {action.dead}'s entries"):
-        claimed, left = hand_over(
-            adapter.client, action.stream, action.group, action.dead, action.live
-        )
-    record.add(
-        "hand-over",
-        stream=action.stream,
-        group=action.group,
-        dead=action.dead,
-        live=action.live,
-        claimed=claimed,
-        left=left,
-    )
-
-
 def _patch(action: PatchSource, record: FixRecord, journal: FixJournal) -> None:
     original = Path(action.path).read_bytes()
     new = action.new_text.encode()
@@ -203,7 +165,10 @@ def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:
 
 
 def undo(
-    record: FixRecord, systemd: Callable[[], SystemdAdapter], journal: FixJournal
+    record: FixRecord,
+    systemd: Callable[[], SystemdAdapter],
+    journal: FixJournal,
+    redis: Callable[[], RedisAdapter] | None = None,
 ) -> FixRecord:
     """Put back files and links of a fix record; restarts cannot be undone and are listed."""
     undo_record = journal.start()
@@ -225,16 +190,8 @@ def undo(
         elif kind in ("convert-lf", "patch-source"):
             write_preserving(change["path"], Path(change["backup"]).read_bytes())
             undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
-        elif kind == "trim-stream":
-            undo_record.add(
-                "restore-archive",
-                stream=change["stream"],
-                archive=change["archive"],
-                hint=f"qtctl streams restore {change['archive']} --into KEY "
-                "(Redis cannot insert old IDs before newer ones)",
-            )
-        elif kind == "hand-over":
-            undo_record.add("not-undoable", action=kind, unit=change["dead"])
+        elif undo_stream_change(change, redis, undo_record):
+            pass
         elif kind in ("restart", "reset-failed"):
             undo_record.add("not-undoable", action=kind, unit=change["unit"])
     if reload_needed:

@@ -19,8 +19,11 @@ from qtctl.errors import AdapterUnavailable
 from qtctl.fix.actions import (
     Action,
     ConvertLF,
+    CreateGroup,
     DaemonReload,
+    DeleteConsumer,
     HandOver,
+    MigrateStream,
     PatchSource,
     RemoveLink,
     ResetFailed,
@@ -277,9 +280,39 @@ def plan_trim(finding: Finding, planning: Planning) -> Repair:
     return Repair(finding, (action,), held=held)
 
 
+def plan_group(finding: Finding, planning: Planning) -> Repair:
+    """QT403 group-missing: create it at streams.group_start_id (additive, no --unsafe)."""
+    fields = _detail_fields(finding)
+    start = planning.ctx.config.streams.group_start_id
+    return Repair(finding, (CreateGroup(fields["stream"], fields["group"], start),))
+
+
+def plan_migrate(finding: Finding, planning: Planning) -> Repair:
+    """QT405 near-miss: move entries into the expected name, only where the evidence agrees."""
+    sources = [line.split(": ", 1)[1] for line in finding.detail if line.startswith("migrate-")]
+    against = [line for line in finding.detail if line.startswith("evidence: ")]
+    if against:
+        return Repair(finding, held=against[0].removeprefix("evidence: "))
+    actions = tuple(MigrateStream(source, finding.subject) for source in sources)
+    held = (
+        ""
+        if planning.options.unsafe
+        else "moving entries between streams changes what consumers read: needs --unsafe "
+        "(the source is archived first)"
+    )
+    return Repair(finding, actions, held=held)
+
+
+def _detail_fields(finding: Finding) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in finding.detail if ": " in line)
+
+
 def plan_hand_over(finding: Finding, planning: Planning) -> Repair:
     """QT404: a live consumer of the same group takes the dead one's pending entries."""
-    fields = dict(line.split(": ", 1) for line in finding.detail if ": " in line)
+    fields = _detail_fields(finding)
+    if finding.cause == "idle-consumer":
+        delete = DeleteConsumer(fields["stream"], fields["group"], fields["consumer"])
+        return Repair(finding, (delete,))
     live = [c.strip() for c in fields.get("live consumers", "").split(",") if c.strip()]
     if not live:
         return Repair(
@@ -303,6 +336,8 @@ PLANNERS: dict[str, Planner] = {
     "QT201": plan_pythonpath,
     "QT301": plan_crlf_executed,
     "QT401": plan_trim,
+    "QT403": plan_group,
     "QT404": plan_hand_over,
+    "QT405": plan_migrate,
     "QT302": plan_crlf_sources,
 }

@@ -34,7 +34,9 @@ def render_outcome(out: Output, outcome: FixOutcome) -> None:
             f"{runnable} repair(s) would run; apply with `qtctl fix --apply`"
             + (" (restarts need --unsafe)" if runnable else "")
         )
-    elif outcome.record:
+    for failure in outcome.failures:
+        out.out.print(f"[bold red]refused:[/] {escape(failure['error'])}")
+    if outcome.applied and outcome.record:
         out.out.print(f"journal: {outcome.record.id} (undo with `qtctl fix --undo LAST`)")
 
 

@@ -62,7 +62,16 @@ class FixOutcome:
             "applied": self.applied,
             "record": self.record.id if self.record else None,
             "repairs": [_repair_dict(v) for v in self.repairs],
+            "failures": self.failures,
         }
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        """Actions that refused or failed, with the reason (the rest still ran)."""
+        changes = self.record.changes if self.record else []
+        return [
+            {"action": c["action"], "error": c["error"]} for c in changes if c["kind"] == "failed"
+        ]
 
 
 def run_fix(config: Config, options: FixOptions) -> FixOutcome:
@@ -127,7 +136,7 @@ def run_undo(config: Config, ref: str) -> tuple[FixRecord, FixRecord]:
     record = journal.load(ref)
     ctx = CheckContext(config)
     try:
-        return record, undo(record, ctx.systemd, journal)
+        return record, undo(record, ctx.systemd, journal, redis=ctx.redis)
     finally:
         ctx.close()
 

@@ -1,0 +1,153 @@
+"""Carry out and undo the Redis stream repairs (QT401, QT403, QT404, QT405), journaled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.stream_archive import delete_consumer_if_empty, hand_over, trim_with_archive
+from qtctl.adapters.stream_migrate import MigrationRefused, migrate, undo_migration
+from qtctl.errors import QtctlError
+from qtctl.fix.actions import CreateGroup, DeleteConsumer, HandOver, MigrateStream, TrimStream
+from qtctl.fix.journal import FixJournal, FixRecord
+
+log = logging.getLogger(__name__)
+StreamAction = TrimStream | HandOver | CreateGroup | DeleteConsumer | MigrateStream
+STREAM_ACTIONS = (TrimStream, HandOver, CreateGroup, DeleteConsumer, MigrateStream)
+
+
+def apply_stream_action(
+    action: StreamAction,
+    redis: Callable[[], RedisAdapter] | None,
+    record: FixRecord,
+    journal: FixJournal,
+) -> None:
+    """Run one stream action and record what it changed."""
+    if redis is None:
+        raise QtctlError(f"{action.describe()}: needs a Redis connection")
+    adapter = redis()
+    log.info("fix: %s", action.describe())
+    with adapter.guard(action.describe().split(";")[0]):
+        if isinstance(action, TrimStream):
+            _trim(adapter.client, action, record, journal)
+        elif isinstance(action, HandOver):
+            claimed, left = hand_over(
+                adapter.client, action.stream, action.group, action.dead, action.live
+            )
+            record.add(
+                "hand-over",
+                stream=action.stream,
+                group=action.group,
+                dead=action.dead,
+                live=action.live,
+                claimed=claimed,
+                left=left,
+            )
+        elif isinstance(action, CreateGroup):
+            _create_group(adapter.client, action, record)
+        elif isinstance(action, DeleteConsumer):
+            if delete_consumer_if_empty(
+                adapter.client, action.stream, action.group, action.consumer
+            ):
+                record.add(
+                    "delete-consumer",
+                    stream=action.stream,
+                    group=action.group,
+                    consumer=action.consumer,
+                )
+        else:
+            _migrate(adapter.client, action, record, journal)
+
+
+def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJournal) -> None:
+    archive = journal.root / record.id / f"{_safe(action.stream)}.jsonl.gz"
+    result = trim_with_archive(client, action.stream, action.keep, archive)
+    if result:
+        record.add(
+            "trim-stream",
+            stream=action.stream,
+            archive=result.archive,
+            archived=result.archived,
+            removed=result.removed,
+            first=result.first_id,
+            last=result.last_id,
+        )
+
+
+def _create_group(client: Any, action: CreateGroup, record: FixRecord) -> None:
+    if client.type(action.stream) != "stream":
+        raise QtctlError(f"{action.stream} is not a stream: not creating group {action.group}")
+    if any(_text(g["name"]) == action.group for g in client.xinfo_groups(action.stream)):
+        return  # already there: running the same fix twice changes nothing
+    client.xgroup_create(action.stream, action.group, id=action.start_id)
+    record.add("create-group", stream=action.stream, group=action.group, id=action.start_id)
+
+
+def _migrate(client: Any, action: MigrateStream, record: FixRecord, journal: FixJournal) -> None:
+    if not client.exists(action.source):
+        return  # already migrated and deleted
+    workdir = journal.root / record.id
+    try:
+        result = migrate(client, action.source, action.target, workdir)
+    except MigrationRefused as exc:
+        raise QtctlError(f"not migrating {action.source}: {exc}") from None
+    record.add(
+        "migrate-stream",
+        source=result.source,
+        target=result.target,
+        moved=result.moved,
+        already_there=result.already_there,
+        rebuilt=result.rebuilt,
+        source_archive=result.source_archive,
+        target_archive=result.target_archive,
+        added_ids=result.added_ids,
+        source_deleted=result.source_deleted,
+    )
+
+
+def undo_stream_change(
+    change: dict[str, Any], redis: Callable[[], RedisAdapter] | None, undo_record: FixRecord
+) -> bool:
+    """Reverse one journaled stream change where Redis allows; False if not a stream change."""
+    kind = change["kind"]
+    if kind == "trim-stream":
+        undo_record.add(
+            "restore-archive",
+            stream=change["stream"],
+            archive=change["archive"],
+            hint=f"qtctl streams restore {change['archive']} --into KEY "
+            "(Redis cannot insert old IDs before newer ones)",
+        )
+    elif kind == "hand-over":
+        undo_record.add("not-undoable", action=kind, unit=change["dead"])
+    elif kind == "delete-consumer":
+        undo_record.add("not-undoable", action=kind, unit=change["consumer"])
+    elif kind in ("create-group", "migrate-stream"):
+        if redis is None:
+            raise QtctlError(f"undoing {kind} needs a Redis connection")
+        client = redis().client
+        if kind == "create-group":
+            client.xgroup_destroy(change["stream"], change["group"])
+            undo_record.add("destroy-group", stream=change["stream"], group=change["group"])
+        else:
+            removed, restored = undo_migration(client, change)
+            undo_record.add(
+                "unmigrate-stream",
+                source=change["source"],
+                target=change["target"],
+                removed=removed,
+                restored=restored,
+            )
+    else:
+        return False
+    return True
+
+
+def _safe(key: str) -> str:
+    return key.replace("/", "_").replace(":", "_")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
