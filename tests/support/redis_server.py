@@ -43,10 +43,12 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_redis(aof: bool = False, password: str | None = None) -> RedisServer:
+def start_redis(
+    aof: bool = False, password: str | None = None, port: int | None = None
+) -> RedisServer:
     """Start redis-server on a free port (no persistence unless `aof`) and wait for PING."""
     workdir = Path(tempfile.mkdtemp(prefix="qtctl-test-redis-"))
-    port = free_port()
+    port = port or free_port()
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     argv += ["--save", "", "--appendonly", "yes" if aof else "no", "--daemonize", "no"]
     if password:
