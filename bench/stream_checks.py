@@ -13,17 +13,20 @@ from qtctl.config import load_config
 from qtctl.doctor import run_doctor
 
 STREAMS = 1000
+GROUP = "quantum:group:bench"
 
 
 def seed(client: redis.Redis) -> list[str]:
-    """1,000 streams of 50 entries, every other one with a lagging consumer group."""
+    """1,000 streams of 50 entries, every other one with a lagging consumer group whose
+    consumer holds 10 pending entries."""
     names = [f"quantum:stream:bench.{i:04d}" for i in range(STREAMS)]
     pipe = client.pipeline(transaction=False)
     for i, name in enumerate(names):
         for j in range(50):
             pipe.xadd(name, {"j": j})
         if i % 2:
-            pipe.xgroup_create(name, "quantum:group:bench", id="0")
+            pipe.xgroup_create(name, GROUP, id="0")
+            pipe.xreadgroup(GROUP, "worker-1", {name: ">"}, count=10)
     pipe.execute()
     return names
 
@@ -48,7 +51,7 @@ def run(rounds: int = 5) -> list[Comparison]:
             run_doctor(config)
 
         def naive() -> None:
-            for name in names:
+            for i, name in enumerate(names):
                 for command in (
                     ["XLEN", name],
                     ["XINFO", "STREAM", name],
@@ -56,6 +59,12 @@ def run(rounds: int = 5) -> list[Comparison]:
                 ):
                     subprocess.run(
                         ["redis-cli", "-p", str(server.port), *command],
+                        stdout=subprocess.DEVNULL,
+                        check=True,
+                    )
+                if i % 2:
+                    subprocess.run(
+                        ["redis-cli", "-p", str(server.port), "XINFO", "CONSUMERS", name, GROUP],
                         stdout=subprocess.DEVNULL,
                         check=True,
                     )
@@ -67,7 +76,7 @@ def run(rounds: int = 5) -> list[Comparison]:
         Comparison(
             name=f"stream checks, {STREAMS} streams, {STREAMS // 2} groups",
             candidate="qtctl QT401-QT407 (SCAN + 2 pipelines)",
-            baseline="redis-cli XLEN + XINFO STREAM + XINFO GROUPS per stream",
+            baseline="redis-cli XLEN + XINFO STREAM + XINFO GROUPS (+ XINFO CONSUMERS) per stream",
             target="<= 500 ms and >= 20x faster",
             candidate_times=cand,
             baseline_times=base,
