@@ -117,6 +117,7 @@ class StreamSettings:
     dead_consumer_sec: float = field(default=600.0, metadata={"min": 1})
     scan_count: int = field(default=1000, metadata={"min": 10})
     retention_maxlen: int = field(default=100_000, metadata={"min": 1})
+    retention_max_age_sec: float = field(default=0.0, metadata={"min": 0})
     group_start_id: str = field(default="$", metadata=_choices("$", "0"))
     per_stream: Mapping[str, Mapping[str, Any]] = field(
         default_factory=dict, metadata={"per_stream": True}

@@ -23,6 +23,7 @@ class StreamLimits:
     pending_idle_sec: float
     dead_consumer_sec: float
     retention_maxlen: int
+    retention_max_age_sec: float
     live: bool = False
     producer: str = ""  # the systemd unit that writes it
     groups: tuple[str, ...] = ()  # consumer groups that must exist

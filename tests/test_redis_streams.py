@@ -35,6 +35,11 @@ def seed(client: redis.Redis, code: Path) -> None:
     for i in range(100):
         pipe.xadd(f"{P}apply.result", {"i": i})
     pipe.set(f"{P}rl_rewards", "not a stream")
+    for i in range(40):  # dozens of healthy streams, some read by up-to-date groups
+        for j in range(20):
+            pipe.xadd(f"{P}healthy.{i:02d}", {"j": j})
+        if i % 3 == 0:
+            pipe.xgroup_create(f"{P}healthy.{i:02d}", f"quantum:group:svc{i}", id="$")
     pipe.execute()
     client.xgroup_create(f"{P}trade.closed", "quantum:group:rl:trade.closed", id="0")
     client.xreadgroup(

@@ -93,3 +93,33 @@ def test_dead_consumer_hands_its_pending_entries_to_a_live_one(
     assert repair["result"] == "fixed", res.stdout
     consumers = {c["name"]: c["pending"] for c in client.xinfo_consumers(stream, group)}
     assert consumers == {"rl-agent-new": 25}  # 20 taken over + its own 5, nothing lost
+
+
+def test_trim_by_age_archives_exactly_the_entries_older_than_the_retention(
+    redis_server: RedisServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    import time
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    old, recent = int((time.time() - 7200) * 1000), int((time.time() - 60) * 1000)
+    for i in range(300):
+        client.xadd(STREAM, {"i": str(i)}, id=f"{old + i}-0")
+    for i in range(200):
+        client.xadd(STREAM, {"i": str(300 + i)}, id=f"{recent + i}-0")
+    original = client.xrange(STREAM)
+    isolated_env.write_text(
+        f"[redis]\nurl = '{redis_server.url}'\n[fix]\nstate_dir = '{tmp_path / 'state'}'\n"
+        "[streams]\nexpected = []\nlength_warn = 100\n"
+        '[streams.per_stream."model.retrain"]\nretention_max_age_sec = 3600\n'
+    )
+    doc = json.loads(run_cli("--format", "json", "fix", "--select", "QT401").stdout)
+    assert doc["repairs"][0]["actions"][0].startswith(
+        f"archive the entries of {STREAM} beyond the newest 100000 and older than 3600 s"
+    )
+    res = run_cli("--format", "json", "fix", "--select", "QT401", "--apply", "--unsafe")
+    doc = json.loads(res.stdout)
+    assert doc["repairs"][0]["result"] == "still-failing"  # 200 left: still over length_warn
+    [archive] = (tmp_path / "state" / "fixes" / doc["record"]).glob("*.jsonl.gz")
+    archived = [(e["id"], e["fields"]) for e in read_archive(archive)]
+    assert archived == [(i, f) for i, f in original[:300]]
+    assert client.xrange(STREAM) == original[300:]

@@ -28,17 +28,30 @@ class TrimResult:
     last_id: str
 
 
-def trim_with_archive(client: Any, stream: str, keep: int, archive: Path) -> TrimResult | None:
-    """Archive the oldest entries beyond `keep`, then XTRIM MINID at the first kept entry."""
-    length = int(client.xlen(stream))
-    excess = length - keep
-    if excess <= 0:
+def trim_with_archive(
+    client: Any, stream: str, keep: int, archive: Path, max_age_ms: int = 0, now_ms: int = 0
+) -> TrimResult | None:
+    """Archive the entries beyond the newest `keep` (and, with `max_age_ms`, those older than
+    that), then XTRIM MINID at the boundary, so exactly the archived entries go."""
+    boundary = _count_boundary(client, stream, keep)
+    if max_age_ms:
+        by_age = f"{max(0, now_ms - max_age_ms)}-0"
+        boundary = max(boundary or "0-0", by_age, key=order)
+    if not boundary or not client.xrange(stream, min="-", max=f"({boundary}", count=1):
         return None
-    boundary = client.xrange(stream, min="-", max="+", count=excess + 1)[-1][0]
-    archive.parent.mkdir(parents=True, exist_ok=True)
     count, first, last = export_all(client, stream, archive, before=boundary)
     removed = int(client.xtrim(stream, minid=boundary, approximate=False))
     return TrimResult(str(archive), count, removed, first, last)
+
+
+def _count_boundary(client: Any, stream: str, keep: int) -> str:
+    """The ID of the oldest entry to keep so that `keep` remain; empty if nothing is over."""
+    excess = int(client.xlen(stream)) - keep
+    if excess <= 0:
+        return ""
+    if excess < keep:  # read whichever end is shorter
+        return str(client.xrange(stream, min="-", max="+", count=excess + 1)[-1][0])
+    return str(client.xrevrange(stream, max="+", min="-", count=keep)[-1][0])
 
 
 def export_all(

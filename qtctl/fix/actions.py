@@ -90,11 +90,13 @@ class TrimStream:
 
     stream: str
     keep: int
+    max_age_sec: float = 0.0
 
     def describe(self) -> str:
         """The equivalent commands."""
+        age = f" and older than {self.max_age_sec:g} s" if self.max_age_sec else ""
         return (
-            f"archive the entries of {self.stream} beyond the newest {self.keep} "
+            f"archive the entries of {self.stream} beyond the newest {self.keep}{age} "
             f"(gzip JSONL), then XTRIM {self.stream} MINID <first kept id>"
         )
 

@@ -34,6 +34,7 @@ from qtctl.fix.actions import (
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
 from qtctl.fix.source_patch import propose
+from qtctl.stream_limits import limits_for
 
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
@@ -269,9 +270,9 @@ def _python_service(unit: str, patterns: Sequence[str]) -> PythonService | None:
 
 
 def plan_trim(finding: Finding, planning: Planning) -> Repair:
-    """QT401: trim to streams.retention_maxlen, archiving every trimmed entry first."""
-    keep = planning.ctx.config.streams.retention_maxlen
-    action = TrimStream(finding.subject, keep)
+    """QT401: trim to the stream's retention, archiving every trimmed entry first."""
+    limits = limits_for(planning.ctx.config.streams, finding.subject)
+    action = TrimStream(finding.subject, limits.retention_maxlen, limits.retention_max_age_sec)
     held = (
         ""
         if planning.options.unsafe

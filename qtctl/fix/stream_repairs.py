@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +64,14 @@ def apply_stream_action(
 
 def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJournal) -> None:
     archive = journal.root / record.id / f"{_safe(action.stream)}.jsonl.gz"
-    result = trim_with_archive(client, action.stream, action.keep, archive)
+    result = trim_with_archive(
+        client,
+        action.stream,
+        action.keep,
+        archive,
+        max_age_ms=int(action.max_age_sec * 1000),
+        now_ms=int(time.time() * 1000),
+    )
     if result:
         record.add(
             "trim-stream",
