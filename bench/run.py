@@ -7,7 +7,7 @@ import importlib
 
 from bench.harness import Comparison, table
 
-BENCHMARKS = ("startup", "unit_checks", "code_scan", "import_checks", "stream_checks")
+BENCHMARKS = ("startup", "unit_checks", "code_scan", "import_checks", "stream_checks", "report")
 
 
 def main() -> None:

@@ -89,6 +89,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     with adapter.guard("the stream checks"):
         keys = stream_keys(adapter.client, "*", settings.scan_count)
         infos = read_streams(adapter.client, sorted(set(keys) | set(expected)))
+    ctx.memo("stream_infos", lambda: infos)  # the health report's per-stream metrics
     now_ms = int(ctx.clock() * 1000)
     for stream in infos.values():
         if stream.error and stream.name not in expected:

@@ -157,6 +157,15 @@ class CodeSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """`qtctl report`: where --redis-publish writes, and how long a second run waits."""
+
+    redis_key: str = "quantum:qtctl:health"
+    redis_stream: str = "quantum:stream:health"
+    lock_wait_sec: float = field(default=30.0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
 class FixSettings:
     """Where fix keeps its journal and backups."""
 
@@ -178,6 +187,7 @@ class Config:
     risk: RiskSettings = RiskSettings()
     daemons: DaemonHealthSettings = DaemonHealthSettings()
     fix: FixSettings = FixSettings()
+    report: ReportSettings = ReportSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def items(self) -> list[tuple[str, Any, str]]:

@@ -48,7 +48,7 @@ def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "install", "report"])
+@pytest.mark.parametrize("command", ["run", "install"])
 def test_commands_of_later_issues_say_so(command: str) -> None:
     res = run_cli(command)
     assert res.returncode == 2

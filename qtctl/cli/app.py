@@ -222,9 +222,62 @@ def install(ctx: typer.Context) -> None:
 
 
 @app.command()
-def report(ctx: typer.Context) -> None:
-    """The cron/timer health report (JSON, Markdown, Prometheus, Nagios)."""
-    raise NotImplementedYet("`qtctl report` is not implemented yet")
+def report(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            envvar="QTCTL_REPORT_FORMAT",
+            help="json, markdown, prometheus (node_exporter textfile) or nagios.",
+        ),
+    ] = "json",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="QTCTL_OUTPUT",
+            help="Write the report to FILE atomically (nothing on stdout).",
+        ),
+    ] = None,
+    redis_publish: Annotated[
+        bool,
+        typer.Option(
+            "--redis-publish",
+            envvar="QTCTL_REDIS_PUBLISH",
+            help="Also store it in Redis (report.redis_key hash, report.redis_stream summary).",
+        ),
+    ] = False,
+    exit_zero: Annotated[
+        bool,
+        typer.Option("--exit-zero", envvar="QTCTL_EXIT_ZERO", help="Exit 0 whatever was found."),
+    ] = False,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    fail_on: FailOnOpt = None,
+    redis_url: RedisUrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The cron/timer health report: doctor without fixes, for monitoring."""
+    from qtctl.output import write_raw
+    from qtctl.report.run import ReportRequest, run_report
+
+    opts: GlobalOptions = ctx.obj
+    flags = {
+        "doctor.select": select,
+        "doctor.ignore": ignore,
+        "doctor.fail_on": fail_on,
+        "redis.url": redis_url,
+    }
+    cfg = opts.config_for(config, flags)
+    result = run_report(cfg, ReportRequest(fmt, output, redis_publish, exit_zero))
+    if not result.written_to:
+        write_raw(result.text)
+    for warning in result.warnings:
+        _print_error(warning)
+    raise typer.Exit(result.exit_code)
 
 
 @config_app.command("show")
