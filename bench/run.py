@@ -7,7 +7,15 @@ import importlib
 
 from bench.harness import Comparison, table
 
-BENCHMARKS = ("startup", "unit_checks", "code_scan", "import_checks", "stream_checks", "report")
+BENCHMARKS = (
+    "startup",
+    "unit_checks",
+    "code_scan",
+    "import_checks",
+    "stream_checks",
+    "report",
+    "bridge",
+)
 
 
 def main() -> None:

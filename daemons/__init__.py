@@ -6,4 +6,9 @@ Each daemon is one module; only the RL agent imports torch.
 from __future__ import annotations
 
 # name -> "module:attribute" of the daemon's entry point; filled as each daemon lands.
-DAEMONS: dict[str, str] = {}
+DAEMONS: dict[str, str] = {
+    "bridge": "qtctl.daemons.bridge.daemon:create",
+}
+DESCRIPTIONS: dict[str, str] = {
+    "bridge": "copy source streams into destinations, effectively once, in order",
+}

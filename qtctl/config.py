@@ -134,6 +134,24 @@ class RiskSettings:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """`qtctl run bridge`: routes `source->destination[|destination...]` (names without prefix)."""
+
+    routes: tuple[str, ...] = ("execution.result->trade.execution.result",)
+    start_id: str = field(default="$", metadata=_choices("$", "0"))
+    batch_min: int = field(default=64, metadata={"min": 1})
+    batch_max: int = field(default=1000, metadata={"min": 1, "max": 20000})
+    block_ms: int = field(default=500, metadata={"min": 1, "max": 5000})
+    max_entry_bytes: int = field(default=512 * 1024, metadata={"min": 64})
+    maxlen: int = field(default=0, metadata={"min": 0})  # destination retention, 0: none
+    state_prefix: str = "quantum:qtctl:bridge:"
+    dead_letter_suffix: str = ":dead-letter"
+    allow_no_readers: tuple[str, ...] = ()  # destinations acknowledged to have no group
+    allow_near_miss: tuple[str, ...] = ()  # destinations acknowledged as near-misses
+    require_fields: tuple[str, ...] = ()  # entries lacking one go to the dead-letter stream
+
+
+@dataclass(frozen=True)
 class DaemonHealthSettings:
     """What the fleet's daemons publish, and how fresh and sane it must be (QT502, QT503)."""
 
@@ -188,6 +206,7 @@ class Config:
     daemons: DaemonHealthSettings = DaemonHealthSettings()
     fix: FixSettings = FixSettings()
     report: ReportSettings = ReportSettings()
+    bridge: BridgeSettings = BridgeSettings()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def items(self) -> list[tuple[str, Any, str]]:

@@ -21,17 +21,22 @@ class RedisAdapter:
         self.url = url
 
     @classmethod
-    def connect(cls, settings: RedisSettings) -> RedisAdapter:
-        """Connect and PING, or raise AdapterUnavailable with a one-line, masked reason."""
+    def connect(
+        cls, settings: RedisSettings, decode: bool = True, block_sec: float = 0.0
+    ) -> RedisAdapter:
+        """Connect and PING, or raise AdapterUnavailable with a one-line, masked reason.
+
+        `decode=False` keeps replies as bytes (daemons that move other people's data);
+        `block_sec` extends the read timeout for blocking commands such as XREAD BLOCK."""
         import redis
 
         masked = mask_url(settings.url)
         try:
             client = redis.Redis.from_url(
                 settings.url,
-                socket_timeout=settings.socket_timeout,
+                socket_timeout=settings.socket_timeout + block_sec,
                 socket_connect_timeout=settings.socket_timeout,
-                decode_responses=True,
+                decode_responses=decode,
             )
             client.ping()
         except redis.AuthenticationError as exc:

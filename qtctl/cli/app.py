@@ -15,7 +15,15 @@ except ImportError:
     from click import ClickException as UsageFailure
 
 from qtctl import __version__
-from qtctl.cli.options import ConfigOpt, FailOnOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
+from qtctl.cli.options import (
+    CommandConfigOpt,
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    IgnoreOpt,
+    RedisUrlOpt,
+    SelectOpt,
+)
 from qtctl.errors import NotImplementedYet, QtctlError, UsageError
 
 if TYPE_CHECKING:  # rich and the config machinery load only when a command needs them
@@ -112,7 +120,7 @@ def doctor(
     fail_on: FailOnOpt = None,
     redis_url: RedisUrlOpt = None,
     fmt: FormatOpt = None,
-    config: ConfigOpt = None,
+    config: CommandConfigOpt = None,
     snapshot_inventory: Annotated[
         bool,
         typer.Option(
@@ -166,7 +174,7 @@ def fix(
     ignore: IgnoreOpt = None,
     redis_url: RedisUrlOpt = None,
     fmt: FormatOpt = None,
-    config: ConfigOpt = None,
+    config: CommandConfigOpt = None,
 ) -> None:
     """Repair what doctor found: preview by default, --apply to act, journaled and undoable."""
     from qtctl.fix.policy import FixOptions
@@ -210,9 +218,42 @@ def explain(
 def run(
     ctx: typer.Context,
     daemon: Annotated[str | None, typer.Argument(help="bridge, risk-kernel or rl-agent.")] = None,
+    once: Annotated[
+        bool,
+        typer.Option("--once", envvar="QTCTL_ONCE", help="Work until idle once, then exit 0."),
+    ] = False,
+    list_daemons: Annotated[
+        bool, typer.Option("--list", help="List the daemons qtctl ships.")
+    ] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", envvar="QTCTL_LOG_FORMAT", help="text (default) or json lines."
+        ),
+    ] = "text",
+    redis_url: RedisUrlOpt = None,
+    config: CommandConfigOpt = None,
 ) -> None:
     """Run one of qtctl's daemons in the foreground, exactly as its unit does."""
-    raise NotImplementedYet("`qtctl run` is not implemented yet")
+    from qtctl.daemon.launch import available, run_daemon
+
+    opts: GlobalOptions = ctx.obj
+    if list_daemons:
+        for name, description in available().items():
+            typer.echo(f"{name:12} {description}")
+        return
+    if not daemon:
+        raise UsageError("name a daemon (qtctl run --list shows them)")
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format must be text or json, got {log_format!r}")
+    code = run_daemon(
+        daemon,
+        lambda: opts.config_for(config, {"redis.url": redis_url}),
+        once=once,
+        log_format=log_format,
+        verbose=opts.verbosity > 0,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -258,7 +299,7 @@ def report(
     ignore: IgnoreOpt = None,
     fail_on: FailOnOpt = None,
     redis_url: RedisUrlOpt = None,
-    config: ConfigOpt = None,
+    config: CommandConfigOpt = None,
 ) -> None:
     """The cron/timer health report: doctor without fixes, for monitoring."""
     from qtctl.output import write_raw
@@ -284,7 +325,7 @@ def report(
 def config_show(
     ctx: typer.Context,
     fmt: FormatOpt = None,
-    config: ConfigOpt = None,
+    config: CommandConfigOpt = None,
     redis_url: RedisUrlOpt = None,
 ) -> None:
     """Print the effective config and where each value came from (secrets masked)."""
@@ -316,7 +357,7 @@ def streams_restore(
         str, typer.Option("--into", envvar="QTCTL_INTO", help="Stream key to restore into.")
     ],
     redis_url: RedisUrlOpt = None,
-    config: ConfigOpt = None,
+    config: CommandConfigOpt = None,
 ) -> None:
     """XADD every archived entry, with its original ID and in order, into an empty stream."""
     from pathlib import Path

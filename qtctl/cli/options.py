@@ -21,6 +21,12 @@ ConfigOpt = Annotated[
         help="TOML config file (default /etc/qtctl/qtctl.toml).",
     ),
 ]
+# After the command: the same option without the environment variable, so that
+# `qtctl --config A doctor` with QTCTL_CONFIG=B set reads A (a flag beats the environment).
+CommandConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="TOML config file (default /etc/qtctl/qtctl.toml)."),
+]
 RedisUrlOpt = Annotated[
     str | None,
     typer.Option(

@@ -35,6 +35,12 @@ class RedisServer:
         """redis:// URL of db 0."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def kill(self) -> None:
+        """SIGKILL by pid, keeping its data directory (to restart it from its AOF)."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         """SIGKILL by pid, then remove its working directory."""
         if self.proc.poll() is None:
@@ -44,15 +50,22 @@ class RedisServer:
 
 
 def start_redis(
-    aof: bool = False, password: str | None = None, port: int | None = None
+    aof: bool = False,
+    password: str | None = None,
+    port: int | None = None,
+    workdir: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> RedisServer:
-    """Start redis-server on a free port (no persistence unless `aof`) and wait for PING."""
-    workdir = Path(tempfile.mkdtemp(prefix="qtctl-test-redis-"))
+    """Start redis-server on a free port (no persistence unless `aof`) and wait for PING.
+
+    `port` and `workdir` of a killed server bring it back with its AOF (a Redis restart)."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="qtctl-test-redis-"))
     port = port or free_port()
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     argv += ["--save", "", "--appendonly", "yes" if aof else "no", "--daemonize", "no"]
     if password:
         argv += ["--requirepass", password]
+    argv += list(extra)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(port, proc, workdir)
     deadline = time.monotonic() + 10

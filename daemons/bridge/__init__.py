@@ -1,0 +1,1 @@
+"""The stream bridge: copies source streams into destinations, effectively once, in order."""

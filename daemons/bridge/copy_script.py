@@ -1,0 +1,123 @@
+"""The server-side step of the bridge: copy a batch and advance the position in one atomic call.
+
+Destination entries keep their source IDs, so an entry can never be written twice (Redis refuses
+an ID at or below a stream's last one) and the route's position in its state hash moves in the
+same script as the copy: a crash at any moment leaves either both or neither.
+"""
+
+from __future__ import annotations
+
+# KEYS: source, state hash, dead-letter stream, destination(s)
+# ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv)
+COPY_BATCH = r"""
+local function cmp(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am < #bm and -1 or 1 end
+  if am ~= bm then return am < bm and -1 or 1 end
+  if #as ~= #bs then return #as < #bs and -1 or 1 end
+  if as ~= bs then return as < bs and -1 or 1 end
+  return 0
+end
+local function info(key)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'stream' then return nil, t end
+  local raw = redis.call('XINFO', 'STREAM', key)
+  local m = {}
+  for i = 1, #raw, 2 do m[raw[i]] = raw[i + 1] end
+  return m, t
+end
+
+local source, state, dead = KEYS[1], KEYS[2], KEYS[3]
+local batch, start, now = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local max_bytes, maxlen = tonumber(ARGV[4]), tonumber(ARGV[5])
+local events = {}
+local src, stype = info(source)
+if stype ~= 'stream' and stype ~= 'none' then return {'source-type', stype} end
+for i = 4, #KEYS do
+  local _, dtype = info(KEYS[i])
+  if dtype ~= 'stream' and dtype ~= 'none' then return {'destination-type', KEYS[i], dtype} end
+end
+
+local pos = redis.call('HGET', state, 'position')
+local seq = tonumber(redis.call('HGET', state, 'source_seq') or '0')
+if not pos then
+  if not src then return {'no-source'} end
+  if start == '$' then
+    pos, seq = src['last-generated-id'], src['entries-added']
+  else
+    pos, seq = '0-0', 0
+  end
+  redis.call('HSET', state, 'position', pos, 'source_seq', seq, 'bridged', 0,
+             'dead_lettered', 0, 'lost', 0, 'created_ms', now)
+  table.insert(events, 'new-route:' .. pos)
+end
+if not src then return {'no-source'} end
+
+local bridged = tonumber(redis.call('HGET', state, 'bridged') or '0')
+for i = 4, #KEYS do
+  local d = info(KEYS[i])
+  if d then
+    if cmp(d['last-generated-id'], pos) > 0 then
+      return {'foreign-writer', KEYS[i], d['last-generated-id'], pos}
+    end
+  elseif bridged > 0 and redis.call('HGET', state, 'missing:' .. KEYS[i]) ~= pos then
+    redis.call('HSET', state, 'missing:' .. KEYS[i], pos)
+    table.insert(events, 'destination-missing:' .. KEYS[i])
+  end
+end
+if cmp(src['last-generated-id'], pos) < 0 and redis.call('HGET', state, 'behind') ~= pos then
+  redis.call('HSET', state, 'behind', pos)
+  table.insert(events, 'source-behind:' .. src['last-generated-id'])
+end
+
+local lost = 0
+local first = src['first-entry']
+if first and cmp(first[1], pos) > 0 then
+  local removed = src['entries-added'] - src['length']
+  if removed > seq then
+    lost = removed - seq
+    seq = removed
+    table.insert(events, 'gap:' .. lost .. ':' .. pos .. ':' .. first[1])
+  end
+end
+
+local entries = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', batch)
+local required = {}
+for name in string.gmatch(ARGV[6], '[^,]+') do table.insert(required, name) end
+local copied, dead_count = 0, 0
+for _, entry in ipairs(entries) do
+  local id, fields = entry[1], entry[2]
+  local size = 0
+  for j = 1, #fields do size = size + #fields[j] end
+  local reason = nil
+  if size > max_bytes then reason = 'entry of ' .. size .. ' bytes over ' .. max_bytes end
+  if not reason and #required > 0 then
+    local present = {}
+    for j = 1, #fields, 2 do present[fields[j]] = true end
+    for _, name in ipairs(required) do
+      if not reason and not present[name] then reason = 'missing field ' .. name end
+    end
+  end
+  if reason then
+    redis.call('XADD', dead, '*', 'source', source, 'source_id', id, 'reason', reason)
+    dead_count = dead_count + 1
+  else
+    for i = 4, #KEYS do redis.call('XADD', KEYS[i], id, unpack(fields)) end
+    copied = copied + 1
+  end
+  pos = id
+end
+seq = seq + #entries
+redis.call('HSET', state, 'position', pos, 'source_seq', seq)
+redis.call('HINCRBY', state, 'bridged', copied)
+if dead_count > 0 then redis.call('HINCRBY', state, 'dead_lettered', dead_count) end
+if lost > 0 then redis.call('HINCRBY', state, 'lost', lost) end
+if #entries > 0 then redis.call('HSET', state, 'last_bridged_ms', now) end
+if maxlen > 0 and copied > 0 then
+  for i = 4, #KEYS do redis.call('XTRIM', KEYS[i], 'MAXLEN', '~', maxlen) end
+end
+local lag = src['entries-added'] - seq
+if lag < 0 then lag = 0 end
+return {'ok', copied, dead_count, pos, lag, unpack(events)}
+"""

@@ -1,0 +1,1 @@
+"""The runtime every shipped daemon uses: signals, sd_notify, watchdog, backoff, logging."""

@@ -1,0 +1,361 @@
+"""`qtctl run bridge` on a real redis-server: every source entry lands in the destination
+exactly once, in order, with its ID, whatever is done to the bridge or to Redis."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import REPO
+from tests.support.redis_server import RedisServer, start_redis
+
+SRC, DST = "quantum:stream:execution.result", "quantum:stream:trade.execution.result"
+STATE = f"quantum:qtctl:bridge:{SRC}"
+
+
+def write_config(path: Path, url: str, extra: str = "") -> Path:
+    path.write_text(
+        f"[redis]\nurl = '{url}'\nsocket_timeout = 1.0\n[bridge]\nstart_id = '0'\n"
+        f"allow_no_readers = ['trade.execution.result']\nblock_ms = 100\n{extra}"
+    )
+    return path
+
+
+class BridgeProcess:
+    """`python -m qtctl run bridge` as its unit runs it; stderr kept for the assertions."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),  # noqa: SIM115 - the child owns it
+            cwd=REPO,
+        )
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        return self.proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def bridges() -> Iterator[list[BridgeProcess]]:
+    started: list[BridgeProcess] = []
+    yield started
+    for bridge in started:
+        bridge.stop(signal.SIGKILL)
+
+
+def ids(client: redis.Redis, key: str) -> list[str]:
+    """Every entry ID of a stream, read in chunks."""
+    out: list[str] = []
+    start = "-"
+    while True:
+        chunk = client.xrange(key, min=start, max="+", count=50_000)
+        out += [e.decode() if isinstance(e, bytes) else e for e, _ in chunk]
+        if len(chunk) < 50_000:
+            return out
+        start = f"({chunk[-1][0]}"
+
+
+def wait_until(check: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def seed(client: redis.Redis, count: int) -> None:
+    script = (
+        "for i=1,tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'symbol', 'BTCUSDT', "
+        "'status', 'FILLED', 'i', i) end"
+    )
+    for start in range(0, count, 100_000):
+        client.eval(script, 1, SRC, min(100_000, count - start))
+
+
+def test_copies_in_order_with_source_ids_and_fields(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 5_000)
+    client.xadd(SRC, {"raw": "\xff"}, id="*")  # decoded text here; bytes below
+    raw = redis.Redis(port=redis_server.port)
+    raw.xadd(SRC, {b"payload": b"\xff\xfe not utf-8 \x00"})
+    config = write_config(tmp_path / "b.toml", redis_server.url)
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert raw.xrange(DST) == raw.xrange(SRC)  # IDs, order, and bytes
+    state = client.hgetall(STATE)
+    assert state["bridged"] == "5002" and state["position"] == ids(raw, SRC)[-1]
+    assert "new, starting after 0-0 (bridge.start_id)" in res.stderr
+
+
+def test_kill_9_twenty_times_during_a_million_entries_loses_and_duplicates_nothing(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 1_000_000)
+    config = write_config(tmp_path / "b.toml", redis_server.url)
+    producing = threading.Event()
+    producing.set()
+
+    def producer() -> None:
+        writer = redis.Redis(port=redis_server.port)
+        while producing.is_set():
+            writer.xadd(SRC, {"live": "1"})
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    rng = random.Random(7)
+    try:
+        for _ in range(20):
+            bridge = BridgeProcess(config)
+            bridges.append(bridge)
+            time.sleep(rng.uniform(0.4, 0.9))  # start-up plus a random share of work
+            bridge.stop(signal.SIGKILL)
+        bridge = BridgeProcess(config)
+        bridges.append(bridge)
+        time.sleep(1.0)
+    finally:
+        producing.clear()
+        thread.join()
+    wait_until(lambda: client.xlen(DST) == client.xlen(SRC), timeout=60)
+    assert bridge.stop() == 0
+    source, dest = ids(client, SRC), ids(client, DST)
+    assert len(source) > 1_000_000
+    assert dest == source  # none lost, none twice, same order
+
+
+def test_two_instances_on_one_route_copy_each_entry_once(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 200_000)
+    config = write_config(tmp_path / "b.toml", redis_server.url, "batch_max = 200\n")
+    bridges += [BridgeProcess(config), BridgeProcess(config)]
+    wait_until(lambda: client.xlen(DST) == 200_000)
+    assert [b.stop() for b in bridges] == [0, 0]
+    assert ids(client, DST) == ids(client, SRC)
+    assert client.hget(STATE, "bridged") == "200000"
+
+
+def test_sigterm_under_load_exits_0_within_2_s(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 300_000)
+    bridge = BridgeProcess(write_config(tmp_path / "b.toml", redis_server.url))
+    bridges.append(bridge)
+    wait_until(lambda: client.xlen(DST) > 50_000)
+    started = time.monotonic()
+    assert bridge.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 2.0
+    copied = ids(client, DST)
+    assert copied == ids(client, SRC)[: len(copied)]  # nothing half-done
+    assert client.hget(STATE, "position") == copied[-1]
+    assert "bridge stopping" in bridge.stderr()
+
+
+def test_poison_entries_go_to_the_dead_letter_stream_with_the_reason(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    good = client.xadd(SRC, {"order_id": "1", "status": "FILLED"})
+    missing = client.xadd(SRC, {"status": "FILLED"})
+    huge = client.xadd(SRC, {"order_id": "2", "payload": "x" * 1_048_576})
+    last = client.xadd(SRC, {"order_id": "3"})
+    config = write_config(tmp_path / "b.toml", redis_server.url, "require_fields = ['order_id']\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert ids(client, DST) == [good, last]
+    dead = [f for _, f in client.xrange(f"{SRC}:dead-letter")]
+    assert [(f["source_id"], f["reason"]) for f in dead] == [
+        (missing, "missing field order_id"),
+        (huge, "entry of 1048592 bytes over 524288"),
+    ]
+    assert "2 poison entries moved to" in res.stderr
+    assert client.hget(STATE, "dead_lettered") == "2"
+
+
+def test_source_trimmed_past_the_bridge_is_a_counted_logged_gap(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 100)
+    config = write_config(tmp_path / "b.toml", redis_server.url)
+    once = [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"]
+    assert subprocess.run(once, capture_output=True, cwd=REPO, timeout=60).returncode == 0
+    seed(client, 100)
+    before = ids(client, SRC)[100:]
+    client.xtrim(SRC, maxlen=30, approximate=False)  # 70 new entries never bridged
+    res = subprocess.run(once, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0
+    assert "source trimmed past the bridge: 70 entries after" in res.stderr
+    assert client.hget(STATE, "lost") == "70"
+    assert ids(client, DST)[100:] == before[70:]
+
+
+def test_destination_deleted_mid_run_is_recreated_and_reported(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 10)
+    bridge = BridgeProcess(write_config(tmp_path / "b.toml", redis_server.url))
+    bridges.append(bridge)
+    wait_until(lambda: client.xlen(DST) == 10)
+    client.delete(DST)
+    new = client.xadd(SRC, {"i": "after"})
+    wait_until(lambda: client.exists(DST) and ids(client, DST) == [new])
+    assert bridge.stop() == 0
+    assert f"destination {DST} was deleted; re-creating it" in bridge.stderr()
+
+
+def test_missing_source_waits_and_starts_when_it_appears(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    bridge = BridgeProcess(write_config(tmp_path / "b.toml", redis_server.url))
+    bridges.append(bridge)
+    wait_until(lambda: "does not exist yet" in bridge.stderr())
+    first = client.xadd(SRC, {"i": "1"})
+    wait_until(lambda: client.exists(DST) and ids(client, DST) == [first])
+    assert bridge.stop() == 0
+    assert bridge.stderr().count("does not exist yet") == 1
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        (lambda c: c.set(DST, "x"), f"destination {DST} is a string, not a stream"),
+        (
+            lambda c: (c.xadd(SRC, {"i": "1"}, id="1-1"), c.xadd(DST, {"i": "x"}, id="5-1")),
+            f"another writer added {DST} entries up to 5-1, beyond this bridge's position",
+        ),
+        (
+            lambda c: c.xadd("quantum:stream:trade.execution.res", {"i": "1"}),
+            f"destination {DST} is a near-miss of existing stream(s) "
+            "quantum:stream:trade.execution.res",
+        ),
+    ],
+)
+def test_refusals_exit_1_with_a_clear_reason(
+    redis_server: RedisServer, tmp_path: Path, prepare: object, message: str
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    prepare(client)  # type: ignore[operator]
+    config = write_config(tmp_path / "b.toml", redis_server.url)
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 1
+    assert message in res.stderr, res.stderr
+
+
+def test_destination_nobody_reads_is_refused_unless_acknowledged(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "b.toml"
+    config.write_text(f"[redis]\nurl = '{redis_server.url}'\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 1
+    assert f"no consumer group reads destination {DST}" in res.stderr
+
+
+def test_fan_out_during_a_rename_feeds_both_names(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    old = "quantum:stream:trade.execution.res"
+    client.xgroup_create(old, "quantum:group:exit-monitor", id="$", mkstream=True)
+    client.xgroup_create(DST, "quantum:group:exporter", id="$", mkstream=True)
+    seed(client, 50)
+    config = write_config(
+        tmp_path / "b.toml",
+        redis_server.url,
+        "routes = ['execution.result->trade.execution.res|trade.execution.result']\n",
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert ids(client, old) == ids(client, DST) == ids(client, SRC)
+
+
+def test_redis_killed_and_restarted_with_aof_loses_nothing(
+    tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    server = start_redis(aof=True, extra=("--appendfsync", "always"))
+    servers = [server]
+    try:
+        client = redis.Redis(port=server.port, decode_responses=True)
+        seed(client, 20_000)
+        bridge = BridgeProcess(write_config(tmp_path / "b.toml", server.url))
+        bridges.append(bridge)
+        wait_until(lambda: client.xlen(DST) == 20_000)
+        server.kill()
+        time.sleep(1.5)  # the bridge backs off meanwhile
+        servers.append(start_redis(aof=True, port=server.port, workdir=server.workdir))
+        client = redis.Redis(port=server.port, decode_responses=True)
+        wait_until(lambda: _ping(client))
+        seed(client, 5_000)
+        wait_until(lambda: client.xlen(DST) == 25_000)
+        assert bridge.proc.poll() is None  # no crash loop: the same process
+        assert bridge.stop() == 0
+        assert ids(client, DST) == ids(client, SRC)
+        log = bridge.stderr()
+        assert "Redis unavailable during work" in log and "retrying in" in log
+        assert "Redis back after" in log
+    finally:
+        for started in servers:
+            started.stop()
+
+
+def _ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
