@@ -42,8 +42,20 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     adapter = ctx.redis()
     with adapter.guard("the daemon health check"):
         yield from _rl(ctx, adapter.client)
-        for route in ctx.config.daemons.bridge_routes:
+        for route in _routes(ctx):
             yield from _bridge(ctx, adapter.client, route)
+
+
+def _routes(ctx: CheckContext) -> list[str]:
+    """daemons.bridge_routes plus qtctl's own bridge.routes, one `src->dst` per destination."""
+    routes: list[str] = []
+    for text in (*ctx.config.daemons.bridge_routes, *ctx.config.bridge.routes):
+        source, _, targets = text.partition("->")
+        for target in targets.split("|"):
+            route = f"{source.strip()}->{target.strip()}"
+            if target.strip() and route not in routes:
+                routes.append(route)
+    return routes
 
 
 def _rl(ctx: CheckContext, client: object) -> Iterator[Finding]:
@@ -123,15 +135,24 @@ def _bridge(ctx: CheckContext, client: object, route: str) -> Iterator[Finding]:
     settings = ctx.config.daemons
     prefix = ctx.config.streams.prefix
     source, _, destination = (part.strip() for part in route.partition("->"))
-    src, dst = prefix + source, prefix + destination
+    src = source if source.startswith(prefix) or ":" in source else prefix + source
+    dst = (
+        destination
+        if destination.startswith(prefix) or ":" in destination
+        else (prefix + destination)
+    )
     pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
     pipe.xrevrange(dst, count=1)
     pipe.xrevrange(src, count=1)
-    last_dst, last_src = pipe.execute(raise_on_error=False)
+    pipe.hgetall(ctx.config.bridge.state_prefix + src)  # qtctl's bridge: its exact position
+    last_dst, last_src, state = pipe.execute(raise_on_error=False)
     if not isinstance(last_src, list) or not last_src:
         return  # nothing to bridge yet
-    bridged_ms = id_ms(last_dst[0][0]) if isinstance(last_dst, list) and last_dst else 0
-    start = f"({last_dst[0][0]}" if bridged_ms else "-"
+    state = state if isinstance(state, dict) else {}
+    newest = last_dst[0][0] if isinstance(last_dst, list) and last_dst else ""
+    last = state.get("position", "") or newest  # dead-lettered entries count as handled
+    bridged_ms = id_ms(last) if last else 0
+    start = f"({last}" if bridged_ms else "-"
     cap = settings.bridge_lag_error + 1
     waiting = client.xrange(src, min=start, max="+", count=cap)  # type: ignore[attr-defined]
     if not waiting:

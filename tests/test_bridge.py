@@ -3,6 +3,7 @@ exactly once, in order, with its ID, whatever is done to the bridge or to Redis.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -359,3 +360,35 @@ def _ping(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def test_qt503_reads_the_bridges_position_so_dead_letters_are_not_lag(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    client.xadd(SRC, {"order_id": "1"})
+    client.xadd(SRC, {"no_order": "x"})  # the newest entry is poison
+    config = write_config(
+        tmp_path / "b.toml",
+        redis_server.url,
+        "require_fields = ['order_id']\n[daemons]\nbridge_lag_warn = 1\n",
+    )
+    base = [sys.executable, "-m", "qtctl", "--config", str(config)]
+    run = subprocess.run([*base, "run", "bridge", "--once"], capture_output=True, cwd=REPO)
+    assert run.returncode == 0
+    doctor = subprocess.run(
+        [*base, "--format", "json", "doctor", "--select", "QT503"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert json.loads(doctor.stdout)["findings"] == []
+    client.xadd(SRC, {"order_id": "2"})  # now one is really waiting
+    doctor = subprocess.run(
+        [*base, "--format", "json", "doctor", "--select", "QT503"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    [finding] = json.loads(doctor.stdout)["findings"]
+    assert finding["message"].startswith("1 source entries not bridged yet")
