@@ -48,13 +48,6 @@ def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "install"])
-def test_commands_of_later_issues_say_so(command: str) -> None:
-    res = run_cli(command)
-    assert res.returncode == 2
-    assert "not implemented yet" in res.stderr
-
-
 def test_doctor_on_a_machine_without_systemd_or_redis_is_calm() -> None:
     """The main job on a dev/CI machine: two clear findings, exit 1, no crash."""
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
@@ -183,3 +176,12 @@ def test_checks_needing_an_unreachable_backend_are_skipped_in_one_line() -> None
 def test_verbosity_from_the_environment() -> None:
     res = run_cli("doctor", "--select", "QT100", env={"QTCTL_QUIET": "1"})
     assert res.returncode == 1 and "QT100" in res.stdout
+
+
+def test_run_lists_daemons_and_refuses_unknown_ones() -> None:
+    listed = run_cli("run", "--list")
+    assert listed.returncode == 0 and listed.stdout.startswith("bridge ")
+    res = run_cli("run", "nope")
+    assert res.returncode == 2
+    assert "unknown daemon 'nope'; known: bridge (qtctl run --list)" in res.stderr
+    assert run_cli("run").returncode == 2

@@ -161,6 +161,22 @@ class SystemdAdapter:
         """`systemctl restart UNIT` (queues the job; callers poll the state)."""
         self.manager_call(b"RestartUnit", b"ss", unit.encode(), b"replace")
 
+    def enable(self, units: list[str]) -> None:
+        """`systemctl enable UNITS` (install symlinks from [Install])."""
+        self.manager_call(b"EnableUnitFiles", b"asbb", [u.encode() for u in units], False, True)
+
+    def disable(self, units: list[str]) -> None:
+        """`systemctl disable UNITS`."""
+        self.manager_call(b"DisableUnitFiles", b"asb", [u.encode() for u in units], False)
+
+    def start(self, unit: str) -> None:
+        """`systemctl start UNIT` (queues the job)."""
+        self.manager_call(b"StartUnit", b"ss", unit.encode(), b"replace")
+
+    def stop(self, unit: str) -> None:
+        """`systemctl stop UNIT` (queues the job)."""
+        self.manager_call(b"StopUnit", b"ss", unit.encode(), b"replace")
+
     def daemon_reload(self) -> None:
         """`systemctl daemon-reload` (synchronous: returns once systemd reloaded)."""
         self.manager_call(b"Reload")

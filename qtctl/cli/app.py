@@ -24,7 +24,7 @@ from qtctl.cli.options import (
     RedisUrlOpt,
     SelectOpt,
 )
-from qtctl.errors import NotImplementedYet, QtctlError, UsageError
+from qtctl.errors import QtctlError, UsageError
 
 if TYPE_CHECKING:  # rich and the config machinery load only when a command needs them
     from qtctl.config import Config
@@ -257,9 +257,105 @@ def run(
 
 
 @app.command()
-def install(ctx: typer.Context) -> None:
-    """Install qtctl's daemons as hardened systemd units."""
-    raise NotImplementedYet("`qtctl install` is not implemented yet")
+def install(
+    ctx: typer.Context,
+    daemons: Annotated[
+        list[str] | None, typer.Argument(help="Daemons to install (bridge), or --all.")
+    ] = None,
+    all_daemons: Annotated[bool, typer.Option("--all", help="Every shipped daemon.")] = False,
+    root: Annotated[
+        str, typer.Option("--root", help="Write into this staging tree; systemd is not touched.")
+    ] = "/",
+    user: Annotated[
+        str,
+        typer.Option("--user", help="The dedicated system user (created when missing)."),
+    ] = "qtctl",
+    dynamic_user: Annotated[
+        bool,
+        typer.Option("--dynamic-user", help="DynamicUser=yes instead (needs nss-systemd)."),
+    ] = False,
+    venv: Annotated[
+        str | None, typer.Option("--venv", help="The venv with bin/qtctl (default: this one).")
+    ] = None,
+    daemon_config: Annotated[
+        str | None,
+        typer.Option("--daemon-config", help="Config file the units read (QTCTL_CONFIG)."),
+    ] = None,
+    no_start: Annotated[
+        bool, typer.Option("--no-start", help="Write and reload, do not enable or start.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change, write nothing.")
+    ] = False,
+    report_timer: Annotated[
+        bool, typer.Option("--report-timer", help="Also install qtctl-report.service + .timer.")
+    ] = False,
+    every: Annotated[
+        str, typer.Option("--every", help="How often the report timer fires (systemd time).")
+    ] = "5min",
+    report_output: Annotated[
+        str, typer.Option("--report-output", help="The Prometheus textfile the timer writes.")
+    ] = "/var/lib/qtctl-report/qtctl.prom",
+    watchdog_sec: Annotated[
+        int, typer.Option("--watchdog-sec", min=2, help="WatchdogSec= of the daemon units.")
+    ] = 30,
+) -> None:
+    """Install qtctl's daemons as hardened systemd units (diff shown, atomic, idempotent)."""
+    from qtctl.daemons import DAEMONS
+    from qtctl.install import InstallOptions, activate, plan, write
+
+    out = ctx.obj.output()
+    chosen = tuple(sorted(DAEMONS)) if all_daemons else tuple(daemons or ())
+    options = InstallOptions(
+        daemons=chosen,
+        report_timer=report_timer,
+        every=every,
+        root=root,
+        user=user,
+        dynamic_user=dynamic_user,
+        venv=venv or sys.prefix,
+        config_file=daemon_config,
+        report_output=report_output,
+        watchdog_sec=watchdog_sec,
+        start=not no_start,
+    )
+    units = plan(options)
+    for unit in units:
+        out.out.print(f"{unit.path}: {unit.state}", markup=False, highlight=False)
+        if unit.state == "changed":
+            out.text(unit.diff().rstrip("\n"))
+    if dry_run:
+        return
+    written = write(units)
+    if options.staging:
+        return
+    for action in activate(units, written, options):
+        out.out.print(f"$ {action}", markup=False, highlight=False)
+
+
+@app.command()
+def uninstall(
+    ctx: typer.Context,
+    daemons: Annotated[list[str] | None, typer.Argument(help="Daemons to remove.")] = None,
+    all_daemons: Annotated[bool, typer.Option("--all", help="Every shipped daemon.")] = False,
+    report_timer: Annotated[
+        bool, typer.Option("--report-timer", help="Also the report service and timer.")
+    ] = False,
+    root: Annotated[str, typer.Option("--root", help="A staging tree instead of /.")] = "/",
+) -> None:
+    """Stop, disable and remove units `qtctl install` wrote."""
+    from qtctl.daemons import DAEMONS
+    from qtctl.install import InstallOptions
+    from qtctl.install import uninstall as remove
+
+    chosen = tuple(sorted(DAEMONS)) if all_daemons else tuple(daemons or ())
+    options = InstallOptions(daemons=chosen, report_timer=report_timer, root=root)
+    out = ctx.obj.output()
+    done = remove(options)
+    if not done:
+        out.out.print("nothing installed")
+    for action in done:
+        out.out.print(f"$ {action}", markup=False, highlight=False)
 
 
 @app.command()
