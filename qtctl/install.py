@@ -104,7 +104,7 @@ def render(name: str, options: InstallOptions) -> str:
             "" if output.parent == Path(STATE_DIR) else f"ReadWritePaths={output.parent}"
         ),
     }
-    lines = []
+    lines: list[str] = []
     for line in template.splitlines():
         if line.startswith("# Rendered by"):
             continue
