@@ -13,6 +13,7 @@ from typing import Any
 
 from qtctl.errors import ConfigError
 from qtctl.redaction import mask_url, validate_redis_url
+from qtctl.route_options import parse_route_options
 from qtctl.stream_limits import parse_overrides
 
 DEFAULT_CONFIG_PATH = Path("/etc/qtctl/qtctl.toml")
@@ -149,6 +150,9 @@ class BridgeSettings:
     allow_no_readers: tuple[str, ...] = ()  # destinations acknowledged to have no group
     allow_near_miss: tuple[str, ...] = ()  # destinations acknowledged as near-misses
     require_fields: tuple[str, ...] = ()  # entries lacking one go to the dead-letter stream
+    per_route: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=dict, metadata={"per_route": True}
+    )
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,8 @@ def _coerce(path: str, value: Any, hint: Any) -> Any:
         if typing.get_origin(hint) is tuple:
             return _to_tuple(value)
         if typing.get_origin(hint) is Mapping:
+            if path == "bridge.per_route":
+                return parse_route_options(path, value)
             return parse_overrides(path, value)
     except (TypeError, ValueError):
         pass

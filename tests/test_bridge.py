@@ -392,3 +392,61 @@ def test_qt503_reads_the_bridges_position_so_dead_letters_are_not_lag(
     )
     [finding] = json.loads(doctor.stdout)["findings"]
     assert finding["message"].startswith("1 source entries not bridged yet")
+
+
+def test_route_options_rename_keep_match_and_retention(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    old = int(time.time() * 1000) - 7_200_000
+    pipe = client.pipeline(transaction=False)
+    for i in range(300):  # two hours old: past max_age_sec
+        pipe.xadd(SRC, {"status": "FILLED", "sym": "OLD", "debug": "x"}, id=f"{old + i}-0")
+    for i in range(200):
+        pipe.xadd(SRC, {"status": "FILLED", "sym": f"S{i}", "debug": "x"})
+    pipe.xadd(SRC, {"status": "REJECTED", "sym": "ETHUSDT", "debug": "x"})
+    pipe.execute()
+    new = [i for i, f in client.xrange(SRC) if f["sym"] not in ("OLD", "ETHUSDT")]
+    config = write_config(
+        tmp_path / "b.toml",
+        redis_server.url,
+        '[bridge.per_route."execution.result"]\nrename = ["sym=symbol"]\n'
+        'keep_fields = ["status", "sym"]\nmatch = ["status=FILLED"]\nmax_age_sec = 3600\n',
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    dest = client.xrange(DST)
+    assert all(f == {"status": "FILLED", "symbol": f["symbol"]} for _, f in dest)
+    assert [i for i, _ in dest][-200:] == new  # every new FILLED entry, renamed and filtered
+    # MINID ~ removes whole macro nodes only: most of the 300 old entries are gone.
+    assert sum(1 for _, f in dest if f["symbol"] == "OLD") < 150
+    state = client.hgetall(STATE)
+    assert (state["filtered"], state["bridged"], state["lag"]) == ("1", "500", "0")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('rename = ["nope"]', "expected 'field=value' items, got 'nope'"),
+        ("maxlen = -1", "expected a number >= 0"),
+        ("colour = ['x']", "unknown route option"),
+    ],
+)
+def test_bad_route_options_are_config_errors(tmp_path: Path, table: str, message: str) -> None:
+    config = tmp_path / "b.toml"
+    config.write_text(f'[bridge.per_route."execution.result"]\n{table}\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert 'bridge.per_route."execution.result".' in res.stderr and message in res.stderr

@@ -8,7 +8,8 @@ same script as the copy: a crash at any moment leaves either both or neither.
 from __future__ import annotations
 
 # KEYS: source, state hash, dead-letter stream, destination(s)
-# ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv)
+# ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv),
+#       renames (csv of from=to), kept fields (csv), matches (csv of field=value), minid ('' none)
 COPY_BATCH = r"""
 local function cmp(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -83,9 +84,15 @@ if first and cmp(first[1], pos) > 0 then
 end
 
 local entries = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', batch)
-local required = {}
+local required, rename, keep, match = {}, {}, {}, {}
 for name in string.gmatch(ARGV[6], '[^,]+') do table.insert(required, name) end
-local copied, dead_count = 0, 0
+for a, b in string.gmatch(ARGV[7], '([^,=]+)=([^,]*)') do rename[a] = b end
+local keeping = false
+for name in string.gmatch(ARGV[8], '[^,]+') do keep[name] = true; keeping = true end
+local matching = false
+for a, b in string.gmatch(ARGV[9], '([^,=]+)=([^,]*)') do match[a] = b; matching = true end
+local transform = keeping or next(rename) ~= nil
+local copied, dead_count, filtered = 0, 0, 0
 for _, entry in ipairs(entries) do
   local id, fields = entry[1], entry[2]
   local size = 0
@@ -99,12 +106,38 @@ for _, entry in ipairs(entries) do
       if not reason and not present[name] then reason = 'missing field ' .. name end
     end
   end
+  local wanted = true
+  if not reason and matching then
+    local values = {}
+    for j = 1, #fields, 2 do values[fields[j]] = fields[j + 1] end
+    for a, b in pairs(match) do
+      if values[a] ~= b then wanted = false end
+    end
+  end
   if reason then
     redis.call('XADD', dead, '*', 'source', source, 'source_id', id, 'reason', reason)
     dead_count = dead_count + 1
+  elseif not wanted then
+    filtered = filtered + 1
   else
-    for i = 4, #KEYS do redis.call('XADD', KEYS[i], id, unpack(fields)) end
-    copied = copied + 1
+    local out = fields
+    if transform then
+      out = {}
+      for j = 1, #fields, 2 do
+        if not keeping or keep[fields[j]] then
+          table.insert(out, rename[fields[j]] or fields[j])
+          table.insert(out, fields[j + 1])
+        end
+      end
+    end
+    if #out == 0 then
+      redis.call('XADD', dead, '*', 'source', source, 'source_id', id, 'reason',
+                 'no field left after keep_fields')
+      dead_count = dead_count + 1
+    else
+      for i = 4, #KEYS do redis.call('XADD', KEYS[i], id, unpack(out)) end
+      copied = copied + 1
+    end
   end
   pos = id
 end
@@ -113,11 +146,22 @@ redis.call('HSET', state, 'position', pos, 'source_seq', seq)
 redis.call('HINCRBY', state, 'bridged', copied)
 if dead_count > 0 then redis.call('HINCRBY', state, 'dead_lettered', dead_count) end
 if lost > 0 then redis.call('HINCRBY', state, 'lost', lost) end
+if filtered > 0 then redis.call('HINCRBY', state, 'filtered', filtered) end
 if #entries > 0 then redis.call('HSET', state, 'last_bridged_ms', now) end
-if maxlen > 0 and copied > 0 then
-  for i = 4, #KEYS do redis.call('XTRIM', KEYS[i], 'MAXLEN', '~', maxlen) end
+if copied > 0 then
+  for i = 4, #KEYS do
+    if maxlen > 0 then redis.call('XTRIM', KEYS[i], 'MAXLEN', '~', maxlen) end
+    if ARGV[10] ~= '' then redis.call('XTRIM', KEYS[i], 'MINID', '~', ARGV[10]) end
+  end
 end
 local lag = src['entries-added'] - seq
 if lag < 0 then lag = 0 end
-return {'ok', copied, dead_count, pos, lag, unpack(events)}
+local lag_ms = 0
+local waiting = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', 1)
+if #waiting > 0 then
+  lag_ms = tonumber(now) - tonumber(string.match(waiting[1][1], '^(%d+)'))
+  if lag_ms < 0 then lag_ms = 0 end
+end
+redis.call('HSET', state, 'lag', lag, 'lag_ms', lag_ms)
+return {'ok', copied, dead_count, pos, lag, lag_ms, filtered, unpack(events)}
 """

@@ -24,6 +24,8 @@ class RouteState:
     batch: int
     position: str = ""
     lag: int = 0
+    lag_ms: int = 0
+    filtered: int = 0
     bridged: int = 0
     dead: int = 0
     waiting_for_source: bool = False
@@ -61,15 +63,21 @@ class Bridge:
         return busy
 
     def _copy(self, state: RouteState) -> bool:
-        settings, route = self.config.bridge, state.route
+        settings, route, options = self.config.bridge, state.route, state.route.options
         keys = [route.source, route.state_key, route.dead_letter, *route.destinations]
+        now_ms = int(time.time() * 1000)
+        minid = f"{now_ms - int(options.max_age_sec * 1000)}-0" if options.max_age_sec else ""
         argv = [
             state.batch,
             settings.start_id,
-            int(time.time() * 1000),
+            now_ms,
             settings.max_entry_bytes,
-            settings.maxlen,
-            ",".join(settings.require_fields),
+            options.maxlen or settings.maxlen,
+            ",".join((*settings.require_fields, *options.require_fields)),
+            ",".join(f"{a}={b}" for a, b in options.rename),
+            ",".join(options.keep_fields),
+            ",".join(f"{a}={b}" for a, b in options.match),
+            minid,
         ]
         reply = [_text(x) for x in self.script(keys=keys, args=argv)]
         kind = reply[0]
@@ -89,13 +97,10 @@ class Bridge:
                 "running?); the bridge copies source IDs and cannot go below them"
             )
         state.waiting_for_source = False
-        copied, dead, state.position, state.lag = (
-            int(reply[1]),
-            int(reply[2]),
-            reply[3],
-            int(reply[4]),
-        )
-        for event in reply[5:]:
+        copied, dead, state.position = int(reply[1]), int(reply[2]), reply[3]
+        state.lag, state.lag_ms, filtered = int(reply[4]), int(reply[5]), int(reply[6])
+        state.filtered += filtered
+        for event in reply[7:]:
             _log_event(route, event)
         if dead:
             log.error(
@@ -107,7 +112,7 @@ class Bridge:
             )
         state.bridged += copied
         state.dead += dead
-        moved = copied + dead
+        moved = copied + dead + filtered
         full = moved >= state.batch
         state.batches.append(moved)
         del state.batches[:-32]
@@ -132,8 +137,10 @@ class Bridge:
         for s in self.states:
             avg = sum(s.batches) / len(s.batches) if s.batches else 0
             parts.append(
-                f"{s.route.source.rsplit(':', 1)[-1]}: bridged {s.bridged}, lag {s.lag}, "
-                f"batch {avg:.0f}" + (f", dead-lettered {s.dead}" if s.dead else "")
+                f"{s.route.source.rsplit(':', 1)[-1]}: bridged {s.bridged}, lag {s.lag}"
+                f" ({s.lag_ms / 1000:.1f} s), batch {avg:.0f}"
+                + (f", dead-lettered {s.dead}" if s.dead else "")
+                + (f", filtered {s.filtered}" if s.filtered else "")
             )
         return "; ".join(parts)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.diagnosis.stream_names import near_misses
+from qtctl.route_options import RouteOptions, route_options
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Route:
     destinations: tuple[str, ...]
     state_key: str
     dead_letter: str
+    options: RouteOptions = field(default_factory=RouteOptions)
 
     @property
     def label(self) -> str:
@@ -38,12 +40,14 @@ def parse_routes(config: Config) -> list[Route]:
         dests = tuple(_key(prefix, n) for n in names)
         if src in dests:
             raise FatalDaemonError(f"bridge.routes: {text!r} copies a stream into itself")
+        table = settings.per_route.get(source.strip()) or settings.per_route.get(src)
         routes.append(
             Route(
                 src,
                 dests,
                 f"{settings.state_prefix}{src}",
                 f"{src}{settings.dead_letter_suffix}",
+                route_options(table),
             )
         )
     return routes
