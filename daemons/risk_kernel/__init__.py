@@ -1,0 +1,1 @@
+"""The risk kernel: regime-weighted stop-loss / take-profit / trailing proposals, never unsafe."""
