@@ -15,6 +15,7 @@ BENCHMARKS = (
     "stream_checks",
     "report",
     "bridge",
+    "risk_kernel",
 )
 
 

@@ -18,7 +18,11 @@ INVALID_PROPOSAL = CodeDoc(
     meaning="A `quantum:risk:proposal:<symbol>` hash whose stop-loss or take-profit sits on the "
     "wrong side of the current price for the position's side (a long needs SL < price < TP, a "
     "short TP < price < SL), whose TP is beyond its SL, whose numbers are missing or not "
-    "finite, or which is older than three publish intervals (risk.publish_interval_sec).",
+    "finite, or which is older than three publish intervals (risk.publish_interval_sec). An "
+    "explicit exit signal (`trading_state=exit-now`) carries no stop and is not an error; a "
+    "proposal the risk kernel holds back (`trading_state=held`) is a warning with its reason; "
+    "proposals the kernel rejected for failing its invariants (counter `rejected_invariant` "
+    "in risk.stats_key) are an error.",
     why="The old publisher emitted `SL=$106.1072 TP=$106.0695` for a long: acting on it closes "
     "positions at a loss or never takes profit.",
     fix="Stop whatever consumes the proposals, fix the publisher (qtctl's risk kernel never "
@@ -48,6 +52,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             pipe.hgetall(settings.position_prefix + key[len(settings.proposal_prefix) :])
         replies = pipe.execute(raise_on_error=False)
     limit = 3 * settings.publish_interval_sec
+    yield from _kernel_counters(client, settings.stats_key)
     for i, key in enumerate(keys):
         proposal, position = replies[2 * i], replies[2 * i + 1]
         if isinstance(proposal, Exception):
@@ -55,6 +60,16 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         problems = problems_of(
             proposal, position if isinstance(position, dict) else {}, ctx.clock(), limit
         )
+        if proposal.get("trading_state") == "held" and not problems:
+            yield Finding(
+                INVALID_PROPOSAL.code,
+                Severity.WARNING,
+                key,
+                f"held: no new proposal ({proposal.get('held_reason', 'no reason given')}); "
+                "the last valid one stands",
+                cause="held",
+                fix_hint="Fix the input named in the reason (market state, position snapshot).",
+            )
         if problems:
             yield Finding(
                 INVALID_PROPOSAL.code,
@@ -77,6 +92,13 @@ def problems_of(
         price = _number(position, PRICE_FIELDS)
     side = (_text(proposal, SIDE_FIELDS) or _text(position, SIDE_FIELDS)).upper()
     found = []
+    if proposal.get("trading_state") == "exit-now":  # an exit signal carries no stop
+        stamp = _timestamp(proposal)
+        return (
+            []
+            if not stamp or now - stamp <= max_age
+            else [f"stale exit signal ({now - stamp:.0f} s)"]
+        )
     for label, value in (("stop-loss", sl), ("take-profit", tp), ("price", price)):
         if value is None or not math.isfinite(value) or value <= 0:
             found.append(f"{label} is {'missing' if value is None else value}: not a usable number")
@@ -95,6 +117,21 @@ def problems_of(
     elif age > max_age:
         found.append(f"stale: computed {age:.0f} s ago (limit {max_age:.0f} s)")
     return found
+
+
+def _kernel_counters(client: object, key: str) -> Iterator[Finding]:
+    stats = client.hgetall(key)  # type: ignore[attr-defined]
+    rejected = int(stats.get("rejected_invariant", 0) or 0) if isinstance(stats, dict) else 0
+    if rejected:
+        yield Finding(
+            INVALID_PROPOSAL.code,
+            Severity.ERROR,
+            key,
+            f"the risk kernel rejected {rejected} proposal(s) that failed its invariants "
+            "(not published; see its journal)",
+            cause="kernel-rejected",
+            fix_hint="Read `journalctl -u qtctl-risk-kernel` for the symbols and inputs.",
+        )
 
 
 def _sides(side: str, sl: float, tp: float, price: float) -> list[str]:

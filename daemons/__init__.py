@@ -8,7 +8,9 @@ from __future__ import annotations
 # name -> "module:attribute" of the daemon's entry point; filled as each daemon lands.
 DAEMONS: dict[str, str] = {
     "bridge": "qtctl.daemons.bridge.daemon:create",
+    "risk-kernel": "qtctl.daemons.risk_kernel.daemon:create",
 }
 DESCRIPTIONS: dict[str, str] = {
     "bridge": "copy source streams into destinations, effectively once, in order",
+    "risk-kernel": "stop-loss / take-profit / trailing proposals for open positions, never unsafe",
 }

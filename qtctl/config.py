@@ -132,6 +132,17 @@ class RiskSettings:
     proposal_prefix: str = "quantum:risk:proposal:"
     position_prefix: str = "quantum:state:positions:"
     publish_interval_sec: float = field(default=10.0, metadata={"min": 0.1})
+    market_prefix: str = "quantum:marketstate:"
+    stats_key: str = "quantum:risk:kernel:stats"
+    proposal_stream: str = "risk.proposal"  # under streams.prefix; append-only log
+    stream_maxlen: int = field(default=10_000, metadata={"min": 1})
+    market_max_age_sec: float = field(default=120.0, metadata={"min": 1})
+    poll_sec: float = field(default=1.0, metadata={"min": 0.05, "max": 10})
+    min_stop_pct: float = field(default=0.5, metadata={"min": 0.01})
+    min_tp_pct: float = field(default=1.0, metadata={"min": 0.01})
+    min_trail_pct: float = field(default=0.5, metadata={"min": 0.01})
+    min_distance_pct: float = field(default=0.1, metadata={"min": 0})
+    liquidation_buffer_pct: float = field(default=1.0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)
