@@ -15,6 +15,7 @@ from qtctl.sandbox import Sandbox, SandboxSpec
 from tests.conftest import run_cli
 
 BRIDGE = "qtctl-bridge.service"
+KERNEL = "qtctl-risk-kernel.service"
 REDIS = (
     "[Service]\nExecStart=/usr/bin/redis-server --port 6379 --bind 127.0.0.1 --save '' "
     "--appendonly no\n"
@@ -50,7 +51,7 @@ def box() -> Iterator[Sandbox]:
         sandbox.run("chmod", "o+x", "/root", check=True)
         res = sandbox.qtctl(
             "install",
-            "bridge",
+            "--all",
             "--report-timer",
             "--daemon-config",
             "/etc/qtctl/qtctl.toml",
@@ -65,11 +66,12 @@ pytestmark = pytest.mark.sandbox
 
 
 def test_units_verify_clean_and_score_at_most_2(box: Sandbox) -> None:
-    paths = [f"/etc/systemd/system/{u}" for u in (BRIDGE, "qtctl-report.service")]
+    units = (BRIDGE, KERNEL, "qtctl-report.service")
+    paths = [f"/etc/systemd/system/{u}" for u in units]
     paths.append("/etc/systemd/system/qtctl-report.timer")
     verify = box.run("systemd-analyze", "verify", *paths)
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
-    for unit in (BRIDGE, "qtctl-report.service"):
+    for unit in units:
         out = box.run("systemd-analyze", "security", "--no-pager", unit).stdout
         [score] = re.findall(r"Overall exposure level for \S+: ([0-9.]+)", out)
         assert float(score) <= 2.0, out
@@ -95,10 +97,19 @@ def test_bridge_starts_ready_and_bridges_under_its_hardening(box: Sandbox) -> No
     assert box.run("id", "-u", "qtctl").stdout.strip() != "0"
 
 
+def test_risk_kernel_runs_ready_under_its_hardening_and_says_it_has_no_positions(
+    box: Sandbox,
+) -> None:
+    state = wait_for(box, KERNEL, ActiveState="active", SubState="running")
+    assert state["ActiveState"] == "active", box.journal(KERNEL)
+    status = wait_for(box, KERNEL, StatusText="no open positions: nothing to propose")
+    assert status["StatusText"] == "no open positions: nothing to propose"
+
+
 def test_install_again_changes_nothing(box: Sandbox) -> None:
     res = box.qtctl(
         "install",
-        "bridge",
+        "--all",
         "--report-timer",
         "--daemon-config",
         "/etc/qtctl/qtctl.toml",
@@ -106,7 +117,7 @@ def test_install_again_changes_nothing(box: Sandbox) -> None:
         "3",
     )
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count(": unchanged") == 3
+    assert res.stdout.count(": unchanged") == 4
     assert "daemon-reload" not in res.stdout and "restart" not in res.stdout
 
 
@@ -159,9 +170,9 @@ def test_report_timer_writes_the_textfile_under_its_hardening(box: Sandbox) -> N
 
 
 def test_uninstall_removes_everything(box: Sandbox) -> None:
-    res = box.qtctl("uninstall", "bridge", "--report-timer")
+    res = box.qtctl("uninstall", "--all", "--report-timer")
     assert res.returncode == 0, res.stderr
-    for unit in (BRIDGE, "qtctl-report.service", "qtctl-report.timer"):
+    for unit in (BRIDGE, KERNEL, "qtctl-report.service", "qtctl-report.timer"):
         assert not box.host_path(f"/etc/systemd/system/{unit}").exists()
     assert show(box, BRIDGE, "LoadState")["LoadState"] == "not-found"
     assert box.qtctl("uninstall", "bridge").stdout.strip() == "nothing installed"
@@ -178,9 +189,11 @@ def test_staging_root_renders_without_systemd(tmp_path: Path) -> None:
     assert "User=qtctl\nGroup=qtctl\n" in bridge and not re.search(r"@[A-Z_]+@", bridge)
     assert "OnUnitActiveSec=1h\n" in (folder / "qtctl-report.timer").read_text()
     again = run_cli("install", "--all", "--report-timer", "--root", str(tmp_path), "--every", "1h")
-    assert again.stdout.count(": unchanged") == 3
+    assert again.stdout.count(": unchanged") == 4
+    kernel = (folder / "qtctl-risk-kernel.service").read_text()
+    assert f"ExecStart={sys.prefix}/bin/qtctl run risk-kernel\n" in kernel
     changed = run_cli("install", "bridge", "--root", str(tmp_path), "--user", "qtbridge")
     assert "qtctl-bridge.service: changed" in changed.stdout
     assert "-User=qtctl\n-Group=qtctl\n+User=qtbridge\n+Group=qtbridge" in changed.stdout
-    bad = run_cli("install", "risk-kernel", "--root", str(tmp_path))
-    assert bad.returncode == 2 and "installable daemons: bridge" in bad.stderr
+    bad = run_cli("install", "rl-agent", "--root", str(tmp_path))
+    assert bad.returncode == 2 and "installable daemons: bridge, risk-kernel" in bad.stderr
