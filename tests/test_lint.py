@@ -1,4 +1,4 @@
-"""The code base stays lint-clean (ruff), so style drift fails CI rather than review."""
+"""The code base stays lint-clean (ruff) and type-clean (mypy): drift fails CI, not review."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def test_ruff_is_clean() -> None:
         timeout=120,
     )
     assert res.returncode == 0, res.stdout
+
+
+def test_mypy_strict_is_clean() -> None:
+    """qtctl/, checks/ and daemons/ type-check under --strict (config in pyproject.toml)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "mypy"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout[-3000:]
