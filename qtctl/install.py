@@ -100,6 +100,7 @@ def render(name: str, options: InstallOptions) -> str:
         "@WATCHDOG_SEC@": str(options.watchdog_sec),
         "@EVERY@": options.every,
         "@REPORT_OUTPUT@": str(output),
+        "@TMP_BINDS@": _tmp_binds(venv),
         "@REPORT_PATHS@": (
             "" if output.parent == Path(STATE_DIR) else f"ReadWritePaths={output.parent}"
         ),
@@ -110,15 +111,27 @@ def render(name: str, options: InstallOptions) -> str:
             continue
         if line.startswith("Environment=QTCTL_CONFIG=") and not options.config_file:
             line = line.replace("QTCTL_CONFIG=@CONFIG@ ", "")  # doctor's default file applies
+        placeholder = line.strip() in values
         for key, value in values.items():
             line = line.replace(key, value)
-        if line or not lines or lines[-1]:  # an empty placeholder leaves no blank line
+        if line or not placeholder:  # a placeholder that renders empty leaves no blank line
             lines.append(line)
     text = "\n".join(lines) + "\n"
     unknown = re.findall(r"@[A-Z_]+@", text)
     if unknown:
         raise UsageError(f"template {name} has unknown placeholder(s): {', '.join(unknown)}")
     return text
+
+
+def _tmp_binds(venv: Path) -> str:
+    """PrivateTmp=yes hides /tmp from the service: bind a venv or source tree living there."""
+    import qtctl
+
+    roots = {venv.resolve(), Path(qtctl.__file__).resolve().parents[1]}
+    hidden = sorted(
+        str(p) for p in roots if p.is_relative_to("/tmp") or p.is_relative_to("/var/tmp")
+    )
+    return "\n".join(f"BindReadOnlyPaths={p}" for p in hidden)
 
 
 def plan(options: InstallOptions) -> list[UnitFile]:
