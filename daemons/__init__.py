@@ -9,8 +9,10 @@ from __future__ import annotations
 DAEMONS: dict[str, str] = {
     "bridge": "qtctl.daemons.bridge.daemon:create",
     "risk-kernel": "qtctl.daemons.risk_kernel.daemon:create",
+    "rl-agent": "qtctl.daemons.rl_agent.daemon:create",
 }
 DESCRIPTIONS: dict[str, str] = {
     "bridge": "copy source streams into destinations, effectively once, in order",
     "risk-kernel": "stop-loss / take-profit / trailing proposals for open positions, never unsafe",
+    "rl-agent": "learn position-size multipliers from validated closed trades (torch)",
 }

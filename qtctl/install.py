@@ -20,7 +20,11 @@ from qtctl.errors import UsageError
 
 UNIT_DIR = "etc/systemd/system"
 STATE_DIR = "/var/lib/qtctl-report"  # StateDirectory= of qtctl-report.service
-DAEMON_UNITS = {"bridge": "qtctl-bridge.service", "risk-kernel": "qtctl-risk-kernel.service"}
+DAEMON_UNITS = {
+    "bridge": "qtctl-bridge.service",
+    "risk-kernel": "qtctl-risk-kernel.service",
+    "rl-agent": "qtctl-rl-agent.service",
+}
 REPORT_UNITS = ("qtctl-report.service", "qtctl-report.timer")
 
 

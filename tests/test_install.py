@@ -16,11 +16,15 @@ from tests.conftest import run_cli
 
 BRIDGE = "qtctl-bridge.service"
 KERNEL = "qtctl-risk-kernel.service"
+AGENT = "qtctl-rl-agent.service"
 REDIS = (
     "[Service]\nExecStart=/usr/bin/redis-server --port 6379 --bind 127.0.0.1 --save '' "
     "--appendonly no\n"
 )
-CONFIG = "[bridge]\nstart_id = '0'\nallow_no_readers = ['trade.execution.result']\n"
+CONFIG = (
+    "[bridge]\nstart_id = '0'\nallow_no_readers = ['trade.execution.result']\n"
+    "[rl]\nstats_every_sec = 1\ncheckpoint_every_sec = 1\nblock_ms = 100\n"
+)
 SRC, DST = "quantum:stream:execution.result", "quantum:stream:trade.execution.result"
 
 
@@ -66,7 +70,7 @@ pytestmark = pytest.mark.sandbox
 
 
 def test_units_verify_clean_and_score_at_most_2(box: Sandbox) -> None:
-    units = (BRIDGE, KERNEL, "qtctl-report.service")
+    units = (BRIDGE, KERNEL, AGENT, "qtctl-report.service")
     paths = [f"/etc/systemd/system/{u}" for u in units]
     paths.append("/etc/systemd/system/qtctl-report.timer")
     verify = box.run("systemd-analyze", "verify", *paths)
@@ -106,6 +110,44 @@ def test_risk_kernel_runs_ready_under_its_hardening_and_says_it_has_no_positions
     assert status["StatusText"] == "no open positions: nothing to propose"
 
 
+def test_rl_agent_learns_with_torch_under_its_hardening_and_limits(box: Sandbox) -> None:
+    state = wait_for(box, AGENT, ActiveState="active", SubState="running", timeout=60)
+    assert state["ActiveState"] == "active", box.journal(AGENT)
+    for i in range(20):
+        entry, exit_ = 100.0, 101.0 + i % 3
+        box.run(
+            "redis-cli",
+            "xadd",
+            "quantum:stream:trade.closed",
+            "*",
+            "symbol",
+            "BTCUSDT",
+            "side",
+            "LONG",
+            "entry_price",
+            str(entry),
+            "exit_price",
+            str(exit_),
+            "pnl_percent",
+            str(exit_ - entry),
+            "source",
+            "executor",
+            "order_id",
+            f"o{i}",
+            check=True,
+        )
+    deadline = time.monotonic() + 30
+    while (
+        box.run("redis-cli", "hget", "quantum:rl:agent:stats", "experiences").stdout.strip() != "20"
+    ):
+        assert time.monotonic() < deadline, box.journal(AGENT)[-3000:]
+        time.sleep(0.2)
+    limits = show(box, AGENT, "MemoryMax", "CPUQuotaPerSecUSec", "MemoryCurrent")
+    assert limits["MemoryMax"] == str(512 * 2**20) and limits["CPUQuotaPerSecUSec"] == "500ms"
+    assert int(limits["MemoryCurrent"]) < 512 * 2**20
+    assert box.run("ls", "/var/lib/qtctl-rl-agent").stdout.strip().startswith("ckpt-")
+
+
 def test_install_again_changes_nothing(box: Sandbox) -> None:
     res = box.qtctl(
         "install",
@@ -117,7 +159,7 @@ def test_install_again_changes_nothing(box: Sandbox) -> None:
         "3",
     )
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count(": unchanged") == 4
+    assert res.stdout.count(": unchanged") == 5
     assert "daemon-reload" not in res.stdout and "restart" not in res.stdout
 
 
@@ -172,7 +214,7 @@ def test_report_timer_writes_the_textfile_under_its_hardening(box: Sandbox) -> N
 def test_uninstall_removes_everything(box: Sandbox) -> None:
     res = box.qtctl("uninstall", "--all", "--report-timer")
     assert res.returncode == 0, res.stderr
-    for unit in (BRIDGE, KERNEL, "qtctl-report.service", "qtctl-report.timer"):
+    for unit in (BRIDGE, KERNEL, AGENT, "qtctl-report.service", "qtctl-report.timer"):
         assert not box.host_path(f"/etc/systemd/system/{unit}").exists()
     assert show(box, BRIDGE, "LoadState")["LoadState"] == "not-found"
     assert box.qtctl("uninstall", "bridge").stdout.strip() == "nothing installed"
@@ -189,11 +231,15 @@ def test_staging_root_renders_without_systemd(tmp_path: Path) -> None:
     assert "User=qtctl\nGroup=qtctl\n" in bridge and not re.search(r"@[A-Z_]+@", bridge)
     assert "OnUnitActiveSec=1h\n" in (folder / "qtctl-report.timer").read_text()
     again = run_cli("install", "--all", "--report-timer", "--root", str(tmp_path), "--every", "1h")
-    assert again.stdout.count(": unchanged") == 4
+    assert again.stdout.count(": unchanged") == 5
     kernel = (folder / "qtctl-risk-kernel.service").read_text()
     assert f"ExecStart={sys.prefix}/bin/qtctl run risk-kernel\n" in kernel
     changed = run_cli("install", "bridge", "--root", str(tmp_path), "--user", "qtbridge")
     assert "qtctl-bridge.service: changed" in changed.stdout
     assert "-User=qtctl\n-Group=qtctl\n+User=qtbridge\n+Group=qtbridge" in changed.stdout
-    bad = run_cli("install", "rl-agent", "--root", str(tmp_path))
-    assert bad.returncode == 2 and "installable daemons: bridge, risk-kernel" in bad.stderr
+    bad = run_cli("install", "nope", "--root", str(tmp_path))
+    assert (
+        bad.returncode == 2 and "installable daemons: bridge, risk-kernel, rl-agent" in bad.stderr
+    )
+    agent = (folder / "qtctl-rl-agent.service").read_text()
+    assert "MemoryMax=512M\n" in agent and "CPUQuota=50%\n" in agent

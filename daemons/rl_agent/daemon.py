@@ -1,0 +1,327 @@
+"""`qtctl run rl-agent`: learn size multipliers from validated closed trades, resume exactly.
+
+Exactness: entries are read through a consumer group with a stable consumer name and
+acknowledged only when a checkpoint that already contains them is on disk. The checkpoint
+records the last stream ID it covers and the absolute counters, and the same commit writes those
+counters to the stats hash and XACKs the entries in one server-side call. After a crash:
+- pending entries at or before the checkpoint's ID are already in the model: they are
+  acknowledged, not counted again;
+- later ones are learned again from the last checkpoint.
+So no experience is counted twice or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.config import Config
+from qtctl.daemon.runtime import FatalDaemonError
+from qtctl.daemons.rl_agent import checkpoint
+from qtctl.daemons.rl_agent.policy import Policy
+from qtctl.daemons.rl_agent.records import Rejected, SourceMap, experience
+
+log = logging.getLogger("qtctl.rl_agent")
+# KEYS: stream, stats hash; ARGV: group, n_ids, ids..., then field/value pairs of the counters.
+COMMIT = """
+local n = tonumber(ARGV[2])
+local acked = 0
+for i = 3, 2 + n, 500 do
+  local last = math.min(i + 499, 2 + n)
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, last))
+end
+if #ARGV > 2 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 3 + n, #ARGV)) end
+return acked
+"""
+
+
+class RlAgent:
+    """The daemon: read, validate, learn in batches, checkpoint-then-acknowledge."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        s = config.rl
+        self.stream = config.streams.prefix + s.trade_stream
+        self.consumer = s.consumer or socket.gethostname()
+        self.sources = parse_sources(s.sources)
+        actions = tuple(
+            float(m) for m in s.multipliers if s.min_multiplier <= float(m) <= s.max_multiplier
+        )
+        if not actions:
+            raise FatalDaemonError("no rl.multipliers within rl.min/max_multiplier")
+        self.policy = Policy(actions, seed=s.seed, lr=s.learning_rate)
+        self.adapter: RedisAdapter | None = None
+        self.counters: Counter[str] = Counter()
+        self.position = "0-0"  # the last stream ID the model contains
+        self.to_ack: list[str] = []
+        self.draining = True  # our own pending entries come first after a start
+        self.since_checkpoint = 0
+        self.checkpointed_at = time.monotonic()
+        self.stats_at = 0.0
+        self.contexts: dict[str, np.ndarray] = {}
+        self.recent: list[float] = []
+
+    # lifecycle -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Connect, create the group, and load the newest good checkpoint."""
+        self.close_connection()
+        settings = self.config.rl
+        self.adapter = RedisAdapter.connect(
+            self.config.redis, decode=False, block_sec=settings.block_ms / 1000
+        )
+        client = self.adapter.client
+        try:
+            client.xgroup_create(self.stream, settings.group, id=settings.start_id, mkstream=True)
+            log.info("created group %s on %s at %s", settings.group, self.stream, settings.start_id)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        state, path = checkpoint.load_latest(Path(settings.model_dir))
+        if state is not None:
+            self.policy.load(state["policy"])
+            self.counters = Counter({k: int(v) for k, v in state["counters"].items()})
+            self.position = str(state["position"])
+            log.info(
+                "resumed from %s: %d experiences, position %s",
+                path,
+                self.counters["experiences"],
+                self.position,
+            )
+        self.draining = True
+
+    def step(self) -> bool:
+        """One batch: our pending entries first, then new ones, then orphans of dead peers."""
+        assert self.adapter is not None
+        client, s = self.adapter.client, self.config.rl
+        if self.draining:
+            reply = client.xreadgroup(s.group, self.consumer, {self.stream: "0"}, count=s.batch)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                self.draining = False
+        else:
+            reply = client.xreadgroup(
+                s.group, self.consumer, {self.stream: ">"}, count=s.batch, block=s.block_ms
+            )
+            entries = reply[0][1] if reply else []
+            if len(entries) < s.batch:
+                entries += self._claim_orphans(client)
+        self._process(client, entries)
+        now = time.monotonic()
+        due = now - self.checkpointed_at >= s.checkpoint_every_sec
+        if self.to_ack and (self.since_checkpoint >= s.checkpoint_every or due):
+            self.commit()
+        if now - self.stats_at >= s.stats_every_sec:
+            self.publish_stats()
+        return bool(entries) and len(entries) >= s.batch
+
+    def _claim_orphans(self, client: Any) -> list[Any]:
+        s = self.config.rl
+        reply = client.xautoclaim(
+            self.stream,
+            s.group,
+            self.consumer,
+            min_idle_time=int(s.claim_idle_sec * 1000),
+            start_id="0-0",
+            count=s.batch,
+        )
+        claimed = [e for e in reply[1] if e and e[1] is not None]
+        if claimed:
+            log.info("claimed %d entries orphaned by a dead consumer", len(claimed))
+        return claimed
+
+    # the work ------------------------------------------------------------------------------
+    def _process(self, client: Any, entries: list[Any]) -> None:
+        s = self.config.rl
+        features, multipliers, rewards = [], [], []
+        dead = client.pipeline(transaction=False)
+        for raw_id, raw_fields in entries:
+            entry_id = _text(raw_id)
+            self.to_ack.append(entry_id)
+            if _order(entry_id) <= _order(self.position):
+                continue  # already in the model (crash between checkpoint and acknowledgement)
+            fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
+            try:
+                exp = experience(
+                    fields,
+                    self.sources,
+                    tolerance_pct=s.pnl_tolerance_pct,
+                    max_abs_pnl_pct=s.max_abs_pnl_pct,
+                )
+            except Rejected as why:
+                self.counters["rejected"] += 1
+                self.counters[f"rejected:{why.reason}"] += 1
+                dead.xadd(
+                    self.config.streams.prefix + s.dead_letter,
+                    {"source_id": entry_id, "reason": why.reason, "detail": why.detail[:500]},
+                    maxlen=100_000,
+                    approximate=True,
+                )
+            else:
+                self.counters["experiences"] += 1
+                features.append(exp.features)
+                multipliers.append(exp.multiplier)
+                rewards.append(max(-1.0, min(1.0, exp.pnl_pct / 100)))
+                self.contexts[exp.symbol] = np.asarray(exp.features, dtype=np.float32)
+            self.position = max(self.position, entry_id, key=_order)
+        dead.execute()
+        if features:
+            self.policy.learn(np.asarray(features), np.asarray(multipliers), np.asarray(rewards))
+            self.since_checkpoint += 1
+            self.recent = (self.recent + rewards)[-1000:]
+
+    def commit(self) -> None:
+        """Checkpoint (with counters and position), then XACK and publish the counters."""
+        assert self.adapter is not None
+        s = self.config.rl
+        payload = {
+            "policy": self.policy.state(),
+            "counters": dict(self.counters),
+            "position": self.position,
+            "saved_at": time.time(),
+        }
+        try:
+            checkpoint.save(Path(s.model_dir), self.policy.updates, payload, s.keep_checkpoints)
+        except OSError as exc:  # e.g. disk full: keep learning, acknowledge nothing yet
+            log.error(
+                "%s; %d entries stay pending until a checkpoint succeeds", exc, len(self.to_ack)
+            )
+            self.checkpointed_at = time.monotonic()
+            return
+        counters = {k: str(v) for k, v in self.counters.items()}
+        counters["model_version"] = str(self.policy.updates)
+        counters["updates"] = str(self.policy.updates)
+        flat = [x for kv in counters.items() for x in kv]
+        self.adapter.client.eval(
+            COMMIT,
+            2,
+            self.stream,
+            s.stats_key,
+            s.group,
+            len(self.to_ack),
+            *self.to_ack,
+            *flat,
+        )
+        self.to_ack.clear()
+        self.since_checkpoint = 0
+        self.checkpointed_at = time.monotonic()
+
+    def publish_stats(self) -> None:
+        """The stats hash and stream, and a recommendation per symbol seen."""
+        assert self.adapter is not None
+        s, now = self.config.rl, time.time()
+        rewards = np.asarray(self.recent) if self.recent else np.zeros(1)
+        symbols = sorted(self.contexts)
+        pipe = self.adapter.client.pipeline(transaction=False)
+        entropy, spread = 0.0, {}
+        if symbols:
+            x = np.stack([self.contexts[k] for k in symbols])
+            chosen, probs = self.policy.recommend(x)
+            entropy = float(-(probs * np.log(probs + 1e-12)).sum(axis=1).mean())
+            values, counts = np.unique(chosen, return_counts=True)
+            spread = {f"{m:g}": int(n) for m, n in zip(values, counts, strict=True)}
+            for symbol, mult, p in zip(symbols, chosen.tolist(), probs.tolist(), strict=True):
+                pipe.hset(
+                    s.recommendation_prefix + symbol,
+                    mapping={
+                        "multiplier": f"{mult:g}",
+                        "action_probs": json.dumps(
+                            dict(zip(map(str, self.policy.actions), p, strict=True))
+                        ),
+                        "model_version": self.policy.updates,
+                        "updated_at": f"{now:.3f}",
+                    },
+                )
+        stats = {
+            "experiences": self.counters["experiences"],
+            "rejected": self.counters["rejected"],
+            "updates": self.policy.updates,
+            "model_version": self.policy.updates,
+            "reward_mean": f"{float(rewards.mean()):.6f}",
+            "reward_std": f"{float(rewards.std()):.6f}",
+            "reward_min": f"{float(rewards.min()):.6f}",
+            "reward_max": f"{float(rewards.max()):.6f}",
+            "policy_entropy": f"{entropy:.6f}",
+            "multipliers": json.dumps(spread),
+            "recommendations_published": len(symbols),
+            "last_update_time": f"{now:.3f}",
+            "rejects": json.dumps(
+                {k.split(":", 1)[1]: v for k, v in self.counters.items() if ":" in k}
+            ),
+        }
+        pipe.hset(s.stats_key, mapping=stats)
+        pipe.xadd(self.config.streams.prefix + s.stats_stream, stats, maxlen=10_000)
+        pipe.execute()
+        self.stats_at = time.monotonic()
+
+    def status(self) -> str:
+        """One line for STATUS=."""
+        return (
+            f"{self.counters['experiences']} experiences, {self.counters['rejected']} rejected, "
+            f"{self.policy.updates} updates, position {self.position}"
+        )
+
+    def reload(self, config: Config) -> None:
+        """Thresholds and intervals apply from now on; the model is kept."""
+        self.config = config
+        self.sources = parse_sources(config.rl.sources)
+
+    def close(self) -> None:
+        """Checkpoint what was learned, then disconnect."""
+        if self.adapter is not None and self.to_ack:
+            try:
+                self.commit()
+            except Exception:
+                log.exception("final checkpoint failed; the entries stay pending")
+        if self.adapter is not None:
+            self.publish_stats_quietly()
+        self.close_connection()
+
+    def publish_stats_quietly(self) -> None:
+        try:
+            self.publish_stats()
+        except Exception:
+            log.debug("stats at exit failed", exc_info=True)
+
+    def close_connection(self) -> None:
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+
+
+def parse_sources(entries: tuple[str, ...]) -> dict[str, SourceMap]:
+    """`source=field:scale` entries (`*` matches any source)."""
+    out = {}
+    for text in entries:
+        name, _, spec = text.partition("=")
+        field_name, _, scale = spec.partition(":")
+        if not name or not field_name or scale not in ("percent", "fraction", "bps"):
+            raise FatalDaemonError(
+                f"rl.sources: {text!r} is not `source=field:percent|fraction|bps`"
+            )
+        out[name.strip()] = SourceMap(field_name.strip(), scale)
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (0, 0)
+
+
+def create(config: Config) -> RlAgent:
+    """The daemon factory `qtctl run rl-agent` uses."""
+    return RlAgent(config)

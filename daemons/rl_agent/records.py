@@ -1,0 +1,157 @@
+"""Turn `trade.closed` entries into experiences, or into rejections with a reason.
+
+Every producer is mapped explicitly (`rl.sources`): which field holds the PnL and on which scale.
+A record from no mapped source, from the agent itself, from a test/synthetic lane, with missing or
+non-finite numbers, impossible prices, or a PnL that contradicts its own prices (the old daemon's
+`PnL=0.00 (-100.00%)`) is rejected, never learned from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED = ("symbol", "side", "entry_price", "exit_price", "source")
+REGIMES = ("trend", "mean_reversion", "chop")
+SCALES = {"percent": 1.0, "fraction": 100.0, "bps": 0.01}
+TEST_MARKERS = ("test", "synthetic", "demo", "paper", "replay")
+AGENT_SOURCE = "qtctl-rl-agent"
+
+
+@dataclass(frozen=True)
+class Experience:
+    """One real closed trade as the bandit sees it."""
+
+    trade_id: str
+    symbol: str
+    features: tuple[float, ...]
+    multiplier: float  # the size multiplier that was actually used
+    propensity: float  # probability the logging policy chose it (nan: unknown)
+    pnl_pct: float
+
+
+class Rejected(ValueError):
+    """Why a record cannot become an experience."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """How one producer writes its PnL."""
+
+    pnl_field: str = "pnl_percent"
+    scale: str = "percent"
+
+
+def experience(
+    fields: dict[str, str],
+    sources: dict[str, SourceMap],
+    context: dict[str, Any] | None = None,
+    tolerance_pct: float = 0.05,
+    max_abs_pnl_pct: float = 500.0,
+) -> Experience:
+    """Validate one record; raise Rejected with the reason."""
+    missing = [k for k in REQUIRED if not fields.get(k)]
+    if missing:
+        raise Rejected("missing-field", ", ".join(missing))
+    source = fields["source"]
+    lowered = " ".join((source, fields.get("symbol", ""), fields.get("reason", ""))).lower()
+    if source == AGENT_SOURCE or fields.get("producer") == AGENT_SOURCE:
+        raise Rejected("own-output", source)
+    if any(m in lowered for m in TEST_MARKERS) or _truthy(fields.get("test") or ""):
+        raise Rejected("test-record", source)
+    mapping = sources.get(source) or sources.get("*")
+    if mapping is None:
+        raise Rejected("unknown-source", source)
+    side = fields["side"].upper()
+    if side not in ("LONG", "SHORT"):
+        raise Rejected("bad-side", fields["side"])
+    entry, exit_ = _number(fields, "entry_price"), _number(fields, "exit_price")
+    if entry <= 0 or exit_ <= 0:
+        raise Rejected("bad-price", f"entry {entry}, exit {exit_}")
+    raw_pnl = fields.get(mapping.pnl_field)
+    if raw_pnl in (None, ""):
+        raise Rejected("missing-field", mapping.pnl_field)
+    reported = _number(fields, mapping.pnl_field) * SCALES[mapping.scale]
+    leverage = _optional(fields, "leverage", 1.0)
+    if leverage <= 0:
+        raise Rejected("bad-leverage", str(leverage))
+    computed = (1 if side == "LONG" else -1) * (exit_ - entry) / entry * 100
+    if not any(
+        abs(reported - computed * lev) <= max(tolerance_pct, 0.05 * abs(computed * lev))
+        for lev in {1.0, leverage}
+    ):
+        raise Rejected(
+            "pnl-inconsistent",
+            f"reported {reported:.4f} % but prices give {computed:.4f} % (leverage {leverage:g})",
+        )
+    if abs(reported) > max_abs_pnl_pct:
+        raise Rejected("implausible-pnl", f"{reported:.2f} %")
+    ctx = context or {}
+    confidence = _clip(_first(fields, ctx, "confidence", 0.5), 0.0, 1.0)
+    volatility = _clip(_first(fields, ctx, "volatility", _first(fields, ctx, "sigma", 0.01)), 0, 1)
+    regime = str(fields.get("regime") or ctx.get("regime") or "").lower()
+    onehot = tuple(1.0 if regime == r else 0.0 for r in REGIMES)
+    features = (
+        confidence,
+        min(volatility * 20, 1.0),
+        min(leverage / 20, 1.0),
+        1.0 if side == "LONG" else -1.0,
+        *onehot,
+        _symbol_hash(fields["symbol"]),
+    )
+    multiplier = _first(fields, ctx, "size_multiplier", 1.0)
+    propensity = _first(fields, ctx, "action_prob", math.nan)
+    trade_id = fields.get("order_id") or fields.get("position_id") or _fallback_id(fields)
+    return Experience(
+        trade_id, fields["symbol"], features, multiplier, propensity, computed * leverage
+    )
+
+
+def _number(fields: dict[str, str], name: str) -> float:
+    try:
+        value = float(fields[name])
+    except (KeyError, ValueError):
+        raise Rejected("not-a-number", f"{name}={fields.get(name)!r}") from None
+    if not math.isfinite(value):
+        raise Rejected("not-finite", f"{name}={fields.get(name)!r}")
+    return value
+
+
+def _optional(fields: dict[str, str], name: str, default: float) -> float:
+    return _number(fields, name) if fields.get(name) not in (None, "") else default
+
+
+def _first(fields: dict[str, str], ctx: dict[str, Any], name: str, default: float) -> float:
+    raw = fields.get(name)
+    if raw in (None, ""):
+        raw = ctx.get(name)
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes")
+
+
+def _symbol_hash(symbol: str) -> float:
+    return int(hashlib.blake2s(symbol.encode(), digest_size=2).hexdigest(), 16) / 65535
+
+
+def _fallback_id(fields: dict[str, str]) -> str:
+    key = json.dumps([fields.get(k) for k in ("symbol", "timestamp", "entry_price", "exit_price")])
+    return "h:" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()

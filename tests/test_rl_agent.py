@@ -1,0 +1,212 @@
+"""The RL agent against a real redis-server: only valid closed trades become experiences, the
+rest are dead-lettered with the reason; kill -9 and restart count nothing twice and lose
+nothing; checkpoints survive corruption and a full disk."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qtctl.daemons.rl_agent import checkpoint
+from qtctl.daemons.rl_agent.daemon import parse_sources
+from qtctl.daemons.rl_agent.records import Rejected, experience
+from tests.conftest import REPO
+from tests.support.redis_server import RedisServer
+
+STREAM = "quantum:stream:trade.closed"
+SOURCES = parse_sources(("*=pnl_percent:percent",))
+
+
+def trade(i: int, rng: random.Random) -> dict[str, str]:
+    side = rng.choice(["LONG", "SHORT"])
+    entry = rng.uniform(10, 1000)
+    exit_ = entry * (1 + rng.choice([-1, 1]) * rng.uniform(0.002, 0.03))  # never ~0: see GARBAGE
+    pnl = (1 if side == "LONG" else -1) * (exit_ - entry) / entry * 100
+    return {
+        "event_type": "trade.closed",
+        "timestamp": str(1_790_000_000 + i),
+        "symbol": rng.choice(["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+        "side": side,
+        "entry_price": f"{entry:.6f}",
+        "exit_price": f"{exit_:.6f}",
+        "pnl_percent": f"{pnl:.6f}",
+        "source": "executor",
+        "order_id": f"o{i}",
+        "confidence": f"{rng.random():.3f}",
+    }
+
+
+GARBAGE = [
+    ({"pnl_percent": "-100.0", "exit_price": "0"}, "bad-price"),  # the old daemon's food
+    ({"pnl_percent": "0.00"}, "pnl-inconsistent"),
+    ({"source": "qtctl-rl-agent"}, "own-output"),
+    ({"symbol": "TESTUSDT"}, "test-record"),
+    ({"entry_price": "nan"}, "not-finite"),
+    ({"side": "FLAT"}, "bad-side"),
+    ({"pnl_percent": ""}, "missing-field"),
+]
+
+
+def test_validation_rejects_garbage_with_its_reason() -> None:
+    rng = random.Random(1)
+    good = trade(0, rng)
+    assert math.isclose(experience(good, SOURCES).pnl_pct, float(good["pnl_percent"]), abs_tol=1e-4)
+    for change, reason in GARBAGE:
+        try:
+            experience({**good, **change}, SOURCES)
+        except Rejected as why:
+            assert why.reason == reason, (change, why)
+        else:
+            raise AssertionError(f"{change} was accepted")
+    strict = parse_sources(("executor=pnl_percent:percent",))
+    try:
+        experience({**good, "source": "manual-lane"}, strict)
+    except Rejected as why:
+        assert why.reason == "unknown-source"
+    fraction = parse_sources(("*=pnl:fraction",))
+    scaled = {**good, "pnl": str(float(good["pnl_percent"]) / 100)}
+    assert math.isclose(
+        experience(scaled, fraction).pnl_pct, float(good["pnl_percent"]), abs_tol=1e-4
+    )
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(trade(0, random.Random(0)))), st.text(max_size=30)))
+def test_fuzzed_records_never_crash_validation(fields: dict[str, str]) -> None:
+    base = trade(0, random.Random(2))
+    with contextlib.suppress(Rejected):  # the only way out besides a valid experience
+        experience({**base, **fields}, SOURCES)
+
+
+def agent(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "rl-agent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def write_config(tmp_path: Path, url: str) -> Path:
+    config = tmp_path / "rl.toml"
+    config.write_text(
+        f"[redis]\nurl = '{url}'\n[rl]\nmodel_dir = '{tmp_path / 'models'}'\nstart_id = '0'\n"
+        "consumer = 'rl-1'\nbatch = 64\nblock_ms = 100\ncheckpoint_every = 3\n"
+        "checkpoint_every_sec = 1\nstats_every_sec = 1\n"
+    )
+    return config
+
+
+def seed(client: redis.Redis, start: int, count: int, rng: random.Random) -> int:
+    """Valid trades with one garbage record in every ten; returns how many were garbage."""
+    bad = 0
+    pipe = client.pipeline(transaction=False)
+    for i in range(start, start + count):
+        fields = trade(i, rng)
+        if i % 10 == 9:
+            fields.update(GARBAGE[i % len(GARBAGE)][0])
+            bad += 1
+        pipe.xadd(STREAM, fields)
+    pipe.execute()
+    return bad
+
+
+def wait_counted(client: redis.Redis, total: int, timeout: float = 60) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = client.hgetall("quantum:rl:agent:stats")
+        done = int(stats.get("experiences", 0)) + int(stats.get("rejected", 0))
+        if done >= total and not client.xpending(STREAM, "qtctl:rl-agent")["pending"]:
+            return stats
+        time.sleep(0.2)
+    raise AssertionError(f"not all {total} counted: {client.hgetall('quantum:rl:agent:stats')}")
+
+
+def test_kill_9_during_training_counts_every_record_exactly_once(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    rng = random.Random(5)
+    config = write_config(tmp_path, redis_server.url)
+    bad = seed(client, 0, 3000, rng)
+    for round_ in range(5):
+        proc = agent(config)
+        time.sleep(rng.uniform(2.5, 4.0))  # torch import, resume, then some training
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        bad += seed(client, 3000 + 500 * round_, 500, rng)
+    proc = agent(config)
+    total = 3000 + 5 * 500
+    try:
+        stats = wait_counted(client, total)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""
+    stats = client.hgetall("quantum:rl:agent:stats")
+    assert int(stats["experiences"]) == total - bad  # none twice, none lost
+    assert int(stats["rejected"]) == bad
+    dead = client.xlen("quantum:stream:trade.closed:rl-dead-letter")
+    assert dead >= bad  # dead letters may repeat for re-learned entries; counters never do
+    newest, _ = checkpoint.load_latest(tmp_path / "models")
+    assert newest is not None and newest["counters"]["experiences"] == total - bad
+
+
+def test_corrupt_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    checkpoint.save(folder, 1, {"step": 1, "w": torch.zeros(3)}, keep=3)
+    checkpoint.save(folder, 2, {"step": 2, "w": torch.ones(3)}, keep=3)
+    (folder / "ckpt-000000000002.pt").write_bytes(b"not a checkpoint")
+    state, path = checkpoint.load_latest(folder)
+    assert state is not None and state["step"] == 1 and path is not None
+    assert (folder / "ckpt-000000000002.corrupt").exists()
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path: Path) -> None:
+    """A 256 KiB tmpfs in a private mount namespace; the host's mounts are untouched."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"""
+import sys, torch
+sys.path.insert(0, {str(REPO)!r})
+from qtctl.daemons.rl_agent import checkpoint
+from pathlib import Path
+folder = Path({str(disk)!r})
+checkpoint.save(folder, 1, {{"w": torch.zeros(10)}}, keep=3)
+try:
+    checkpoint.save(folder, 2, {{"w": torch.zeros(1_000_000)}}, keep=3)
+except OSError as exc:
+    print("full:", exc.errno)
+state, path = checkpoint.load_latest(folder)
+print("loaded", path.name, state["w"].shape[0], sorted(p.name for p in folder.iterdir()))
+"""
+    program = tmp_path / "fill.py"
+    program.write_text(script)
+    res = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=256k tmpfs {disk} && {sys.executable} {program}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "full: 28" in res.stdout, res.stdout + res.stderr
+    assert "loaded ckpt-000000000001.pt 10 ['ckpt-000000000001.pt']" in res.stdout
