@@ -16,6 +16,7 @@ BENCHMARKS = (
     "report",
     "bridge",
     "risk_kernel",
+    "rl_agent",
 )
 
 
