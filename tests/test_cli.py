@@ -183,5 +183,6 @@ def test_run_lists_daemons_and_refuses_unknown_ones() -> None:
     assert listed.returncode == 0 and listed.stdout.startswith("bridge ")
     res = run_cli("run", "nope")
     assert res.returncode == 2
-    assert "unknown daemon 'nope'; known: bridge, risk-kernel (qtctl run --list)" in res.stderr
+    known = "known: bridge, risk-kernel, rl-agent (qtctl run --list)"
+    assert f"unknown daemon 'nope'; {known}" in res.stderr
     assert run_cli("run").returncode == 2
