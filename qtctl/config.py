@@ -194,6 +194,7 @@ class RlSettings:
     stats_every_sec: float = field(default=60.0, metadata={"min": 1})
     recommendation_prefix: str = "quantum:rl:recommendation:"
     dead_letter: str = "trade.closed:rl-dead-letter"
+    seen_key: str = "quantum:rl:agent:seen"  # trade ids already learned (duplicates rejected)
 
 
 @dataclass(frozen=True)

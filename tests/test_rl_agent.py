@@ -210,3 +210,32 @@ print("loaded", path.name, state["w"].shape[0], sorted(p.name for p in folder.it
     )
     assert "full: 28" in res.stdout, res.stdout + res.stderr
     assert "loaded ckpt-000000000001.pt 10 ['ckpt-000000000001.pt']" in res.stdout
+
+
+def test_the_same_trade_twice_is_learned_once_even_across_a_restart(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    config = write_config(tmp_path, redis_server.url)
+    trades = [trade(i, random.Random(i)) for i in range(10)]
+    for fields in trades:
+        client.xadd(STREAM, fields)
+    proc = agent(config)
+    try:
+        wait_counted(client, 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    for fields in trades:  # a producer replays its history
+        client.xadd(STREAM, fields)
+    proc = agent(config)
+    try:
+        stats = wait_counted(client, 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert (stats["experiences"], stats["rejected"], stats["rejected:duplicate"]) == (
+        "10",
+        "10",
+        "10",
+    )

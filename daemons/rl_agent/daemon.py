@@ -30,15 +30,20 @@ from qtctl.daemons.rl_agent.policy import Policy
 from qtctl.daemons.rl_agent.records import Rejected, SourceMap, experience
 
 log = logging.getLogger("qtctl.rl_agent")
-# KEYS: stream, stats hash; ARGV: group, n_ids, ids..., then field/value pairs of the counters.
+# KEYS: stream, stats hash, seen-trades set.
+# ARGV: group, n_ack, ack ids..., n_seen, trade ids..., then field/value pairs of the counters.
 COMMIT = """
 local n = tonumber(ARGV[2])
 local acked = 0
 for i = 3, 2 + n, 500 do
-  local last = math.min(i + 499, 2 + n)
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, last))
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 499, 2 + n)))
 end
-if #ARGV > 2 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 3 + n, #ARGV)) end
+local m = tonumber(ARGV[3 + n])
+local first = 4 + n
+for i = first, first + m - 1, 500 do
+  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 499, first + m - 1)))
+end
+if #ARGV >= first + m then redis.call('HSET', KEYS[2], unpack(ARGV, first + m, #ARGV)) end
 return acked
 """
 
@@ -62,6 +67,7 @@ class RlAgent:
         self.counters: Counter[str] = Counter()
         self.position = "0-0"  # the last stream ID the model contains
         self.to_ack: list[str] = []
+        self.fresh: set[str] = set()  # trade ids learned since the last commit
         self.draining = True  # our own pending entries come first after a start
         self.since_checkpoint = 0
         self.checkpointed_at = time.monotonic()
@@ -89,6 +95,9 @@ class RlAgent:
             self.policy.load(state["policy"])
             self.counters = Counter({k: int(v) for k, v in state["counters"].items()})
             self.position = str(state["position"])
+            fresh = [str(t) for t in state.get("fresh", [])]
+            if fresh:  # a crash after the checkpoint, before its commit: remember them now
+                client.sadd(settings.seen_key, *fresh)
             log.info(
                 "resumed from %s: %d experiences, position %s",
                 path,
@@ -142,6 +151,7 @@ class RlAgent:
         s = self.config.rl
         features, multipliers, rewards = [], [], []
         dead = client.pipeline(transaction=False)
+        valid: list[tuple[str, Any]] = []
         for raw_id, raw_fields in entries:
             entry_id = _text(raw_id)
             self.to_ack.append(entry_id)
@@ -156,26 +166,36 @@ class RlAgent:
                     max_abs_pnl_pct=s.max_abs_pnl_pct,
                 )
             except Rejected as why:
-                self.counters["rejected"] += 1
-                self.counters[f"rejected:{why.reason}"] += 1
-                dead.xadd(
-                    self.config.streams.prefix + s.dead_letter,
-                    {"source_id": entry_id, "reason": why.reason, "detail": why.detail[:500]},
-                    maxlen=100_000,
-                    approximate=True,
-                )
+                self._reject(dead, entry_id, why)
             else:
-                self.counters["experiences"] += 1
-                features.append(exp.features)
-                multipliers.append(exp.multiplier)
-                rewards.append(max(-1.0, min(1.0, exp.pnl_pct / 100)))
-                self.contexts[exp.symbol] = np.asarray(exp.features, dtype=np.float32)
+                valid.append((entry_id, exp))
             self.position = max(self.position, entry_id, key=_order)
+        seen = client.smismember(s.seen_key, [e.trade_id for _, e in valid]) if valid else []
+        for (entry_id, exp), known in zip(valid, seen, strict=True):
+            if known or exp.trade_id in self.fresh:
+                self._reject(dead, entry_id, Rejected("duplicate", f"trade {exp.trade_id}"))
+                continue
+            self.fresh.add(exp.trade_id)
+            self.counters["experiences"] += 1
+            features.append(exp.features)
+            multipliers.append(exp.multiplier)
+            rewards.append(max(-1.0, min(1.0, exp.pnl_pct / 100)))
+            self.contexts[exp.symbol] = np.asarray(exp.features, dtype=np.float32)
         dead.execute()
         if features:
             self.policy.learn(np.asarray(features), np.asarray(multipliers), np.asarray(rewards))
             self.since_checkpoint += 1
             self.recent = (self.recent + rewards)[-1000:]
+
+    def _reject(self, dead: Any, entry_id: str, why: Rejected) -> None:
+        self.counters["rejected"] += 1
+        self.counters[f"rejected:{why.reason}"] += 1
+        dead.xadd(
+            self.config.streams.prefix + self.config.rl.dead_letter,
+            {"source_id": entry_id, "reason": why.reason, "detail": why.detail[:500]},
+            maxlen=100_000,
+            approximate=True,
+        )
 
     def commit(self) -> None:
         """Checkpoint (with counters and position), then XACK and publish the counters."""
@@ -185,6 +205,7 @@ class RlAgent:
             "policy": self.policy.state(),
             "counters": dict(self.counters),
             "position": self.position,
+            "fresh": sorted(self.fresh),
             "saved_at": time.time(),
         }
         try:
@@ -201,15 +222,19 @@ class RlAgent:
         flat = [x for kv in counters.items() for x in kv]
         self.adapter.client.eval(
             COMMIT,
-            2,
+            3,
             self.stream,
             s.stats_key,
+            s.seen_key,
             s.group,
             len(self.to_ack),
             *self.to_ack,
+            len(self.fresh),
+            *sorted(self.fresh),
             *flat,
         )
         self.to_ack.clear()
+        self.fresh.clear()
         self.since_checkpoint = 0
         self.checkpointed_at = time.monotonic()
 
