@@ -5,6 +5,7 @@ nothing; checkpoints survive corruption and a full disk."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -239,3 +240,41 @@ def test_the_same_trade_twice_is_learned_once_even_across_a_restart(
         "10",
         "10",
     )
+
+
+def test_rl_stats_and_offline_evaluation_from_the_cli(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    config = write_config(tmp_path, redis_server.url)
+    rng = random.Random(9)
+    for i in range(300):
+        fields = trade(i, rng)
+        fields.update(size_multiplier=rng.choice(["0.5", "1.0", "1.5"]), action_prob="0.333")
+        client.xadd(STREAM, fields)
+    client.xadd(STREAM, {**trade(999, rng), "pnl_percent": "0.00"})
+    proc = agent(config)
+    try:
+        wait_counted(client, 301)
+        time.sleep(1.5)  # one more stats snapshot on the curve
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    base = [sys.executable, "-m", "qtctl", "--config", str(config)]
+    res = subprocess.run(
+        [*base, "rl", "stats", "--format", "json"], capture_output=True, text=True, cwd=REPO
+    )
+    doc = json.loads(res.stdout)
+    assert doc["stats"]["experiences"] == "300" and doc["rejects"] == {"pnl-inconsistent": 1}
+    assert len(doc["reward_curve"]) >= 2
+    text = subprocess.run([*base, "rl", "stats"], capture_output=True, text=True, cwd=REPO)
+    assert "rejected pnl-inconsistent" in text.stdout and "reward mean  " in text.stdout
+    res = subprocess.run(
+        [*base, "rl", "evaluate", "--format", "json"], capture_output=True, text=True, cwd=REPO
+    )
+    assert res.returncode == 0, res.stderr
+    evaluation = json.loads(res.stdout)
+    assert (evaluation["records"], evaluation["valid"]) == (301, 300)
+    assert evaluation["with_propensity"] == 300
+    assert math.isfinite(evaluation["ips_value"]) and math.isfinite(evaluation["ips_stderr"])
+    assert math.isfinite(evaluation["direct_method_value"])

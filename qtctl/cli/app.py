@@ -44,6 +44,8 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 streams_app = typer.Typer(help="Work with the fleet's Redis streams.", no_args_is_help=True)
 app.add_typer(streams_app, name="streams")
+rl_app = typer.Typer(help="What the RL sizing agent learned.", no_args_is_help=True)
+app.add_typer(rl_app, name="rl")
 
 
 @dataclass
@@ -474,6 +476,93 @@ def streams_restore(
     finally:
         adapter.close()
     opts.output().out.print(f"restored {count} entries into {into}")
+
+
+@rl_app.command("stats")
+def rl_stats(
+    ctx: typer.Context,
+    points: Annotated[
+        int, typer.Option("--points", min=2, help="Stats snapshots on the learning curve.")
+    ] = 60,
+    fmt: FormatOpt = None,
+    redis_url: RedisUrlOpt = None,
+    config: CommandConfigOpt = None,
+) -> None:
+    """The agent's counters, rejects by reason, and its reward / learning curve."""
+    from qtctl.adapters.redis_client import RedisAdapter
+    from qtctl.daemons.rl_agent.insight import sparkline, stats
+
+    opts: GlobalOptions = ctx.find_root().obj
+    out = opts.output(fmt)
+    cfg = opts.config_for(config, {"redis.url": redis_url})
+    adapter = RedisAdapter.connect(cfg.redis)
+    try:
+        with adapter.guard("reading the RL stats"):
+            doc = stats(
+                adapter.client,
+                cfg.rl.stats_key,
+                cfg.streams.prefix + cfg.rl.stats_stream,
+                points,
+            )
+    finally:
+        adapter.close()
+    if out.format == "json":
+        out.json(doc)
+        return
+    current = doc["stats"]
+    if not current:
+        out.out.print(f"no stats in {cfg.rl.stats_key}: the agent has not run yet")
+        raise typer.Exit(1)
+    for key in (
+        "experiences",
+        "rejected",
+        "updates",
+        "model_version",
+        "reward_mean",
+        "reward_std",
+        "reward_min",
+        "reward_max",
+        "policy_entropy",
+        "multipliers",
+    ):
+        out.out.print(f"{key:16} {current.get(key, '')}", markup=False, highlight=False)
+    for reason, count in sorted(doc["rejects"].items(), key=lambda kv: -kv[1]):
+        out.out.print(f"  rejected {reason:18} {count}", markup=False, highlight=False)
+    out.out.print(f"reward mean  {sparkline(doc['reward_curve'])}", markup=False)
+    out.out.print(f"experiences  {sparkline(doc['experience_curve'])}", markup=False)
+
+
+@rl_app.command("evaluate")
+def rl_evaluate(
+    ctx: typer.Context,
+    count: Annotated[
+        int, typer.Option("--count", min=1, help="Newest trade.closed records to evaluate on.")
+    ] = 10_000,
+    fmt: FormatOpt = None,
+    redis_url: RedisUrlOpt = None,
+    config: CommandConfigOpt = None,
+) -> None:
+    """Offline evaluation of the latest checkpoint on logged trades (IPS and direct method)."""
+    from qtctl.adapters.redis_client import RedisAdapter
+    from qtctl.daemons.rl_agent.insight import evaluate
+
+    opts: GlobalOptions = ctx.find_root().obj
+    out = opts.output(fmt)
+    cfg = opts.config_for(config, {"redis.url": redis_url})
+    adapter = RedisAdapter.connect(cfg.redis)
+    try:
+        with adapter.guard("reading trade.closed"):
+            doc = evaluate(adapter.client, cfg, count)
+    finally:
+        adapter.close()
+    if out.format == "json":
+        out.json(doc)
+    else:
+        for key, value in doc.items():
+            shown = f"{value:.6f}" if isinstance(value, float) else str(value)
+            out.out.print(f"{key:20} {shown}", markup=False, highlight=False)
+    if "error" in doc:
+        raise typer.Exit(1)
 
 
 def _shown(value: Any) -> str:
