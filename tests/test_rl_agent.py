@@ -278,3 +278,40 @@ def test_rl_stats_and_offline_evaluation_from_the_cli(
     assert evaluation["with_propensity"] == 300
     assert math.isfinite(evaluation["ips_value"]) and math.isfinite(evaluation["ips_stderr"])
     assert math.isfinite(evaluation["direct_method_value"])
+
+
+def test_redis_restart_is_waited_out_and_nothing_is_counted_twice(tmp_path: Path) -> None:
+    from tests.support.redis_server import start_redis
+
+    server = start_redis(aof=True, extra=("--appendfsync", "always"))
+    servers = [server]
+    try:
+        client = redis.Redis(port=server.port, decode_responses=True)
+        config = write_config(tmp_path, server.url)
+        rng = random.Random(4)
+        bad = seed(client, 0, 400, rng)
+        proc = agent(config)
+        wait_counted(client, 400)
+        server.kill()
+        time.sleep(1.5)  # the agent backs off meanwhile
+        servers.append(start_redis(aof=True, port=server.port, workdir=server.workdir))
+        client = redis.Redis(port=server.port, decode_responses=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        bad += seed(client, 400, 200, rng)
+        stats = wait_counted(client, 600)
+        assert proc.poll() is None  # the same process, no crash loop
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert int(stats["experiences"]) == 600 - bad and int(stats["rejected"]) == bad
+        assert "Redis unavailable during work" in err and "Redis back after" in err
+    finally:
+        for started in servers:
+            started.stop()
