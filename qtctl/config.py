@@ -195,6 +195,9 @@ class RlSettings:
     recommendation_prefix: str = "quantum:rl:recommendation:"
     dead_letter: str = "trade.closed:rl-dead-letter"
     seen_key: str = "quantum:rl:agent:seen"  # trade ids already learned (duplicates rejected)
+    reward: str = field(default="pnl", metadata=_choices("pnl", "r_multiple", "sharpe", "drawdown"))
+    r_scale: float = field(default=3.0, metadata={"min": 0.1})
+    drawdown_penalty: float = field(default=0.5, metadata={"min": 0})
 
 
 @dataclass(frozen=True)

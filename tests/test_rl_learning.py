@@ -44,3 +44,20 @@ def test_untrained_policy_falls_back_to_one() -> None:
     policy = Policy(ACTIONS, seed=1)
     chosen, _ = policy.recommend(np.random.default_rng(0).uniform(0, 1, (10, N_FEATURES)))
     assert np.all(chosen == 1.0)
+
+
+def test_reward_shapings_and_their_state_round_trip() -> None:
+    from qtctl.daemons.rl_agent.rewards import Shaper
+
+    pnl = np.array([2.0, -1.0, 250.0, -3.0])
+    r = np.array([1.5, np.nan, 9.0, -1.0])
+    assert Shaper("pnl").rewards(pnl, r).tolist() == [0.02, -0.01, 1.0, -0.03]
+    assert Shaper("r_multiple", r_scale=3).rewards(pnl, r).tolist() == [0.5, -0.01, 1.0, -1 / 3]
+    sharpe = Shaper("sharpe").rewards(np.array([1.0, 1.0, 1.0, 5.0]), r)
+    assert abs(sharpe[-1]) <= 1 and sharpe[-1] > sharpe[1]  # an outlier stands out
+    shaper = Shaper("drawdown", penalty=0.5)
+    shaped = shaper.rewards(np.array([2.0, -1.0, -1.0, 3.0]), r)
+    assert shaped[1] < -0.01 and shaped[0] == 0.02 and shaped[3] == 0.03  # losses deepen DD
+    again = Shaper("drawdown", penalty=0.5)
+    again.load(shaper.state())
+    assert again.rewards(np.array([-1.0]), r[:1])[0] == shaper.rewards(np.array([-1.0]), r[:1])[0]

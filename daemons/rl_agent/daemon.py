@@ -28,6 +28,7 @@ from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.daemons.rl_agent import checkpoint
 from qtctl.daemons.rl_agent.policy import Policy
 from qtctl.daemons.rl_agent.records import Rejected, SourceMap, experience
+from qtctl.daemons.rl_agent.rewards import Shaper
 
 log = logging.getLogger("qtctl.rl_agent")
 # KEYS: stream, stats hash, seen-trades set.
@@ -63,6 +64,7 @@ class RlAgent:
         if not actions:
             raise FatalDaemonError("no rl.multipliers within rl.min/max_multiplier")
         self.policy = Policy(actions, seed=s.seed, lr=s.learning_rate)
+        self.shaper = Shaper(s.reward, s.r_scale, s.drawdown_penalty)
         self.adapter: RedisAdapter | None = None
         self.counters: Counter[str] = Counter()
         self.position = "0-0"  # the last stream ID the model contains
@@ -93,6 +95,8 @@ class RlAgent:
         state, path = checkpoint.load_latest(Path(settings.model_dir))
         if state is not None:
             self.policy.load(state["policy"])
+            if "shaper" in state:
+                self.shaper.load(state["shaper"])
             self.counters = Counter({k: int(v) for k, v in state["counters"].items()})
             self.position = str(state["position"])
             fresh = [str(t) for t in state.get("fresh", [])]
@@ -149,7 +153,7 @@ class RlAgent:
     # the work ------------------------------------------------------------------------------
     def _process(self, client: Any, entries: list[Any]) -> None:
         s = self.config.rl
-        features, multipliers, rewards = [], [], []
+        features, multipliers, pnls, rs = [], [], [], []
         dead = client.pipeline(transaction=False)
         valid: list[tuple[str, Any]] = []
         for raw_id, raw_fields in entries:
@@ -179,13 +183,15 @@ class RlAgent:
             self.counters["experiences"] += 1
             features.append(exp.features)
             multipliers.append(exp.multiplier)
-            rewards.append(max(-1.0, min(1.0, exp.pnl_pct / 100)))
+            pnls.append(exp.pnl_pct)
+            rs.append(exp.r_multiple)
             self.contexts[exp.symbol] = np.asarray(exp.features, dtype=np.float32)
         dead.execute()
         if features:
-            self.policy.learn(np.asarray(features), np.asarray(multipliers), np.asarray(rewards))
+            rewards = self.shaper.rewards(np.asarray(pnls), np.asarray(rs))
+            self.policy.learn(np.asarray(features), np.asarray(multipliers), rewards)
             self.since_checkpoint += 1
-            self.recent = (self.recent + rewards)[-1000:]
+            self.recent = (self.recent + rewards.tolist())[-1000:]
 
     def _reject(self, dead: Any, entry_id: str, why: Rejected) -> None:
         self.counters["rejected"] += 1
@@ -203,6 +209,7 @@ class RlAgent:
         s = self.config.rl
         payload = {
             "policy": self.policy.state(),
+            "shaper": self.shaper.state(),
             "counters": dict(self.counters),
             "position": self.position,
             "fresh": sorted(self.fresh),

@@ -31,6 +31,7 @@ class Experience:
     multiplier: float  # the size multiplier that was actually used
     propensity: float  # probability the logging policy chose it (nan: unknown)
     pnl_pct: float
+    r_multiple: float = math.nan  # the producer's R_net, when given
 
 
 class Rejected(ValueError):
@@ -110,8 +111,15 @@ def experience(
     multiplier = _first(fields, ctx, "size_multiplier", 1.0)
     propensity = _first(fields, ctx, "action_prob", math.nan)
     trade_id = fields.get("order_id") or fields.get("position_id") or _fallback_id(fields)
+    r_multiple = _first(fields, ctx, "R_net", math.nan)
     return Experience(
-        trade_id, fields["symbol"], features, multiplier, propensity, computed * leverage
+        trade_id,
+        fields["symbol"],
+        features,
+        multiplier,
+        propensity,
+        computed * leverage,
+        r_multiple,
     )
 
 
