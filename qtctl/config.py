@@ -171,6 +171,8 @@ class RlSettings:
     """`qtctl run rl-agent`: what it reads, how it learns, where it keeps its model."""
 
     trade_stream: str = "trade.closed"  # under streams.prefix
+    reward_stream: str = "rl_rewards"  # under streams.prefix
+    reward_sources: tuple[str, ...] = ("*=reward:unit",)  # source=field:unit|percent|bps
     group: str = "qtctl:rl-agent"
     consumer: str = ""  # empty: the host name (stable across restarts)
     start_id: str = field(default="$", metadata=_choices("$", "0"))

@@ -315,3 +315,49 @@ def test_redis_restart_is_waited_out_and_nothing_is_counted_twice(tmp_path: Path
     finally:
         for started in servers:
             started.stop()
+
+
+def test_rl_rewards_from_mapped_scales_are_learned_and_garbage_rejected(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from qtctl.daemons.rl_agent.records import parse_reward_scales, reward_experience
+
+    scales = parse_reward_scales(("*=reward:unit", "legacy=reward_pct:percent"))
+    state = json.dumps({"confidence": 0.7, "regime": "trend", "order_id": "o1"})
+    ok = reward_experience({"symbol": "BTCUSDT", "reward": "0.3", "state": state}, scales)
+    assert ok.pnl_pct == 30.0 and ok.features[0] == 0.7 and ok.trade_id == "r:o1"
+    legacy = {"symbol": "BTCUSDT", "reward_pct": "-40", "source": "legacy", "state": "{}"}
+    assert reward_experience(legacy, scales).pnl_pct == -40.0
+    for fields, reason in [
+        ({"symbol": "BTCUSDT", "reward": "30"}, "reward-out-of-range"),
+        ({"symbol": "BTCUSDT", "reward": "0.1", "state": "{oops"}, "bad-state"),
+        ({"symbol": "BTCUSDT", "reward": "0.1", "source": "qtctl-rl-agent"}, "own-output"),
+        ({"reward": "0.1"}, "missing-field"),
+    ]:
+        try:
+            reward_experience(fields, scales)
+        except Rejected as why:
+            assert why.reason == reason
+        else:
+            raise AssertionError(fields)
+
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    config = write_config(tmp_path, redis_server.url)
+    for i in range(5):
+        state = json.dumps({"order_id": f"r{i}", "confidence": 0.5})
+        client.xadd(
+            "quantum:stream:rl_rewards", {"symbol": "ETHUSDT", "reward": "0.2", "state": state}
+        )
+    client.xadd("quantum:stream:rl_rewards", {"symbol": "ETHUSDT", "reward": "-7"})
+    proc = agent(config)
+    try:
+        deadline = time.monotonic() + 60
+        while client.hget("quantum:rl:agent:stats", "experiences") != "5":
+            assert time.monotonic() < deadline, client.hgetall("quantum:rl:agent:stats")
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    stats = client.hgetall("quantum:rl:agent:stats")
+    assert stats["rejected:reward-out-of-range"] == "1"
+    assert client.xpending("quantum:stream:rl_rewards", "qtctl:rl-agent")["pending"] == 0

@@ -27,24 +27,33 @@ from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.daemons.rl_agent import checkpoint
 from qtctl.daemons.rl_agent.policy import Policy
-from qtctl.daemons.rl_agent.records import Rejected, SourceMap, experience
+from qtctl.daemons.rl_agent.records import (
+    Rejected,
+    SourceMap,
+    experience,
+    parse_reward_scales,
+    reward_experience,
+)
 from qtctl.daemons.rl_agent.rewards import Shaper
 
 log = logging.getLogger("qtctl.rl_agent")
-# KEYS: stream, stats hash, seen-trades set.
-# ARGV: group, n_ack, ack ids..., n_seen, trade ids..., then field/value pairs of the counters.
+# KEYS: stats hash, seen-trades set, then the streams.
+# ARGV: group, then per stream: n, ids...; then n_seen, trade ids...; then counter field/values.
 COMMIT = """
-local n = tonumber(ARGV[2])
-local acked = 0
-for i = 3, 2 + n, 500 do
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, math.min(i + 499, 2 + n)))
+local at, acked = 2, 0
+for k = 3, #KEYS do
+  local n = tonumber(ARGV[at])
+  for i = at + 1, at + n, 500 do
+    acked = acked + redis.call('XACK', KEYS[k], ARGV[1], unpack(ARGV, i, math.min(i + 499, at + n)))
+  end
+  at = at + n + 1
 end
-local m = tonumber(ARGV[3 + n])
-local first = 4 + n
-for i = first, first + m - 1, 500 do
-  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 499, first + m - 1)))
+local m = tonumber(ARGV[at])
+for i = at + 1, at + m, 500 do
+  redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 499, at + m)))
 end
-if #ARGV >= first + m then redis.call('HSET', KEYS[2], unpack(ARGV, first + m, #ARGV)) end
+at = at + m + 1
+if #ARGV >= at then redis.call('HSET', KEYS[1], unpack(ARGV, at, #ARGV)) end
 return acked
 """
 
@@ -56,6 +65,9 @@ class RlAgent:
         self.config = config
         s = config.rl
         self.stream = config.streams.prefix + s.trade_stream
+        self.reward_stream = config.streams.prefix + s.reward_stream
+        self.streams = [self.stream, self.reward_stream]
+        self.reward_scales = parse_reward_scales(s.reward_sources)
         self.consumer = s.consumer or socket.gethostname()
         self.sources = parse_sources(s.sources)
         actions = tuple(
@@ -67,8 +79,9 @@ class RlAgent:
         self.shaper = Shaper(s.reward, s.r_scale, s.drawdown_penalty)
         self.adapter: RedisAdapter | None = None
         self.counters: Counter[str] = Counter()
-        self.position = "0-0"  # the last stream ID the model contains
-        self.to_ack: list[str] = []
+        # per stream: the last ID the model contains, and what awaits acknowledgement
+        self.positions = {k: "0-0" for k in self.streams}
+        self.to_ack: dict[str, list[str]] = {k: [] for k in self.streams}
         self.fresh: set[str] = set()  # trade ids learned since the last commit
         self.draining = True  # our own pending entries come first after a start
         self.since_checkpoint = 0
@@ -86,27 +99,29 @@ class RlAgent:
             self.config.redis, decode=False, block_sec=settings.block_ms / 1000
         )
         client = self.adapter.client
-        try:
-            client.xgroup_create(self.stream, settings.group, id=settings.start_id, mkstream=True)
-            log.info("created group %s on %s at %s", settings.group, self.stream, settings.start_id)
-        except Exception as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.streams:
+            try:
+                client.xgroup_create(stream, settings.group, id=settings.start_id, mkstream=True)
+                log.info("created group %s on %s at %s", settings.group, stream, settings.start_id)
+            except Exception as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         state, path = checkpoint.load_latest(Path(settings.model_dir))
         if state is not None:
             self.policy.load(state["policy"])
             if "shaper" in state:
                 self.shaper.load(state["shaper"])
             self.counters = Counter({k: int(v) for k, v in state["counters"].items()})
-            self.position = str(state["position"])
+            saved = state.get("positions") or {self.stream: state.get("position", "0-0")}
+            self.positions.update({str(k): str(v) for k, v in saved.items()})
             fresh = [str(t) for t in state.get("fresh", [])]
             if fresh:  # a crash after the checkpoint, before its commit: remember them now
                 client.sadd(settings.seen_key, *fresh)
             log.info(
-                "resumed from %s: %d experiences, position %s",
+                "resumed from %s: %d experiences, positions %s",
                 path,
                 self.counters["experiences"],
-                self.position,
+                self.positions,
             )
         self.draining = True
 
@@ -115,30 +130,39 @@ class RlAgent:
         assert self.adapter is not None
         client, s = self.adapter.client, self.config.rl
         if self.draining:
-            reply = client.xreadgroup(s.group, self.consumer, {self.stream: "0"}, count=s.batch)
-            entries = reply[0][1] if reply else []
-            if not entries:
+            reply = client.xreadgroup(
+                s.group, self.consumer, dict.fromkeys(self.streams, "0"), count=s.batch
+            )
+            batches = {_text(k): v for k, v in reply or [] if v}
+            if not batches:
                 self.draining = False
         else:
             reply = client.xreadgroup(
-                s.group, self.consumer, {self.stream: ">"}, count=s.batch, block=s.block_ms
+                s.group,
+                self.consumer,
+                dict.fromkeys(self.streams, ">"),
+                count=s.batch,
+                block=s.block_ms,
             )
-            entries = reply[0][1] if reply else []
-            if len(entries) < s.batch:
-                entries += self._claim_orphans(client)
-        self._process(client, entries)
+            batches = {_text(k): v for k, v in reply or [] if v}
+            for stream in self.streams:
+                if len(batches.get(stream, [])) < s.batch:
+                    batches[stream] = batches.get(stream, []) + self._claim_orphans(client, stream)
+        for stream, entries in batches.items():
+            self._process(client, stream, entries)
         now = time.monotonic()
         due = now - self.checkpointed_at >= s.checkpoint_every_sec
-        if self.to_ack and (self.since_checkpoint >= s.checkpoint_every or due):
+        waiting = any(self.to_ack.values())
+        if waiting and (self.since_checkpoint >= s.checkpoint_every or due):
             self.commit()
         if now - self.stats_at >= s.stats_every_sec:
             self.publish_stats()
-        return bool(entries) and len(entries) >= s.batch
+        return any(len(v) >= s.batch for v in batches.values())
 
-    def _claim_orphans(self, client: Any) -> list[Any]:
+    def _claim_orphans(self, client: Any, stream: str) -> list[Any]:
         s = self.config.rl
         reply = client.xautoclaim(
-            self.stream,
+            stream,
             s.group,
             self.consumer,
             min_idle_time=int(s.claim_idle_sec * 1000),
@@ -151,29 +175,32 @@ class RlAgent:
         return claimed
 
     # the work ------------------------------------------------------------------------------
-    def _process(self, client: Any, entries: list[Any]) -> None:
+    def _process(self, client: Any, stream: str, entries: list[Any]) -> None:
         s = self.config.rl
         features, multipliers, pnls, rs = [], [], [], []
         dead = client.pipeline(transaction=False)
         valid: list[tuple[str, Any]] = []
         for raw_id, raw_fields in entries:
             entry_id = _text(raw_id)
-            self.to_ack.append(entry_id)
-            if _order(entry_id) <= _order(self.position):
+            self.to_ack[stream].append(entry_id)
+            if _order(entry_id) <= _order(self.positions[stream]):
                 continue  # already in the model (crash between checkpoint and acknowledgement)
             fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
             try:
-                exp = experience(
-                    fields,
-                    self.sources,
-                    tolerance_pct=s.pnl_tolerance_pct,
-                    max_abs_pnl_pct=s.max_abs_pnl_pct,
-                )
+                if stream == self.reward_stream:
+                    exp = reward_experience(fields, self.reward_scales)
+                else:
+                    exp = experience(
+                        fields,
+                        self.sources,
+                        tolerance_pct=s.pnl_tolerance_pct,
+                        max_abs_pnl_pct=s.max_abs_pnl_pct,
+                    )
             except Rejected as why:
                 self._reject(dead, entry_id, why)
             else:
                 valid.append((entry_id, exp))
-            self.position = max(self.position, entry_id, key=_order)
+            self.positions[stream] = max(self.positions[stream], entry_id, key=_order)
         seen = client.smismember(s.seen_key, [e.trade_id for _, e in valid]) if valid else []
         for (entry_id, exp), known in zip(valid, seen, strict=True):
             if known or exp.trade_id in self.fresh:
@@ -211,7 +238,7 @@ class RlAgent:
             "policy": self.policy.state(),
             "shaper": self.shaper.state(),
             "counters": dict(self.counters),
-            "position": self.position,
+            "positions": dict(self.positions),
             "fresh": sorted(self.fresh),
             "saved_at": time.time(),
         }
@@ -219,7 +246,9 @@ class RlAgent:
             checkpoint.save(Path(s.model_dir), self.policy.updates, payload, s.keep_checkpoints)
         except OSError as exc:  # e.g. disk full: keep learning, acknowledge nothing yet
             log.error(
-                "%s; %d entries stay pending until a checkpoint succeeds", exc, len(self.to_ack)
+                "%s; %d entries stay pending until a checkpoint succeeds",
+                exc,
+                sum(map(len, self.to_ack.values())),
             )
             self.checkpointed_at = time.monotonic()
             return
@@ -227,20 +256,23 @@ class RlAgent:
         counters["model_version"] = str(self.policy.updates)
         counters["updates"] = str(self.policy.updates)
         flat = [x for kv in counters.items() for x in kv]
+        acks: list[str | int] = []
+        for stream in self.streams:
+            acks += [len(self.to_ack[stream]), *self.to_ack[stream]]
         self.adapter.client.eval(
             COMMIT,
-            3,
-            self.stream,
+            2 + len(self.streams),
             s.stats_key,
             s.seen_key,
+            *self.streams,
             s.group,
-            len(self.to_ack),
-            *self.to_ack,
+            *acks,
             len(self.fresh),
             *sorted(self.fresh),
             *flat,
         )
-        self.to_ack.clear()
+        for pending in self.to_ack.values():
+            pending.clear()
         self.fresh.clear()
         self.since_checkpoint = 0
         self.checkpointed_at = time.monotonic()
@@ -297,7 +329,7 @@ class RlAgent:
         """One line for STATUS=."""
         return (
             f"{self.counters['experiences']} experiences, {self.counters['rejected']} rejected, "
-            f"{self.policy.updates} updates, position {self.position}"
+            f"{self.policy.updates} updates"
         )
 
     def reload(self, config: Config) -> None:
@@ -307,7 +339,7 @@ class RlAgent:
 
     def close(self) -> None:
         """Checkpoint what was learned, then disconnect."""
-        if self.adapter is not None and self.to_ack:
+        if self.adapter is not None and any(self.to_ack.values()):
             try:
                 self.commit()
             except Exception:

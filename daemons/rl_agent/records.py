@@ -163,3 +163,68 @@ def _symbol_hash(symbol: str) -> float:
 def _fallback_id(fields: dict[str, str]) -> str:
     key = json.dumps([fields.get(k) for k in ("symbol", "timestamp", "entry_price", "exit_price")])
     return "h:" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+
+
+REWARD_SCALES = {"unit": 1.0, "percent": 0.01, "bps": 0.0001}
+
+
+def parse_reward_scales(entries: tuple[str, ...]) -> dict[str, tuple[str, float]]:
+    """`source=field:unit|percent|bps` for rl_rewards producers (`*` matches any)."""
+    out = {}
+    for text in entries:
+        name, _, spec = text.partition("=")
+        field_name, _, scale = spec.partition(":")
+        if not name or not field_name or scale not in REWARD_SCALES:
+            raise ValueError(f"rl.reward_sources: {text!r} is not `source=field:unit|percent|bps`")
+        out[name.strip()] = (field_name.strip(), REWARD_SCALES[scale])
+    return out
+
+
+def reward_experience(fields: dict[str, str], scales: dict[str, tuple[str, float]]) -> Experience:
+    """An `rl_rewards` entry (symbol, reward, action, state JSON, leverage) as an experience."""
+    source = fields.get("source", "")
+    if source == AGENT_SOURCE or fields.get("producer") == AGENT_SOURCE:
+        raise Rejected("own-output", source)
+    lowered = " ".join((source, fields.get("symbol", ""))).lower()
+    if any(m in lowered for m in TEST_MARKERS):
+        raise Rejected("test-record", source or fields.get("symbol", ""))
+    mapping = scales.get(source) or scales.get("*")
+    if mapping is None:
+        raise Rejected("unknown-source", source)
+    field_name, factor = mapping
+    if not fields.get("symbol"):
+        raise Rejected("missing-field", "symbol")
+    if fields.get(field_name) in (None, ""):
+        raise Rejected("missing-field", field_name)
+    reward = _number(fields, field_name) * factor
+    if not -1 <= reward <= 1:
+        raise Rejected("reward-out-of-range", f"{reward:g} after scaling (check rl.reward_sources)")
+    try:
+        ctx = json.loads(fields.get("state") or "{}")
+    except ValueError:
+        raise Rejected("bad-state", "state is not JSON") from None
+    if not isinstance(ctx, dict):
+        raise Rejected("bad-state", "state is not a JSON object")
+    leverage = _optional(fields, "leverage", 1.0)
+    confidence = _clip(_first(fields, ctx, "confidence", 0.5), 0.0, 1.0)
+    volatility = _clip(_first(fields, ctx, "volatility", 0.01), 0, 1)
+    regime = str(ctx.get("regime") or "").lower()
+    side = str(ctx.get("side") or fields.get("side") or "LONG").upper()
+    features = (
+        confidence,
+        min(volatility * 20, 1.0),
+        min(max(leverage, 0) / 20, 1.0),
+        1.0 if side == "LONG" else -1.0,
+        *(1.0 if regime == r else 0.0 for r in REGIMES),
+        _symbol_hash(fields["symbol"]),
+    )
+    multiplier = _first(fields, ctx, "action", 1.0)
+    trade_id = str(ctx.get("order_id") or fields.get("order_id") or "") or _fallback_id(fields)
+    return Experience(
+        "r:" + trade_id,
+        fields["symbol"],
+        features,
+        multiplier,
+        _first(fields, ctx, "action_prob", math.nan),
+        reward * 100,
+    )
