@@ -195,6 +195,7 @@ class RlSettings:
     stats_stream: str = "rl.stats"
     stats_every_sec: float = field(default=60.0, metadata={"min": 1})
     recommendation_prefix: str = "quantum:rl:recommendation:"
+    recommendation_log: str = "rl.recommendations"  # every served action and its probability
     dead_letter: str = "trade.closed:rl-dead-letter"
     seen_key: str = "quantum:rl:agent:seen"  # trade ids already learned (duplicates rejected)
     reward: str = field(default="pnl", metadata=_choices("pnl", "r_multiple", "sharpe", "drawdown"))

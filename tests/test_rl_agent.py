@@ -278,6 +278,12 @@ def test_rl_stats_and_offline_evaluation_from_the_cli(
     assert evaluation["with_propensity"] == 300
     assert math.isfinite(evaluation["ips_value"]) and math.isfinite(evaluation["ips_stderr"])
     assert math.isfinite(evaluation["direct_method_value"])
+    served = client.xrevrange("quantum:stream:rl.recommendations", count=1)[0][1]
+    assert (
+        served["symbol"] in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+        and 0 < float(served["action_prob"]) <= 1
+    )
+    assert float(doc["stats"]["reward_std_100"]) >= 0
 
 
 def test_redis_restart_is_waited_out_and_nothing_is_counted_twice(tmp_path: Path) -> None:

@@ -291,7 +291,21 @@ class RlAgent:
             entropy = float(-(probs * np.log(probs + 1e-12)).sum(axis=1).mean())
             values, counts = np.unique(chosen, return_counts=True)
             spread = {f"{m:g}": int(n) for m, n in zip(values, counts, strict=True)}
+            log_stream = self.config.streams.prefix + s.recommendation_log
             for symbol, mult, p in zip(symbols, chosen.tolist(), probs.tolist(), strict=True):
+                index = self.policy.actions.index(mult) if mult in self.policy.actions else -1
+                pipe.xadd(  # the probability of each served action, for offline evaluation
+                    log_stream,
+                    {
+                        "symbol": symbol,
+                        "multiplier": f"{mult:g}",
+                        "action_prob": f"{p[index]:.6f}" if index >= 0 else "",
+                        "model_version": self.policy.updates,
+                        "features": json.dumps([round(float(v), 6) for v in self.contexts[symbol]]),
+                    },
+                    maxlen=100_000,
+                    approximate=True,
+                )
                 pipe.hset(
                     s.recommendation_prefix + symbol,
                     mapping={
@@ -312,6 +326,7 @@ class RlAgent:
             "reward_std": f"{float(rewards.std()):.6f}",
             "reward_min": f"{float(rewards.min()):.6f}",
             "reward_max": f"{float(rewards.max()):.6f}",
+            **_window(rewards[-100:], "100"),
             "policy_entropy": f"{entropy:.6f}",
             "multipliers": json.dumps(spread),
             "recommendations_published": len(symbols),
@@ -358,6 +373,16 @@ class RlAgent:
         if self.adapter is not None:
             self.adapter.close()
             self.adapter = None
+
+
+def _window(rewards: np.ndarray, name: str) -> dict[str, str]:
+    """Reward mean/std/min/max over the newest `name` rewards (the main fields: the last 1000)."""
+    return {
+        f"reward_mean_{name}": f"{float(rewards.mean()):.6f}",
+        f"reward_std_{name}": f"{float(rewards.std()):.6f}",
+        f"reward_min_{name}": f"{float(rewards.min()):.6f}",
+        f"reward_max_{name}": f"{float(rewards.max()):.6f}",
+    }
 
 
 def parse_sources(entries: tuple[str, ...]) -> dict[str, SourceMap]:
