@@ -83,7 +83,7 @@ def test_validation_rejects_garbage_with_its_reason() -> None:
     )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=10_000, deadline=None)
 @given(st.dictionaries(st.sampled_from(list(trade(0, random.Random(0)))), st.text(max_size=30)))
 def test_fuzzed_records_never_crash_validation(fields: dict[str, str]) -> None:
     base = trade(0, random.Random(2))
@@ -367,3 +367,39 @@ def test_rl_rewards_from_mapped_scales_are_learned_and_garbage_rejected(
     stats = client.hgetall("quantum:rl:agent:stats")
     assert stats["rejected:reward-out-of-range"] == "1"
     assert client.xpending("quantum:stream:rl_rewards", "qtctl:rl-agent")["pending"] == 0
+
+
+def test_orphans_of_a_dead_consumer_are_claimed_and_garbage_never_crashes_the_agent(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    client.xgroup_create(STREAM, "qtctl:rl-agent", id="0", mkstream=True)
+    client.xgroup_create("quantum:stream:rl_rewards", "qtctl:rl-agent", id="0", mkstream=True)
+    rng = random.Random(8)
+    for i in range(50):
+        client.xadd(STREAM, trade(i, rng))
+    client.xreadgroup("qtctl:rl-agent", "rl-dead-host", {STREAM: ">"}, count=50)  # then it died
+    junk = [
+        {rng.choice(["side", "symbol", "entry_price", "exit_price", "pnl_percent", "x"]): v}
+        for v in (
+            rng.choice(["", "nan", "-1", "1e309", "\x00", "LONG", "x" * 2000]) for _ in range(2000)
+        )
+    ]
+    pipe = client.pipeline(transaction=False)
+    for fields in junk:
+        pipe.xadd(STREAM, fields)
+    pipe.execute()
+    config = write_config(tmp_path, redis_server.url)
+    config.write_text(config.read_text() + "claim_idle_sec = 1\n")
+    time.sleep(1.1)
+    proc = agent(config)
+    try:
+        stats = wait_counted(client, 2050)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert (stats["experiences"], stats["rejected"]) == ("50", "2000")
+    assert "claimed 50 entries orphaned by a dead consumer" in err
+    dead = client.xrange("quantum:stream:trade.closed:rl-dead-letter")
+    assert len(dead) == 2000 and all(f["reason"] for _, f in dead)

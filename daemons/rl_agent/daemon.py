@@ -2,11 +2,13 @@
 
 Exactness: entries are read through a consumer group with a stable consumer name and
 acknowledged only when a checkpoint that already contains them is on disk. The checkpoint
-records the last stream ID it covers and the absolute counters, and the same commit writes those
-counters to the stats hash and XACKs the entries in one server-side call. After a crash:
-- pending entries at or before the checkpoint's ID are already in the model: they are
-  acknowledged, not counted again;
-- later ones are learned again from the last checkpoint.
+records the entries it learned but has not acknowledged yet, and the absolute counters; the
+commit that follows writes those counters to the stats hash and XACKs the entries in one
+server-side call. After a crash:
+- pending entries the checkpoint lists are already in the model: they are acknowledged, not
+  counted again;
+- every other pending entry (our own, or one claimed from a dead consumer, whatever its ID) is
+  learned again from the last checkpoint.
 So no experience is counted twice or lost.
 """
 
@@ -82,8 +84,12 @@ class RlAgent:
         # per stream: the last ID the model contains, and what awaits acknowledgement
         self.positions = {k: "0-0" for k in self.streams}
         self.to_ack: dict[str, list[str]] = {k: [] for k in self.streams}
+        # entries the loaded checkpoint learned but could not acknowledge before a crash
+        self.covered: dict[str, set[str]] = {k: set() for k in self.streams}
+        self.queued: dict[str, set[str]] = {k: set() for k in self.streams}  # mirrors to_ack
         self.fresh: set[str] = set()  # trade ids learned since the last commit
         self.draining = True  # our own pending entries come first after a start
+        self.drain_from = dict.fromkeys(self.streams, "0")
         self.since_checkpoint = 0
         self.checkpointed_at = time.monotonic()
         self.stats_at = 0.0
@@ -114,6 +120,9 @@ class RlAgent:
             self.counters = Counter({k: int(v) for k, v in state["counters"].items()})
             saved = state.get("positions") or {self.stream: state.get("position", "0-0")}
             self.positions.update({str(k): str(v) for k, v in saved.items()})
+            for key, ids in (state.get("unacked") or {}).items():
+                if str(key) in self.covered:
+                    self.covered[str(key)] = {str(i) for i in ids}
             fresh = [str(t) for t in state.get("fresh", [])]
             if fresh:  # a crash after the checkpoint, before its commit: remember them now
                 client.sadd(settings.seen_key, *fresh)
@@ -124,16 +133,17 @@ class RlAgent:
                 self.positions,
             )
         self.draining = True
+        self.drain_from = dict.fromkeys(self.streams, "0")
 
     def step(self) -> bool:
         """One batch: our pending entries first, then new ones, then orphans of dead peers."""
         assert self.adapter is not None
         client, s = self.adapter.client, self.config.rl
-        if self.draining:
-            reply = client.xreadgroup(
-                s.group, self.consumer, dict.fromkeys(self.streams, "0"), count=s.batch
-            )
+        if self.draining:  # our pending entries, walking forward from the oldest
+            reply = client.xreadgroup(s.group, self.consumer, self.drain_from, count=s.batch)
             batches = {_text(k): v for k, v in reply or [] if v}
+            for stream, entries in batches.items():
+                self.drain_from[stream] = _text(entries[-1][0])
             if not batches:
                 self.draining = False
         else:
@@ -182,8 +192,11 @@ class RlAgent:
         valid: list[tuple[str, Any]] = []
         for raw_id, raw_fields in entries:
             entry_id = _text(raw_id)
+            if entry_id in self.queued[stream]:
+                continue  # read twice in one session (a claim racing a read): once is enough
+            self.queued[stream].add(entry_id)
             self.to_ack[stream].append(entry_id)
-            if _order(entry_id) <= _order(self.positions[stream]):
+            if entry_id in self.covered[stream]:
                 continue  # already in the model (crash between checkpoint and acknowledgement)
             fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
             try:
@@ -239,6 +252,7 @@ class RlAgent:
             "shaper": self.shaper.state(),
             "counters": dict(self.counters),
             "positions": dict(self.positions),
+            "unacked": {k: list(v) for k, v in self.to_ack.items()},
             "fresh": sorted(self.fresh),
             "saved_at": time.time(),
         }
@@ -273,6 +287,10 @@ class RlAgent:
         )
         for pending in self.to_ack.values():
             pending.clear()
+        for queued in self.queued.values():
+            queued.clear()
+        for covered in self.covered.values():
+            covered.clear()
         self.fresh.clear()
         self.since_checkpoint = 0
         self.checkpointed_at = time.monotonic()
