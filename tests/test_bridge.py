@@ -32,6 +32,17 @@ def write_config(path: Path, url: str, extra: str = "") -> Path:
     return path
 
 
+def run_once(config: Path) -> subprocess.CompletedProcess[str]:
+    """`qtctl run bridge --once` as an operator would type it."""
+    return subprocess.run(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
 class BridgeProcess:
     """`python -m qtctl run bridge` as its unit runs it; stderr kept for the assertions."""
 
@@ -100,13 +111,7 @@ def test_copies_in_order_with_source_ids_and_fields(
     raw = redis.Redis(port=redis_server.port)
     raw.xadd(SRC, {b"payload": b"\xff\xfe not utf-8 \x00"})
     config = write_config(tmp_path / "b.toml", redis_server.url)
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 0, res.stderr
     assert raw.xrange(DST) == raw.xrange(SRC)  # IDs, order, and bytes
     state = client.hgetall(STATE)
@@ -190,13 +195,7 @@ def test_poison_entries_go_to_the_dead_letter_stream_with_the_reason(
     huge = client.xadd(SRC, {"order_id": "2", "payload": "x" * 1_048_576})
     last = client.xadd(SRC, {"order_id": "3"})
     config = write_config(tmp_path / "b.toml", redis_server.url, "require_fields = ['order_id']\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 0, res.stderr
     assert ids(client, DST) == [good, last]
     dead = [f for _, f in client.xrange(f"{SRC}:dead-letter")]
@@ -275,13 +274,7 @@ def test_refusals_exit_1_with_a_clear_reason(
     client = redis.Redis(port=redis_server.port, decode_responses=True)
     prepare(client)  # type: ignore[operator]
     config = write_config(tmp_path / "b.toml", redis_server.url)
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 1
     assert message in res.stderr, res.stderr
 
@@ -291,13 +284,7 @@ def test_destination_nobody_reads_is_refused_unless_acknowledged(
 ) -> None:
     config = tmp_path / "b.toml"
     config.write_text(f"[redis]\nurl = '{redis_server.url}'\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 1
     assert f"no consumer group reads destination {DST}" in res.stderr
 
@@ -315,13 +302,7 @@ def test_fan_out_during_a_rename_feeds_both_names(
         redis_server.url,
         "routes = ['execution.result->trade.execution.res|trade.execution.result']\n",
     )
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 0, res.stderr
     assert ids(client, old) == ids(client, DST) == ids(client, SRC)
 
@@ -413,13 +394,7 @@ def test_route_options_rename_keep_match_and_retention(
         '[bridge.per_route."execution.result"]\nrename = ["sym=symbol"]\n'
         'keep_fields = ["status", "sym"]\nmatch = ["status=FILLED"]\nmax_age_sec = 3600\n',
     )
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 0, res.stderr
     dest = client.xrange(DST)
     assert all(f == {"status": "FILLED", "symbol": f["symbol"]} for _, f in dest)
@@ -441,12 +416,6 @@ def test_route_options_rename_keep_match_and_retention(
 def test_bad_route_options_are_config_errors(tmp_path: Path, table: str, message: str) -> None:
     config = tmp_path / "b.toml"
     config.write_text(f'[bridge.per_route."execution.result"]\n{table}\n')
-    res = subprocess.run(
-        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_once(config)
     assert res.returncode == 2
     assert 'bridge.per_route."execution.result".' in res.stderr and message in res.stderr

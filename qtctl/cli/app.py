@@ -489,23 +489,15 @@ def rl_stats(
     config: CommandConfigOpt = None,
 ) -> None:
     """The agent's counters, rejects by reason, and its reward / learning curve."""
-    from qtctl.adapters.redis_client import RedisAdapter
     from qtctl.daemons.rl_agent.insight import sparkline, stats
 
     opts: GlobalOptions = ctx.find_root().obj
     out = opts.output(fmt)
     cfg = opts.config_for(config, {"redis.url": redis_url})
-    adapter = RedisAdapter.connect(cfg.redis)
-    try:
-        with adapter.guard("reading the RL stats"):
-            doc = stats(
-                adapter.client,
-                cfg.rl.stats_key,
-                cfg.streams.prefix + cfg.rl.stats_stream,
-                points,
-            )
-    finally:
-        adapter.close()
+    stream = cfg.streams.prefix + cfg.rl.stats_stream
+    doc = _with_redis(
+        cfg, "reading the RL stats", lambda c: stats(c, cfg.rl.stats_key, stream, points)
+    )
     if out.format == "json":
         out.json(doc)
         return
@@ -543,18 +535,12 @@ def rl_evaluate(
     config: CommandConfigOpt = None,
 ) -> None:
     """Offline evaluation of the latest checkpoint on logged trades (IPS and direct method)."""
-    from qtctl.adapters.redis_client import RedisAdapter
     from qtctl.daemons.rl_agent.insight import evaluate
 
     opts: GlobalOptions = ctx.find_root().obj
     out = opts.output(fmt)
     cfg = opts.config_for(config, {"redis.url": redis_url})
-    adapter = RedisAdapter.connect(cfg.redis)
-    try:
-        with adapter.guard("reading trade.closed"):
-            doc = evaluate(adapter.client, cfg, count)
-    finally:
-        adapter.close()
+    doc = _with_redis(cfg, "reading trade.closed", lambda c: evaluate(c, cfg, count))
     if out.format == "json":
         out.json(doc)
     else:
@@ -563,6 +549,18 @@ def rl_evaluate(
             out.out.print(f"{key:20} {shown}", markup=False, highlight=False)
     if "error" in doc:
         raise typer.Exit(1)
+
+
+def _with_redis(cfg: Config, what: str, call: Any) -> Any:
+    """Connect, run `call(client)` under the connection guard, always disconnect."""
+    from qtctl.adapters.redis_client import RedisAdapter
+
+    adapter = RedisAdapter.connect(cfg.redis)
+    try:
+        with adapter.guard(what):
+            return call(adapter.client)
+    finally:
+        adapter.close()
 
 
 def _shown(value: Any) -> str:
