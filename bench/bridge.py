@@ -15,9 +15,7 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import redis
 
@@ -172,7 +170,7 @@ def run(rounds: int = 3) -> list[Comparison]:
         ours = [backlog_rate(server.url, client) for _ in range(max(1, rounds // 3))]
         ceiling = [benchmark_rate(server.port) for _ in range(max(1, rounds // 3))]
         naive = [naive_rate(client)]
-        config = Path(tempfile.mkdtemp()) / "bridge.toml"
+        config = server.workdir / "bridge.toml"  # removed with the server's folder
         config.write_text(
             f"[redis]\nurl = '{server.url}'\n[bridge]\nroutes = ['bench:live->bench:live.dst']\n"
             "start_id = '0'\nallow_no_readers = ['bench:live.dst']\n"

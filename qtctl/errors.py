@@ -23,10 +23,6 @@ class ConfigError(UsageError):
         self.key = key
 
 
-class NotImplementedYet(UsageError):
-    """A command whose issue has not landed yet."""
-
-
 class AdapterUnavailable(QtctlError):
     """A backend (systemd, Redis) cannot be reached; checks that need it are skipped."""
 

@@ -26,6 +26,15 @@ CONFIG = (
     "[rl]\nstats_every_sec = 1\ncheckpoint_every_sec = 1\nblock_ms = 100\n"
 )
 SRC, DST = "quantum:stream:execution.result", "quantum:stream:trade.execution.result"
+INSTALL = (
+    "install",
+    "--all",
+    "--report-timer",
+    "--daemon-config",
+    "/etc/qtctl/qtctl.toml",
+    "--watchdog-sec",
+    "3",
+)
 
 
 def show(box: Sandbox, unit: str, *props: str) -> dict[str, str]:
@@ -51,17 +60,9 @@ def box() -> Iterator[Sandbox]:
     )
     with Sandbox(spec) as sandbox:
         # The interpreter behind the venv lives under /root (pyenv), which is 0700 on the host;
-        # the units run as a dynamic user, so open it for traversal inside the box's overlay only.
+        # the units run as their dedicated user, so open it for traversal in the box's overlay only.
         sandbox.run("chmod", "o+x", "/root", check=True)
-        res = sandbox.qtctl(
-            "install",
-            "--all",
-            "--report-timer",
-            "--daemon-config",
-            "/etc/qtctl/qtctl.toml",
-            "--watchdog-sec",
-            "3",
-        )
+        res = sandbox.qtctl(*INSTALL)
         assert res.returncode == 0, res.stderr
         yield sandbox
 
@@ -149,15 +150,7 @@ def test_rl_agent_learns_with_torch_under_its_hardening_and_limits(box: Sandbox)
 
 
 def test_install_again_changes_nothing(box: Sandbox) -> None:
-    res = box.qtctl(
-        "install",
-        "--all",
-        "--report-timer",
-        "--daemon-config",
-        "/etc/qtctl/qtctl.toml",
-        "--watchdog-sec",
-        "3",
-    )
+    res = box.qtctl(*INSTALL)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count(": unchanged") == 5
     assert "daemon-reload" not in res.stdout and "restart" not in res.stdout

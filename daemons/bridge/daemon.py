@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.redis_client import RedisAdapter, text
 from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.daemons.bridge.copy_script import COPY_BATCH
@@ -79,7 +79,7 @@ class Bridge:
             ",".join(f"{a}={b}" for a, b in options.match),
             minid,
         ]
-        reply = [_text(x) for x in self.script(keys=keys, args=argv)]
+        reply = [text(x) for x in self.script(keys=keys, args=argv)]
         kind = reply[0]
         if kind == "no-source":
             if not state.waiting_for_source:
@@ -185,10 +185,6 @@ def _log_event(route: Route, event: str) -> None:
             route.label,
             rest,
         )
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def create(config: Config) -> Bridge:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.redis_client import RedisAdapter, text
+from qtctl.adapters.stream_archive import order
 from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.daemons.rl_agent import checkpoint
@@ -141,9 +142,9 @@ class RlAgent:
         client, s = self.adapter.client, self.config.rl
         if self.draining:  # our pending entries, walking forward from the oldest
             reply = client.xreadgroup(s.group, self.consumer, self.drain_from, count=s.batch)
-            batches = {_text(k): v for k, v in reply or [] if v}
+            batches = {text(k): v for k, v in reply or [] if v}
             for stream, entries in batches.items():
-                self.drain_from[stream] = _text(entries[-1][0])
+                self.drain_from[stream] = text(entries[-1][0])
             if not batches:
                 self.draining = False
         else:
@@ -154,7 +155,7 @@ class RlAgent:
                 count=s.batch,
                 block=s.block_ms,
             )
-            batches = {_text(k): v for k, v in reply or [] if v}
+            batches = {text(k): v for k, v in reply or [] if v}
             for stream in self.streams:
                 if len(batches.get(stream, [])) < s.batch:
                     batches[stream] = batches.get(stream, []) + self._claim_orphans(client, stream)
@@ -191,14 +192,14 @@ class RlAgent:
         dead = client.pipeline(transaction=False)
         valid: list[tuple[str, Any]] = []
         for raw_id, raw_fields in entries:
-            entry_id = _text(raw_id)
+            entry_id = text(raw_id)
             if entry_id in self.queued[stream]:
                 continue  # read twice in one session (a claim racing a read): once is enough
             self.queued[stream].add(entry_id)
             self.to_ack[stream].append(entry_id)
             if entry_id in self.covered[stream]:
                 continue  # already in the model (crash between checkpoint and acknowledgement)
-            fields = {_text(k): _text(v) for k, v in (raw_fields or {}).items()}
+            fields = {text(k): text(v) for k, v in (raw_fields or {}).items()}
             try:
                 if stream == self.reward_stream:
                     exp = reward_experience(fields, self.reward_scales)
@@ -213,7 +214,7 @@ class RlAgent:
                 self._reject(dead, entry_id, why)
             else:
                 valid.append((entry_id, exp))
-            self.positions[stream] = max(self.positions[stream], entry_id, key=_order)
+            self.positions[stream] = max(self.positions[stream], entry_id, key=order)
         seen = client.smismember(s.seen_key, [e.trade_id for _, e in valid]) if valid else []
         for (entry_id, exp), known in zip(valid, seen, strict=True):
             if known or exp.trade_id in self.fresh:
@@ -406,27 +407,15 @@ def _window(rewards: np.ndarray, name: str) -> dict[str, str]:
 def parse_sources(entries: tuple[str, ...]) -> dict[str, SourceMap]:
     """`source=field:scale` entries (`*` matches any source)."""
     out = {}
-    for text in entries:
-        name, _, spec = text.partition("=")
+    for entry in entries:
+        name, _, spec = entry.partition("=")
         field_name, _, scale = spec.partition(":")
         if not name or not field_name or scale not in ("percent", "fraction", "bps"):
             raise FatalDaemonError(
-                f"rl.sources: {text!r} is not `source=field:percent|fraction|bps`"
+                f"rl.sources: {entry!r} is not `source=field:percent|fraction|bps`"
             )
         out[name.strip()] = SourceMap(field_name.strip(), scale)
     return out
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return (0, 0)
 
 
 def create(config: Config) -> RlAgent:

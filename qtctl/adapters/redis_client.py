@@ -69,10 +69,10 @@ class RedisAdapter:
 
 
 def _why(exc: Exception) -> str:
-    text = str(exc)
-    if "SSL" in text or "ssl" in text or "wrong version number" in text:
-        return f"TLS handshake failed ({text}); check rediss:// versus redis://"
-    return text
+    message = str(exc)
+    if "SSL" in message or "ssl" in message or "wrong version number" in message:
+        return f"TLS handshake failed ({message}); check rediss:// versus redis://"
+    return message
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class StreamInfo:
 
 def stream_keys(client: Any, match: str, count: int) -> list[str]:
     """Stream keys matching a pattern: SCAN with TYPE, never KEYS."""
-    return sorted(_text(k) for k in client.scan_iter(match=match, count=count, _type="stream"))
+    return sorted(text(k) for k in client.scan_iter(match=match, count=count, _type="stream"))
 
 
 def read_streams(client: Any, names: list[str]) -> dict[str, StreamInfo]:
@@ -141,10 +141,10 @@ def _stream(name: str, info: Any, groups: Any, memory: Any) -> StreamInfo:
     return StreamInfo(
         name=name,
         length=int(info.get("length", 0)),
-        first_id=_text(first[0]) if first else "",
-        last_id=_text(last[0]) if last else "",
-        last_generated=_text(info.get("last-generated-id", "")),
-        max_deleted=_text(info.get("max-deleted-entry-id", "")),
+        first_id=text(first[0]) if first else "",
+        last_id=text(last[0]) if last else "",
+        last_generated=text(info.get("last-generated-id", "")),
+        max_deleted=text(info.get("max-deleted-entry-id", "")),
         entries_added=None if info.get("entries-added") is None else int(info["entries-added"]),
         memory=None if isinstance(memory, Exception) or memory is None else int(memory),
         groups=() if isinstance(groups, Exception) else tuple(_group(g) for g in groups),
@@ -154,10 +154,10 @@ def _stream(name: str, info: Any, groups: Any, memory: Any) -> StreamInfo:
 def _group(raw: dict[Any, Any]) -> GroupInfo:
     lag = raw.get("lag")
     return GroupInfo(
-        name=_text(raw.get("name")),
+        name=text(raw.get("name")),
         consumers=int(raw.get("consumers", 0)),
         pending=int(raw.get("pending", 0)),
-        last_delivered=_text(raw.get("last-delivered-id", "0-0")),
+        last_delivered=text(raw.get("last-delivered-id", "0-0")),
         lag=None if lag is None else int(lag),
     )
 
@@ -184,7 +184,7 @@ def _with_consumers(client: Any, infos: dict[str, StreamInfo]) -> dict[str, Stre
         found.setdefault(stream, []).extend(
             (
                 group,
-                ConsumerInfo(_text(c.get("name")), int(c.get("pending", 0)), int(c.get("idle", 0))),
+                ConsumerInfo(text(c.get("name")), int(c.get("pending", 0)), int(c.get("idle", 0))),
             )
             for c in reply
         )
@@ -197,15 +197,16 @@ def _with_consumers(client: Any, infos: dict[str, StreamInfo]) -> dict[str, Stre
 
 
 def _reply_error(exc: Exception) -> str:
-    text = str(exc)
-    if "WRONGTYPE" in text:
+    message = str(exc)
+    if "WRONGTYPE" in message:
         return "not a stream (WRONGTYPE)"
-    if "no such key" in text.lower():
+    if "no such key" in message.lower():
         return "deleted while checking"
-    return text
+    return message
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A Redis reply value as str (bytes decoded, undecodable bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 

@@ -121,6 +121,11 @@ def read_archive(archive: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def key_filename(key: str) -> str:
+    """A Redis key as a safe file name (archives, migration evidence)."""
+    return key.replace("/", "_").replace(":", "_")
+
+
 def order(entry_id: str) -> tuple[int, int]:
     """An entry ID as a sortable (ms, seq) pair."""
     ms, _, seq = entry_id.partition("-")

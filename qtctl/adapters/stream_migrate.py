@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qtctl.adapters.stream_archive import CHUNK, export_all, order
+from qtctl.adapters.redis_client import text
+from qtctl.adapters.stream_archive import CHUNK, export_all, key_filename, order, restore
 
 # Delete KEYS[1] only if it still has ARGV[1] entries and ends at ARGV[2].
 DELETE_IF_UNCHANGED = """
@@ -58,16 +59,16 @@ def migrate(client: Any, source: str, target: str, workdir: Path) -> MigrationRe
     if client.exists(target) and client.type(target) != "stream":
         raise MigrationRefused(f"{target} exists and is not a stream")
     workdir.mkdir(parents=True, exist_ok=True)
-    stem = _safe(source)
+    stem = key_filename(source)
     source_archive = workdir / f"{stem}.jsonl.gz"
     count, _, source_last = export_all(client, source, source_archive)
     target_last = _last_generated(client, target)
     added, present, early = _classify(client, source, target, target_last)
     target_archive = ""
     if early:
-        target_archive = str(workdir / f"{_safe(target)}.before.jsonl.gz")
+        target_archive = str(workdir / f"{key_filename(target)}.before.jsonl.gz")
         export_all(client, target, Path(target_archive))
-        _rebuild(client, source, target)
+        _rebuild(client, source, target, present)
     else:
         _append(client, source, target, target_last)
     added_file = workdir / f"{stem}.added-ids.txt.gz"
@@ -120,12 +121,12 @@ def _append(client: Any, source: str, target: str, target_last: tuple[int, int])
         pipe.execute()
 
 
-def _rebuild(client: Any, source: str, target: str) -> None:
+def _rebuild(client: Any, source: str, target: str, overlap: int) -> None:
     """Write the merge of both into a temporary key, then RENAME it over the target."""
     groups = client.xinfo_groups(target)
     busy = [g for g in groups if int(g["pending"])]
     if busy:
-        names = ", ".join(f"{_text(g['name'])} ({g['pending']} pending)" for g in busy)
+        names = ", ".join(f"{text(g['name'])} ({g['pending']} pending)" for g in busy)
         raise MigrationRefused(
             f"{target} must be rebuilt (entries of {source} sort before its newest) and its "
             f"group(s) {names} hold pending entries a rebuild would drop: acknowledge or hand "
@@ -142,7 +143,7 @@ def _rebuild(client: Any, source: str, target: str) -> None:
         written += len(batch)
         last = order(batch[-1][0])
     expected_len = int(client.xlen(target)) + int(client.xlen(source))
-    expected_len -= _overlap(client, source, target)
+    expected_len -= overlap  # source entries already in the target are written once
     if written != expected_len or int(client.xlen(tmp)) != written:
         client.delete(tmp)
         raise MigrationRefused(f"merge wrote {written} entries, expected {expected_len}")
@@ -150,10 +151,10 @@ def _rebuild(client: Any, source: str, target: str) -> None:
     if previous > last:
         client.xsetid(tmp, f"{previous[0]}-{previous[1]}")
     for group in groups:
-        delivered = _text(group["last-delivered-id"])
+        delivered = text(group["last-delivered-id"])
         read = _count_upto(client, tmp, delivered)
         client.execute_command(
-            "XGROUP", "CREATE", tmp, _text(group["name"]), delivered, "ENTRIESREAD", read
+            "XGROUP", "CREATE", tmp, text(group["name"]), delivered, "ENTRIESREAD", read
         )
     client.rename(tmp, target)
 
@@ -173,13 +174,6 @@ def _merge(
         else:
             yield b
             b = next(right, None)
-
-
-def _overlap(client: Any, source: str, target: str) -> int:
-    return sum(
-        len(_present(client, target, [entry_id for entry_id, _ in chunk]))
-        for chunk in _chunks(client, source)
-    )
 
 
 def _missing_in_target(client: Any, source: str, target: str) -> int:
@@ -240,15 +234,7 @@ def _chunked(entries: Iterator[tuple[str, Any]]) -> Iterator[list[tuple[str, Any
 def _last_generated(client: Any, key: str) -> tuple[int, int]:
     if not client.exists(key):
         return (0, 0)
-    return order(_text(client.xinfo_stream(key)["last-generated-id"]))
-
-
-def _safe(key: str) -> str:
-    return key.replace("/", "_").replace(":", "_")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return order(text(client.xinfo_stream(key)["last-generated-id"]))
 
 
 def undo_migration(client: Any, result: dict[str, Any]) -> tuple[int, int]:
@@ -256,8 +242,6 @@ def undo_migration(client: Any, result: dict[str, Any]) -> tuple[int, int]:
 
     Returns (entries removed from the target, entries restored into the source).
     """
-    from qtctl.adapters.stream_archive import restore
-
     with gzip.open(result["added_ids"], "rt", encoding="ascii") as handle:
         ids = [line.strip() for line in handle if line.strip()]
     removed = 0

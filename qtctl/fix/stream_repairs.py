@@ -7,8 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qtctl.adapters.redis_client import RedisAdapter
-from qtctl.adapters.stream_archive import delete_consumer_if_empty, hand_over, trim_with_archive
+from qtctl.adapters.redis_client import RedisAdapter, text
+from qtctl.adapters.stream_archive import (
+    delete_consumer_if_empty,
+    hand_over,
+    key_filename,
+    trim_with_archive,
+)
 from qtctl.adapters.stream_migrate import MigrationRefused, migrate, undo_migration
 from qtctl.errors import QtctlError
 from qtctl.fix.actions import CreateGroup, DeleteConsumer, HandOver, MigrateStream, TrimStream
@@ -63,7 +68,7 @@ def apply_stream_action(
 
 
 def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJournal) -> None:
-    archive = journal.root / record.id / f"{_safe(action.stream)}.jsonl.gz"
+    archive = journal.root / record.id / f"{key_filename(action.stream)}.jsonl.gz"
     result = trim_with_archive(
         client,
         action.stream,
@@ -87,7 +92,7 @@ def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJourna
 def _create_group(client: Any, action: CreateGroup, record: FixRecord) -> None:
     if client.type(action.stream) != "stream":
         raise QtctlError(f"{action.stream} is not a stream: not creating group {action.group}")
-    if any(_text(g["name"]) == action.group for g in client.xinfo_groups(action.stream)):
+    if any(text(g["name"]) == action.group for g in client.xinfo_groups(action.stream)):
         return  # already there: running the same fix twice changes nothing
     client.xgroup_create(action.stream, action.group, id=action.start_id)
     record.add("create-group", stream=action.stream, group=action.group, id=action.start_id)
@@ -151,11 +156,3 @@ def undo_stream_change(
     else:
         return False
     return True
-
-
-def _safe(key: str) -> str:
-    return key.replace("/", "_").replace(":", "_")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
