@@ -9,17 +9,22 @@ from __future__ import annotations
 from qtctl.checks import (
     backends,
     daemon_health,
+    env_files,
+    heartbeats,
     host_resources,
     line_endings,
     python_imports,
+    redis_restart,
     redis_server,
     redis_streams,
     risk_proposals,
+    service_endpoints,
     sys_path_hacks,
     systemd_units,
     unit_drift,
     unit_files,
     unit_inventory,
+    unit_resources,
 )
 from qtctl.engine.check import Check
 
@@ -38,4 +43,9 @@ REGISTRY: tuple[Check, ...] = (
     risk_proposals.CHECK,
     daemon_health.CHECK,
     host_resources.CHECK,
+    service_endpoints.CHECK,
+    env_files.CHECK,
+    heartbeats.CHECK,
+    redis_restart.CHECK,
+    unit_resources.CHECK,
 )

@@ -90,6 +90,28 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """Services at run time: health endpoints, listeners, env files, heartbeats, resources."""
+
+    health_paths: tuple[str, ...] = ("/health", "/healthz", "/metrics")
+    probe_timeout_sec: float = field(default=1.0, metadata={"min": 0.05, "max": 30})
+    max_body_bytes: int = field(default=4096, metadata={"min": 64, "max": 1_048_576})
+    loopback_only: bool = True
+    public_listeners: tuple[str, ...] = ()  # `unit` or `unit:port` globs allowed on 0.0.0.0/::
+    env_dirs: tuple[str, ...] = ("/etc/quantum",)
+    secret_patterns: tuple[str, ...] = ("*_KEY", "*_SECRET", "*PASSWORD*", "*TOKEN*")
+    heartbeats: tuple[str, ...] = field(default=(), metadata={"key_seconds": True})
+    heartbeat_ttl_keys: tuple[str, ...] = ()  # keys (globs) that must carry a TTL
+    heartbeat_error_factor: float = field(default=5.0, metadata={"min": 1})
+    redis_uptime_slack_sec: float = field(default=600.0, metadata={"min": 0})
+    redis_restart_recent_sec: float = field(default=86400.0, metadata={"min": 1})
+    memory_warn_pct: float = field(default=90.0, metadata={"min": 1, "max": 100})
+    cpu_warn_pct: float = field(default=90.0, metadata={"min": 1, "max": 100})
+    cpu_sample_sec: float = field(default=0.2, metadata={"min": 0, "max": 5})
+    nofile_warn_pct: float = field(default=80.0, metadata={"min": 1, "max": 100})
+
+
+@dataclass(frozen=True)
 class StreamSettings:
     """The fleet's Redis streams and the thresholds they are judged by (defaults: the contract)."""
 
@@ -254,6 +276,7 @@ class Config:
     host: HostSettings = HostSettings()
     code: CodeSettings = CodeSettings()
     streams: StreamSettings = StreamSettings()
+    services: ServiceSettings = ServiceSettings()
     risk: RiskSettings = RiskSettings()
     daemons: DaemonHealthSettings = DaemonHealthSettings()
     fix: FixSettings = FixSettings()
@@ -426,6 +449,15 @@ def _validate(path: str, value: Any, meta: Mapping[str, Any]) -> Any:
         raise ConfigError(f"must be at least {meta['min']}, got {value!r}", key=path)
     if "max" in meta and value > meta["max"]:
         raise ConfigError(f"must be at most {meta['max']}, got {value!r}", key=path)
+    if meta.get("key_seconds"):
+        for item in value:
+            key, sep, seconds = item.rpartition("=")
+            try:
+                ok = bool(sep and key.strip()) and float(seconds) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"expected KEY=MAX_AGE_SEC, got {item!r}", key=path)
     if meta.get("redis_url"):
         problem = validate_redis_url(value)
         if problem:

@@ -42,3 +42,20 @@ def validate_redis_url(url: str) -> str | None:
     if db and not db.isdigit():
         return f"Redis URL database must be a number, got {db!r}"
     return None
+
+
+SECRET_ASSIGNMENT = re.compile(
+    r"""(?ix)
+    (["']?[\w.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[\w.-]*["']?
+     \s*[:=]\s*["']?)
+    ([^"'\s,;&}]+)
+    """
+)
+URL_CREDENTIALS = re.compile(r"(\w+://[^/\s:@]*:)[^@\s/]+@")
+
+
+def redact_text(text: str) -> str:
+    """Free text (a response body, a log line) with secret-looking values and URL passwords
+    masked."""
+    text = URL_CREDENTIALS.sub(rf"\g<1>{MASK}@", text)
+    return SECRET_ASSIGNMENT.sub(rf"\g<1>{MASK}", text)

@@ -169,7 +169,8 @@ def test_config_show_markdown() -> None:
 
 def test_checks_needing_an_unreachable_backend_are_skipped_in_one_line() -> None:
     res = run_cli("doctor", "--redis-url", f"redis://127.0.0.1:{free_port()}/0")
-    assert "skipped (systemd unreachable): systemd_units, unit_files\n" in res.stdout
+    units = "systemd_units, unit_files, service_endpoints, unit_resources"
+    assert f"skipped (systemd unreachable): {units}\n" in res.stdout
     assert res.stdout.count("QT100") == 1
 
 

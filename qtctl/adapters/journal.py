@@ -151,6 +151,15 @@ def read_events(since_usec: int) -> JournalBatch:
     return batch
 
 
+def read_oom_kills(since_usec: int, until_usec: int) -> Counter[str]:
+    """Units named by kernel OOM-kill lines in a time window."""
+    journal = Journal()
+    try:
+        return journal.oom_kills(since_usec, until_usec)
+    finally:
+        journal.close()
+
+
 def read_units(
     batch: JournalBatch,
     starts: Mapping[str, int],

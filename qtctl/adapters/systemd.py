@@ -26,6 +26,8 @@ SERVICE_PROPERTIES: dict[str, bytes] = {
     "ExecMainExitTimestamp": b"t",
     "NRestarts": b"u",
     "MemoryMax": b"t",
+    "MemoryCurrent": b"t",
+    "CPUQuotaPerSecUSec": b"t",
     "ExecStart": b"a(sasbttttuii)",
     "Environment": b"as",
     "EnvironmentFiles": b"a(sb)",

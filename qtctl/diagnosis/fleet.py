@@ -7,11 +7,12 @@ import functools
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qtctl.adapters.journal import JournalBatch, read_events, read_units
+from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
 from qtctl.diagnosis.exec_targets import SHELLS
 from qtctl.diagnosis.failure_cause import ExecProbe
 from qtctl.engine.context import CheckContext
@@ -97,6 +98,21 @@ def journal_events(ctx: CheckContext) -> JournalBatch:
     """Restart events and OOM kills of the flap window (memoized per run)."""
     since = int((ctx.clock() - ctx.config.systemd.flap_window_sec) * 1e6)
     return ctx.memo("journal_events", lambda: _degrade(lambda: read_events(since)))  # type: ignore[no-any-return]
+
+
+def recent_oom_kills(ctx: CheckContext) -> Counter[str]:
+    """Kernel OOM kills per unit within the flap window; empty without a readable journal."""
+
+    def read() -> Counter[str]:
+        now = int(ctx.clock() * 1e6)
+        since = now - int(ctx.config.systemd.flap_window_sec * 1e6)
+        try:
+            return read_oom_kills(since, now + 1_000_000)
+        except AdapterUnavailable as exc:
+            log.warning("journal unavailable, OOM kills unknown: %s", exc.reason)
+            return Counter()
+
+    return ctx.memo("oom_kills", read)  # type: ignore[no-any-return]
 
 
 def journal_batch(ctx: CheckContext, units: Sequence[FleetUnit]) -> JournalBatch:

@@ -163,6 +163,32 @@ class MigrateStream:
         )
 
 
+@dataclass(frozen=True)
+class SecureFile:
+    """chown a file to its one reader and make it mode 600 (previous owner and mode recorded)."""
+
+    path: str
+    user: str
+    mode: int = 0o600
+
+    def describe(self) -> str:
+        """The equivalent commands."""
+        return f"chown {self.user}: {self.path} && chmod {self.mode:o} {self.path}"
+
+
+@dataclass(frozen=True)
+class RewriteFile:
+    """Replace a config file's text with a proven rewrite (diff in the plan; original kept)."""
+
+    path: str
+    new_text: str
+    why: str
+
+    def describe(self) -> str:
+        """What happens."""
+        return f"rewrite {self.path} ({self.why}; diff below; original backed up)"
+
+
 Action = (
     RemoveLink
     | WriteDropIn
@@ -176,4 +202,6 @@ Action = (
     | CreateGroup
     | DeleteConsumer
     | MigrateStream
+    | SecureFile
+    | RewriteFile
 )

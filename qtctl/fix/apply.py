@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pwd
+import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,11 +27,13 @@ from qtctl.fix.actions import (
     RemoveLink,
     ResetFailed,
     Restart,
+    RewriteFile,
+    SecureFile,
     TrimStream,
     WriteDropIn,
 )
 from qtctl.fix.journal import FixJournal, FixRecord
-from qtctl.fix.planner import Repair
+from qtctl.fix.repair import Repair
 from qtctl.fix.stream_repairs import STREAM_ACTIONS, apply_stream_action, undo_stream_change
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,8 @@ def _order(actions: list[Action]) -> list[Action]:
         CreateGroup: 0,
         DeleteConsumer: 0,
         MigrateStream: 0,
+        RewriteFile: 0,
+        SecureFile: 1,  # after a rewrite, which keeps the old mode
         DaemonReload: 1,
         ResetFailed: 2,
         Restart: 3,
@@ -88,8 +94,10 @@ def _apply(
     log.info("fix: %s", action.describe())
     if isinstance(action, ConvertLF):
         _convert(action.path, record, journal)
-    elif isinstance(action, PatchSource):
+    elif isinstance(action, PatchSource | RewriteFile):
         _patch(action, record, journal)
+    elif isinstance(action, SecureFile):
+        _secure(action, record)
     elif isinstance(action, RemoveLink):
         if os.path.islink(action.path) and not os.path.exists(action.path):
             os.unlink(action.path)
@@ -124,15 +132,34 @@ def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
     write_preserving(path, to_lf(original))
 
 
-def _patch(action: PatchSource, record: FixRecord, journal: FixJournal) -> None:
+def _secure(action: SecureFile, record: FixRecord) -> None:
+    """chown + chmod, the previous owner and mode on record first; a no-op when already so."""
+    st = os.lstat(action.path)
+    if stat.S_ISLNK(st.st_mode):
+        record.add("skipped", path=action.path, reason="a symlink: secure its target by hand")
+        return
+    account = pwd.getpwnam(action.user)
+    if (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.pw_uid, action.mode):
+        return
+    record.add(
+        "secure-file",
+        path=action.path,
+        previous_mode=stat.S_IMODE(st.st_mode),
+        previous_uid=st.st_uid,
+        previous_gid=st.st_gid,
+    )
+    os.chmod(action.path, action.mode)  # narrow first: never more readable on the way
+    os.chown(action.path, account.pw_uid, account.pw_gid)
+
+
+def _patch(action: PatchSource | RewriteFile, record: FixRecord, journal: FixJournal) -> None:
     original = Path(action.path).read_bytes()
     new = action.new_text.encode()
     if original == new:
         return
     backup = journal.backup(record, original)
-    record.add(
-        "patch-source", path=action.path, backup=backup, sha256=hashlib.sha256(original).hexdigest()
-    )
+    kind = "patch-source" if isinstance(action, PatchSource) else "rewrite-file"
+    record.add(kind, path=action.path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
     journal.save(record)
     write_preserving(action.path, new)
 
@@ -187,7 +214,11 @@ def undo(
                 write_atomic(change["path"], change["previous"])
             undo_record.add("restore-file", path=change["path"], undoes=record.id)
             reload_needed = True
-        elif kind in ("convert-lf", "patch-source"):
+        elif kind == "secure-file":
+            os.chown(change["path"], change["previous_uid"], change["previous_gid"])
+            os.chmod(change["path"], change["previous_mode"])
+            undo_record.add("restore-mode", path=change["path"], undoes=record.id)
+        elif kind in ("convert-lf", "patch-source", "rewrite-file"):
             write_preserving(change["path"], Path(change["backup"]).read_bytes())
             undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
         elif undo_stream_change(change, redis, undo_record):

@@ -6,7 +6,6 @@ import os
 import pwd
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from qtctl.checks.systemd_units import dangling_links
 from qtctl.config import Config
@@ -33,40 +32,14 @@ from qtctl.fix.actions import (
 )
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
+from qtctl.fix.repair import Planning, Repair
+from qtctl.fix.service_repairs import plan_env_file, plan_health_restart
 from qtctl.fix.source_patch import propose
 from qtctl.stream_limits import limits_for
 
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
 PYTHON_DROP_IN = "qtctl-python.conf"
-
-
-@dataclass(frozen=True)
-class Repair:
-    """What fix will do about one finding, or why it will not."""
-
-    finding: Finding
-    actions: tuple[Action, ...] = ()
-    held: str = ""
-    manual: str = ""
-    resolves: str = ""  # the one problem kind it removes from a multi-problem finding
-    diff: str = ""
-
-    @property
-    def runnable(self) -> bool:
-        """Whether --apply will carry it out."""
-        return bool(self.actions) and not self.held
-
-
-@dataclass(frozen=True)
-class Planning:
-    """Shared inputs of one planning pass."""
-
-    ctx: CheckContext
-    options: FixOptions
-    units: dict[str, FleetUnit]
-    live: str
-    restarts: dict[str, float]
 
 
 Planner = Callable[[Finding, Planning], Repair]
@@ -341,4 +314,6 @@ PLANNERS: dict[str, Planner] = {
     "QT404": plan_hand_over,
     "QT405": plan_migrate,
     "QT302": plan_crlf_sources,
+    "QT701": plan_health_restart,
+    "QT703": plan_env_file,
 }

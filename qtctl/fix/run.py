@@ -12,8 +12,9 @@ from qtctl.engine.findings import Finding
 from qtctl.engine.report import Report
 from qtctl.fix.apply import apply_repairs, undo
 from qtctl.fix.journal import FixJournal, FixRecord
-from qtctl.fix.planner import Repair, plan
+from qtctl.fix.planner import plan
 from qtctl.fix.policy import FixOptions
+from qtctl.fix.repair import Repair
 
 SCHEMA = "qtctl.fix/1"
 ROOT_CAUSE_HOLD = "root cause first"
@@ -35,9 +36,9 @@ class Verified:
             return "not-applied"
         if self.after is None:
             return "fixed"
-        resolves = self.repair.resolves
-        if resolves and resolves not in self.after.cause.split(","):
-            return "fixed"  # other problems of the same finding remain, this one is gone
+        resolves = {c for c in self.repair.resolves.split(",") if c}
+        if resolves and not resolves & set(self.after.cause.split(",")):
+            return "fixed"  # other problems of the same finding remain, these are gone
         return "still-failing"
 
 

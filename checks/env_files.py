@@ -1,0 +1,141 @@
+"""QT703: environment files that are missing, misread by systemd, or leak secrets."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+from qtctl.diagnosis.env_file import environment, misreads, rewrite
+from qtctl.diagnosis.env_files import (
+    EnvFile,
+    env_files,
+    env_uses,
+    readable_by,
+    secret_digests,
+    secret_names,
+)
+from qtctl.engine.check import Check
+from qtctl.engine.context import CheckContext
+from qtctl.engine.findings import CodeDoc, Finding, Severity
+
+REPAIRABLE = frozenset({"inline-comment", "export-prefix", "crlf"})
+ENV_FILES = CodeDoc(
+    code="QT703",
+    title="environment file problems",
+    severity="error/warning",
+    meaning="For every EnvironmentFile= of a fleet unit and every *.env file in "
+    "services.env_dirs: the file is missing without the `-` prefix (error: the unit cannot "
+    "start); secrets (names matching services.secret_patterns: *_KEY, *_SECRET, *PASSWORD*, "
+    "*TOKEN*) in a file other users can read (error); the file is not readable by the unit's "
+    "User= (systemd reads it as root, the service's own dotenv load cannot); lines systemd "
+    "reads differently than meant: inline comments (kept in the value), `export` (the line is "
+    "ignored), an unclosed quote (swallows the following lines), invalid names, CRLF (systemd "
+    "strips it, shells that source the file do not); the same secret value in several files "
+    "(the files are named, never the value).",
+    why="A stray ` # comment` silently becomes part of an API key; a world-readable exchange key "
+    "is one `cat` away from anyone on the host; copies of one key in five files rot apart.",
+    fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
+    "--unsafe it also rewrites misread lines (comment moved above, `export` dropped, LF), "
+    "backed up and undoable. Keep one copy of each secret (or LoadCredential=).",
+)
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    """Missing files per unit, then each file's mode, readability, syntax; then duplicates."""
+    settings = ctx.config.services
+    uses = env_uses(ctx.config.fleet.units)
+    for use in uses:
+        if not use.optional and not os.path.exists(use.path):
+            yield Finding(
+                ENV_FILES.code,
+                Severity.ERROR,
+                use.unit,
+                f"EnvironmentFile={use.path} does not exist (no `-` prefix): the unit cannot start",
+                cause="missing",
+                detail=(f"set in {use.where}",),
+                fix_hint=ENV_FILES.fix,
+            )
+    digests: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for env in env_files(uses, settings.env_dirs):
+        text = _read(env.path)
+        if text is None:
+            continue
+        for key, digest in secret_digests(text, settings.secret_patterns).items():
+            digests[digest].append((env.path, key))
+        finding = _file_finding(env, text, settings.secret_patterns)
+        if finding:
+            yield finding
+    yield from _duplicates(digests)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            return handle.read(4 * 2**20)
+    except OSError:
+        return None
+
+
+def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding | None:
+    causes: list[str] = []
+    detail: list[str] = []
+    severity = Severity.WARNING
+    secrets = secret_names(list(environment(text)), patterns)
+    try:
+        mode = stat.S_IMODE(os.stat(env.path).st_mode)
+    except OSError:  # removed since it was read
+        return None
+    if secrets and mode & 0o004:
+        causes.append("secrets-readable")
+        detail.append(f"mode {mode:04o}: any user can read {', '.join(secrets)}")
+        severity = Severity.ERROR
+    for user in env.users:
+        if not readable_by(env.path, user):
+            causes.append("unreadable-by-user")
+            detail.append(f"not readable by {user} (User= of {_units_of(env, user)})")
+    for problem in misreads(text):
+        causes.append(problem.kind)
+        where = f"line {problem.line}" + (f" ({problem.key})" if problem.key else "")
+        detail.append(f"{where}: {problem.what}")
+    if not causes:
+        return None
+    _, left = rewrite(text)
+    repairable = "secrets-readable" in causes or any(c in REPAIRABLE for c in causes)
+    units = ", ".join(sorted({u.unit for u in env.uses})) or "no unit (in services.env_dirs)"
+    return Finding(
+        ENV_FILES.code,
+        severity,
+        env.path,
+        f"{', '.join(dict.fromkeys(causes))} (read by {units})",
+        cause=",".join(dict.fromkeys(causes)),
+        detail=(*detail, *(f"needs a person: line {m.line}: {m.kind}" for m in left)),
+        fix_hint=ENV_FILES.fix,
+        fixable=repairable or "unreadable-by-user" in causes,
+    )
+
+
+def _units_of(env: EnvFile, user: str) -> str:
+    return ", ".join(sorted({u.unit for u in env.uses if (u.user or "root") == user}))
+
+
+def _duplicates(digests: dict[str, list[tuple[str, str]]]) -> Iterator[Finding]:
+    for places in digests.values():
+        files = sorted({path for path, _ in places})
+        if len(files) < 2:
+            continue
+        keys = sorted({key for _, key in places})
+        yield Finding(
+            ENV_FILES.code,
+            Severity.WARNING,
+            f"secret {'/'.join(keys)}",
+            f"the same value of {'/'.join(keys)} is in {len(files)} files",
+            cause="duplicate-secret",
+            detail=tuple(f"{path}: {key}" for path, key in sorted(places)),
+            fix_hint="keep the secret in one file (or a systemd credential) and point every "
+            "unit at it; rotate it if a copy was ever readable",
+        )
+
+
+CHECK = Check(name="env_files", codes=(ENV_FILES,), run=run)

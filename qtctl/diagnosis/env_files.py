@@ -1,0 +1,127 @@
+"""The fleet's environment files: which units use them as whom, their modes, their secrets."""
+
+from __future__ import annotations
+
+import fnmatch
+import grp
+import hashlib
+import os
+import pwd
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from qtctl.diagnosis.env_file import systemd_parse
+from qtctl.diagnosis.unit_file import (
+    all_values,
+    drop_in_paths,
+    effective,
+    parse,
+    unit_files_on_disk,
+)
+
+
+@dataclass(frozen=True)
+class EnvUse:
+    """One `EnvironmentFile=` line of one unit."""
+
+    unit: str
+    path: str
+    optional: bool  # the `-` prefix: a missing file is not an error
+    user: str  # User= of the unit ('' is root)
+    where: str
+
+
+@dataclass
+class EnvFile:
+    """One environment file on disk and every unit that reads it."""
+
+    path: str
+    uses: list[EnvUse] = field(default_factory=list)
+
+    @property
+    def users(self) -> list[str]:
+        """The distinct users of the units reading it (root for none)."""
+        return sorted({u.user or "root" for u in self.uses})
+
+
+def env_uses(patterns: Sequence[str]) -> list[EnvUse]:
+    """Every EnvironmentFile= of every installed fleet unit (drop-ins included)."""
+    uses = []
+    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
+        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
+        user = (
+            ""
+            if _yes(effective(files, "Service", "DynamicUser"))
+            else effective(files, "Service", "User")
+        )
+        for directive in all_values(files, "Service", "EnvironmentFile"):
+            for word in directive.value.split():
+                optional = word.startswith("-")
+                uses.append(EnvUse(name, word.lstrip("-"), optional, user, directive.where))
+    return uses
+
+
+def _yes(value: str) -> bool:
+    return value.strip().lower() in ("1", "yes", "true", "on")
+
+
+def env_files(uses: Sequence[EnvUse], dirs: Sequence[str]) -> list[EnvFile]:
+    """Files named by units plus every *.env file in the configured directories."""
+    files: dict[str, EnvFile] = {}
+    for use in uses:
+        files.setdefault(use.path, EnvFile(use.path)).uses.append(use)
+    for folder in dirs:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            if name.endswith(".env") and os.path.isfile(path):
+                files.setdefault(path, EnvFile(path))
+    return sorted(files.values(), key=lambda f: f.path)
+
+
+def readable_by(path: str, user: str) -> bool:
+    """Whether `user` may open the file for reading (mode bits along the path; root may)."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return False
+    if account.pw_uid == 0:
+        return True
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    parts = os.path.abspath(path).split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth]) or "/"
+        if not _allowed(folder, account.pw_uid, groups, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+            return False
+    return _allowed(path, account.pw_uid, groups, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+
+
+def _allowed(path: str, uid: int, groups: set[int], owner: int, group: int, other: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_uid == uid:
+        return bool(st.st_mode & owner)
+    if st.st_gid in groups:
+        return bool(st.st_mode & group)
+    return bool(st.st_mode & other)
+
+
+def secret_names(keys: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """Keys whose names say they hold a secret (`*_KEY`, `*PASSWORD*`, ...; case-blind)."""
+    return [k for k in keys if any(fnmatch.fnmatchcase(k.upper(), p.upper()) for p in patterns)]
+
+
+def secret_digests(text: str, patterns: Sequence[str]) -> dict[str, str]:
+    """Secret key -> a digest of its value (the value itself never leaves this function)."""
+    values = {a.key: a.value for a in systemd_parse(text) if a.valid}
+    return {
+        key: hashlib.sha256(values[key].encode()).hexdigest()
+        for key in secret_names(list(values), patterns)
+        if len(values[key]) >= 8  # placeholders and empty values are not shared secrets
+    }
