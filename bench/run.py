@@ -17,6 +17,7 @@ BENCHMARKS = (
     "bridge",
     "risk_kernel",
     "rl_agent",
+    "service_checks",
 )
 
 

@@ -238,6 +238,7 @@ class DaemonHealthSettings:
     bridge_lag_error: int = field(default=10_000, metadata={"min": 1})
     bridge_age_warn_sec: float = field(default=60.0, metadata={"min": 1})
     bridge_age_error_sec: float = field(default=600.0, metadata={"min": 1})
+    trade_scan: int = field(default=1000, metadata={"min": 1, "max": 100_000})
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from qtctl.daemons.rl_agent.records import (
     experience,
     parse_reward_scales,
     reward_experience,
+    source_maps,
 )
 from qtctl.daemons.rl_agent.rewards import Shaper
 
@@ -405,17 +406,12 @@ def _window(rewards: np.ndarray, name: str) -> dict[str, str]:
 
 
 def parse_sources(entries: tuple[str, ...]) -> dict[str, SourceMap]:
-    """`source=field:scale` entries (`*` matches any source)."""
-    out = {}
-    for entry in entries:
-        name, _, spec = entry.partition("=")
-        field_name, _, scale = spec.partition(":")
-        if not name or not field_name or scale not in ("percent", "fraction", "bps"):
-            raise FatalDaemonError(
-                f"rl.sources: {entry!r} is not `source=field:percent|fraction|bps`"
-            )
-        out[name.strip()] = SourceMap(field_name.strip(), scale)
-    return out
+    """`source=field:scale` entries (`*` matches any source); a bad one is fatal."""
+    try:
+        maps: dict[str, SourceMap] = source_maps(entries)
+    except ValueError as exc:
+        raise FatalDaemonError(str(exc)) from None
+    return maps
 
 
 def create(config: Config) -> RlAgent:

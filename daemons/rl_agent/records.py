@@ -51,6 +51,18 @@ class SourceMap:
     scale: str = "percent"
 
 
+def source_maps(entries: tuple[str, ...]) -> dict[str, SourceMap]:
+    """`source=field:scale` entries (`*` matches any source); ValueError names a bad one."""
+    out = {}
+    for entry in entries:
+        name, _, spec = entry.partition("=")
+        field_name, _, scale = spec.partition(":")
+        if not name or not field_name or scale not in SCALES:
+            raise ValueError(f"rl.sources: {entry!r} is not `source=field:percent|fraction|bps`")
+        out[name.strip()] = SourceMap(field_name.strip(), scale)
+    return out
+
+
 def experience(
     fields: dict[str, str],
     sources: dict[str, SourceMap],

@@ -189,6 +189,22 @@ class RewriteFile:
         return f"rewrite {self.path} ({self.why}; diff below; original backed up)"
 
 
+@dataclass(frozen=True)
+class QuarantineEntries:
+    """Archive chosen stream entries, copy them to `<stream>:quarantine`, then XDEL them."""
+
+    stream: str
+    reasons: tuple[tuple[str, str], ...]  # (entry id, why)
+
+    def describe(self) -> str:
+        """The equivalent commands."""
+        return (
+            f"archive {len(self.reasons)} entries of {self.stream} (gzip JSONL), XADD each to "
+            f"{self.stream}:quarantine with its reason, XDEL it from {self.stream} (not if a "
+            "group still has it pending)"
+        )
+
+
 Action = (
     RemoveLink
     | WriteDropIn
@@ -204,4 +220,5 @@ Action = (
     | MigrateStream
     | SecureFile
     | RewriteFile
+    | QuarantineEntries
 )

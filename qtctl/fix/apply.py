@@ -24,6 +24,7 @@ from qtctl.fix.actions import (
     HandOver,
     MigrateStream,
     PatchSource,
+    QuarantineEntries,
     RemoveLink,
     ResetFailed,
     Restart,
@@ -78,6 +79,7 @@ def _order(actions: list[Action]) -> list[Action]:
         CreateGroup: 0,
         DeleteConsumer: 0,
         MigrateStream: 0,
+        QuarantineEntries: 0,
         RewriteFile: 0,
         SecureFile: 1,  # after a rewrite, which keeps the old mode
         DaemonReload: 1,

@@ -33,7 +33,7 @@ from qtctl.fix.actions import (
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode, never_restart, restart_permission
 from qtctl.fix.repair import Planning, Repair
-from qtctl.fix.service_repairs import plan_env_file, plan_health_restart
+from qtctl.fix.service_repairs import plan_env_file, plan_health_restart, plan_quarantine
 from qtctl.fix.source_patch import propose
 from qtctl.stream_limits import limits_for
 
@@ -314,6 +314,7 @@ PLANNERS: dict[str, Planner] = {
     "QT404": plan_hand_over,
     "QT405": plan_migrate,
     "QT302": plan_crlf_sources,
+    "QT504": plan_quarantine,
     "QT701": plan_health_restart,
     "QT703": plan_env_file,
 }

@@ -8,7 +8,7 @@ import time
 from qtctl.diagnosis.env_file import environment, intended, misreads, rewrite
 from qtctl.diagnosis.env_files import env_uses
 from qtctl.engine.findings import Finding
-from qtctl.fix.actions import Action, Restart, RewriteFile, SecureFile
+from qtctl.fix.actions import Action, QuarantineEntries, Restart, RewriteFile, SecureFile
 from qtctl.fix.policy import never_restart, restart_permission
 from qtctl.fix.repair import Planning, Repair
 
@@ -25,11 +25,14 @@ def plan_env_file(finding: Finding, planning: Planning) -> Repair:
     held: list[str] = []
     solved: list[str] = []
     if any(c in causes for c in OWNER_CAUSES):
-        users = sorted({u.user or "root" for u in env_uses(planning.ctx.config.fleet.units)
-                        if u.path == path})
+        users = sorted(
+            {u.user or "root" for u in env_uses(planning.ctx.config.fleet.units) if u.path == path}
+        )
         if len(users) > 1:
-            held.append(f"read by units running as {', '.join(users)}: give them one group, "
-                        f"then chgrp GROUP {path} && chmod 640 {path}")
+            held.append(
+                f"read by units running as {', '.join(users)}: give them one group, "
+                f"then chgrp GROUP {path} && chmod 640 {path}"
+            )
         else:
             actions.append(SecureFile(path, users[0] if users else "root"))
             solved += [c for c in OWNER_CAUSES if c in causes]
@@ -37,20 +40,25 @@ def plan_env_file(finding: Finding, planning: Planning) -> Repair:
     if any(c in causes for c in SYNTAX_CAUSES):
         rewritten = _proven_rewrite(path)
         if rewritten is None:
-            held.append("rewrite held: a line needs a person first (see the detail), or the "
-                        "rewrite would not give the intended values")
+            held.append(
+                "rewrite held: a line needs a person first (see the detail), or the "
+                "rewrite would not give the intended values"
+            )
         elif planning.options.unsafe:
             text, diff = rewritten
             actions.append(RewriteFile(path, text, "misread lines systemd reads as meant"))
             solved += [c for c in SYNTAX_CAUSES if c in causes]
         else:
             diff = rewritten[1]
-            held.append("rewriting an env file changes what services get at their next "
-                        "start: needs --unsafe (the diff below)")
+            held.append(
+                "rewriting an env file changes what services get at their next "
+                "start: needs --unsafe (the diff below)"
+            )
     if not actions:
         return Repair(finding, held="; ".join(held) or "nothing qtctl can repair", diff=diff)
-    return Repair(finding, tuple(actions), manual="; ".join(held), resolves=",".join(solved),
-                  diff=diff)
+    return Repair(
+        finding, tuple(actions), manual="; ".join(held), resolves=",".join(solved), diff=diff
+    )
 
 
 def _proven_rewrite(path: str) -> tuple[str, str] | None:
@@ -65,12 +73,49 @@ def _proven_rewrite(path: str) -> tuple[str, str] | None:
         return None
     if {m.kind for m in misreads(text)} or environment(text) != intended(original):
         return None
-    diff = "".join(difflib.unified_diff(
-        original.replace("\r\n", "\n").splitlines(keepends=True),
-        text.splitlines(keepends=True), path, path))
+    diff = "".join(
+        difflib.unified_diff(
+            original.replace("\r\n", "\n").splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            path,
+            path,
+        )
+    )
     if "\r\n" in original:
         diff = f"(CRLF line endings become LF)\n{diff}"
     return text, diff
+
+
+def plan_quarantine(finding: Finding, planning: Planning) -> Repair:
+    """QT504: move the garbage records (not pending in any group) out of the stream."""
+    from qtctl.checks.trade_records import garbage, pending_ids
+
+    adapter = planning.ctx.redis()
+    with adapter.guard("planning the quarantine"):
+        count = planning.ctx.config.daemons.trade_scan
+        entries = adapter.client.xrevrange(finding.subject, count=count)
+        pending = pending_ids(adapter.client, finding.subject)
+    reasons = tuple(
+        (entry_id, reason)
+        for entry_id, reason, _ in garbage(planning.ctx, entries)
+        if entry_id not in pending
+    )
+    if not reasons:
+        return Repair(finding, held="every garbage record is pending in a consumer group")
+    held = (
+        ""
+        if planning.options.unsafe
+        else (
+            "deleting entries from a stream consumers read needs --unsafe (they are archived and "
+            "kept in the quarantine stream)"
+        )
+    )
+    return Repair(
+        finding,
+        (QuarantineEntries(finding.subject, reasons),),
+        held=held,
+        manual="fix the producer named in the detail, or the garbage comes back",
+    )
 
 
 def plan_health_restart(finding: Finding, planning: Planning) -> Repair:
@@ -82,8 +127,10 @@ def plan_health_restart(finding: Finding, planning: Planning) -> Repair:
     again = ""
     if ours and time.time() - ours < HEALTH_RECHECK_SEC:
         when = time.strftime("%H:%M:%S UTC", time.gmtime(ours))
-        again = (f"qtctl fix restarted it at {when} and its health still fails: a restart does "
-                 "not cure it; read its journal")
+        again = (
+            f"qtctl fix restarted it at {when} and its health still fails: a restart does "
+            "not cure it; read its journal"
+        )
     held = (
         never_restart(unit, planning.ctx.config)
         or again

@@ -15,13 +15,25 @@ from qtctl.adapters.stream_archive import (
     trim_with_archive,
 )
 from qtctl.adapters.stream_migrate import MigrationRefused, migrate, undo_migration
+from qtctl.adapters.stream_quarantine import archive_entries, quarantine
 from qtctl.errors import QtctlError
-from qtctl.fix.actions import CreateGroup, DeleteConsumer, HandOver, MigrateStream, TrimStream
+from qtctl.fix.actions import (
+    CreateGroup,
+    DeleteConsumer,
+    HandOver,
+    MigrateStream,
+    QuarantineEntries,
+    TrimStream,
+)
 from qtctl.fix.journal import FixJournal, FixRecord
 
 log = logging.getLogger(__name__)
-StreamAction = TrimStream | HandOver | CreateGroup | DeleteConsumer | MigrateStream
-STREAM_ACTIONS = (TrimStream, HandOver, CreateGroup, DeleteConsumer, MigrateStream)
+StreamAction = (
+    TrimStream | HandOver | CreateGroup | DeleteConsumer | MigrateStream | QuarantineEntries
+)
+STREAM_ACTIONS = (
+    TrimStream, HandOver, CreateGroup, DeleteConsumer, MigrateStream, QuarantineEntries
+)
 
 
 def apply_stream_action(
@@ -63,8 +75,29 @@ def apply_stream_action(
                     group=action.group,
                     consumer=action.consumer,
                 )
+        elif isinstance(action, QuarantineEntries):
+            _quarantine(adapter.client, action, record, journal)
         else:
             _migrate(adapter.client, action, record, journal)
+
+
+def _quarantine(
+    client: Any, action: QuarantineEntries, record: FixRecord, journal: FixJournal
+) -> None:
+    archive = journal.root / record.id / f"{key_filename(action.stream)}.quarantine.jsonl.gz"
+    reasons = dict(action.reasons)
+    archived = archive_entries(client, action.stream, list(reasons), archive)
+    record.add("archive", stream=action.stream, archive=str(archive), entries=archived)
+    journal.save(record)  # the archive is on record before anything is deleted
+    moved, held = quarantine(client, action.stream, reasons)
+    record.add(
+        "quarantine",
+        stream=action.stream,
+        into=f"{action.stream}:quarantine",
+        moved=moved,
+        held=held,
+        archive=str(archive),
+    )
 
 
 def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJournal) -> None:
@@ -133,6 +166,16 @@ def undo_stream_change(
             hint=f"qtctl streams restore {change['archive']} --into KEY "
             "(Redis cannot insert old IDs before newer ones)",
         )
+    elif kind == "quarantine":
+        undo_record.add(
+            "restore-archive",
+            stream=change["stream"],
+            archive=change["archive"],
+            hint=f"the entries are in {change['into']} and the archive; qtctl streams restore "
+            f"{change['archive']} --into KEY (Redis cannot insert old IDs before newer ones)",
+        )
+    elif kind == "archive":
+        pass  # the quarantine entry that follows it says how to get the entries back
     elif kind == "hand-over":
         undo_record.add("not-undoable", action=kind, unit=change["dead"])
     elif kind == "delete-consumer":
