@@ -214,7 +214,9 @@ def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
                 DEAD_CONSUMER.code,
                 Severity.INFO,
                 f"{stream.name} group {group_name} consumer {consumer.name}",
-                f"idle {_ago(consumer.idle_ms / 1000)} with nothing pending: a leftover name",
+                f"idle {_ago(consumer.idle_ms / 1000)} with nothing pending: a leftover name, or "
+                "a reader whose blocking reads return nothing (Redis before 7.2 does not count "
+                "those as activity)",
                 cause="idle-consumer",
                 detail=(
                     f"stream: {stream.name}",

@@ -210,6 +210,12 @@ class Sandbox:
             time.sleep(0.05)
         raise SandboxError(f"{unit} did not reach {'/'.join(states)} (last: {state or 'unknown'})")
 
+    def detach(self) -> int:
+        """Leave the box running (`qtctl demo --keep`); the caller now owns its PID 1."""
+        atexit.unregister(self.close)
+        pid, self.pid, self._proc = self.pid, 0, None
+        return pid
+
     def close(self) -> None:
         """Kill the box's PID 1 (the whole pid namespace dies with it) and reap unshare."""
         proc, self._proc = self._proc, None

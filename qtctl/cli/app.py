@@ -336,6 +336,50 @@ def install(
 
 
 @app.command()
+def demo(
+    ctx: typer.Context,
+    step: Annotated[
+        bool, typer.Option("--step", envvar="QTCTL_STEP", help="Pause between steps.")
+    ] = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", envvar="QTCTL_KEEP", help="Leave the sandbox running at the end."),
+    ] = False,
+    fmt: FormatOpt = None,
+) -> None:
+    """Replay the incident on an embedded ~70-unit fleet in a systemd sandbox: doctor, fix,
+    doctor, report."""
+    from qtctl.demo.render import StepPrinter, summary
+    from qtctl.demo.scenario import Demo
+    from qtctl.sandbox import preflight
+
+    out: Output = ctx.obj.output(fmt)
+    problem = preflight()
+    if problem:
+        raise UsageError(f"qtctl demo: {problem}; run it as root (sudo)")
+    printer = StepPrinter(out, pause=step)
+    machine = out.format == "json"
+    if not machine:
+        printer.intro()
+    show = (lambda s: None) if machine else printer
+    player = Demo(show, width=out.out.width)
+    try:
+        run = player.play()
+    finally:
+        if keep and player.box.pid:
+            out.note(f"the sandbox keeps running: enter it with `nsenter -t {player.box.pid} -a "
+                     f"-r -w bash`, tear it down with `kill -9 {player.box.pid}`")
+            player.box.detach()
+        else:
+            player.close()
+    if machine:
+        out.json(run.as_dict())
+    else:
+        summary(out, run)
+    raise typer.Exit(0 if run.ok else 1)
+
+
+@app.command()
 def uninstall(
     ctx: typer.Context,
     daemons: Annotated[list[str] | None, typer.Argument(help="Daemons to remove.")] = None,

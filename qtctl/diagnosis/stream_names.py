@@ -25,8 +25,8 @@ def near_misses(expected: str, keys: Iterable[str], prefix: str) -> list[str]:
     found = []
     for key in keys:
         name = bare(key, prefix)
-        if key == prefix + expected:
-            continue
+        if key == prefix + expected or name.startswith(expected + ":"):
+            continue  # `NAME:dead-letter`, `NAME:quarantine`: streams derived from it, by design
         if name == expected or _related(name, expected):
             found.append(key)
     return sorted(found)

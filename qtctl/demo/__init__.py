@@ -1,0 +1,1 @@
+"""`qtctl demo`: the incident replayed on an embedded fleet in the systemd sandbox."""
