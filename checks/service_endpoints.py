@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Iterator
 
 from qtctl.diagnosis.health_probe import Probe, probe_all
@@ -10,6 +11,7 @@ from qtctl.diagnosis.unit_processes import Listener, discover
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.errors import AdapterUnavailable
 from qtctl.redaction import redact_text
 
 HEALTH_FAILING = CodeDoc(
@@ -48,6 +50,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     """Exposed listeners first (no network needed), then every health endpoint at once."""
     found = discover(ctx)
     settings = ctx.config.services
+    if found.hidden and not found.listeners:
+        raise AdapterUnavailable(
+            "procfs",
+            f"the sockets of {found.hidden} fleet process(es) are not visible to uid "
+            f"{os.geteuid()} (/proc/PID/fd): run doctor as root for QT701/QT702",
+        )
     if settings.loopback_only:
         for listener in found.listeners:
             if not listener.loopback and not _allowed(listener, settings.public_listeners):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 
@@ -190,3 +191,28 @@ def test_env_file_fixes_secure_rewrite_verify_undo(box: Sandbox) -> None:
     assert box.host_path(path).read_bytes() == before
     assert oct(os.stat(box.host_path(path)).st_mode & 0o777) == "0o644"
     assert box.run("stat", "-c", "%U", path).stdout.strip() == "root"
+
+
+def test_unprivileged_doctor_reads_what_it_may_and_never_crashes(box: Sandbox) -> None:
+    box.run("chmod", "o+x", "/root")  # the venv's interpreter lives under /root (pyenv)
+    argv = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+    res = box.run(
+        *argv,
+        sys.executable,
+        "-m",
+        "qtctl",
+        "--format",
+        "json",
+        "doctor",
+        "--select",
+        "QT701,QT702,QT706",
+        env={"NO_COLOR": "1"},
+    )
+    assert res.returncode in (0, 1), res.stderr
+    doc = json.loads(res.stdout)
+    assert not [f for f in doc["findings"] if f["code"] == "QT000"]
+    # other users' /proc/PID/fd are closed to nobody: said so, never a made-up "healthy"
+    [skipped] = [s for s in doc["skipped"] if s["check"] == "service_endpoints"]
+    assert skipped["backend"] == "procfs"
+    assert skipped["reason"].endswith("run doctor as root for QT701/QT702")
+    assert not [f for f in doc["findings"] if f["code"] in ("QT701", "QT702")]

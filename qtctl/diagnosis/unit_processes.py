@@ -155,9 +155,15 @@ class Discovery:
     units: tuple[FleetUnit, ...]
     pids: dict[str, list[int]]
     listeners: tuple[Listener, ...]
+    hidden: int = 0  # processes whose sockets we may not see (/proc/PID/fd unreadable)
 
 
 def _discover(ctx: CheckContext) -> Discovery:
     active = tuple(u for u in fleet_units(ctx) if u.active_state in ("active", "reloading"))
     pids = unit_pids({u.name for u in active})
-    return Discovery(active, pids, tuple(listeners(pids)))
+    hidden = sum(1 for group in pids.values() for pid in group if not _fds_readable(pid))
+    return Discovery(active, pids, tuple(listeners(pids)), hidden)
+
+
+def _fds_readable(pid: int) -> bool:
+    return os.access(f"/proc/{pid}/fd", os.R_OK | os.X_OK) or not os.path.exists(f"/proc/{pid}")
