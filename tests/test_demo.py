@@ -15,8 +15,8 @@ from tests.conftest import run_cli
 @pytest.mark.sandbox
 def test_the_incident_is_found_fixed_and_nothing_is_lost() -> None:
     res = run_cli("--format", "json", "demo")
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc = json.loads(res.stdout)
+    doc = json.loads(res.stdout) if res.stdout.strip() else {}
+    assert res.returncode == 0, (res.stderr[-3000:], _diagnosis(doc))
     assert doc["schema"] == "qtctl.demo/1" and doc["ok"] is True
     assert doc["missing"] == []
     for subject, wanted in EXPECTED.items():
@@ -50,6 +50,19 @@ def test_the_incident_is_found_fixed_and_nothing_is_lost() -> None:
     ]
     summary = doc["steps"][-1]["output"]
     assert summary.startswith("# Fleet health on ") and "0 error(s)" in summary
+
+
+def _diagnosis(doc: dict[str, object]) -> dict[str, object]:
+    """What went wrong, in a failure message: missing, unfixed, what stayed, losses."""
+    repairs = doc.get("repairs", [])
+    after = doc.get("after", [])
+    return {
+        "missing": doc.get("missing"),
+        "unfixed": [r for r in repairs if r["result"] != "fixed"],  # type: ignore[union-attr]
+        "after": [(f["severity"], f["code"], f["subject"], f["message"]) for f in after],  # type: ignore[union-attr]
+        "after_exit_code": doc.get("after_exit_code"),
+        "lost": doc.get("lost"),
+    }
 
 
 def test_without_root_it_says_so_in_one_line(

@@ -29,7 +29,7 @@ class Redis:
         deadline = time.monotonic() + wait
         while True:  # Redis may still be starting: a real service waits for it
             try:
-                self.sock = socket.create_connection((host, port), timeout=5)
+                self.sock = socket.create_connection((host, port), timeout=30)
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -70,11 +70,16 @@ def beat(client, name):
 
 
 def run(name, step=None, every=2.0):
-    client = Redis()
+    client = None
     while True:
-        beat(client, name)
-        if step:
-            step(client)
+        try:  # a slow or restarted Redis is waited out, as a real service would
+            client = client or Redis()
+            beat(client, name)
+            if step:
+                step(client)
+        except (OSError, RuntimeError) as exc:
+            print(f"redis: {exc}; reconnecting", flush=True)
+            client = None
         time.sleep(every)
 '''
 RISK_KERNEL_STOPS = '''
@@ -134,40 +139,44 @@ def step(client):
 
 run("signal-router", step, every=0.5)
 """
-EXECUTION_WORKER = """from ai_engine.common.redis_lite import Redis
-from ai_engine.common.service import beat
+EXECUTION_WORKER = """from ai_engine.common.service import run
 
 STREAM, GROUP, NAME = "quantum:stream:trade.intent", "execution", "exec-1"
-client = Redis()
-try:
-    client.call("XGROUP", "CREATE", STREAM, GROUP, "$", "MKSTREAM")
-except RuntimeError:
-    pass  # BUSYGROUP: it exists
-while True:
-    beat(client, "execution-worker")
+
+
+def step(client):
+    try:
+        client.call("XGROUP", "CREATE", STREAM, GROUP, "$", "MKSTREAM")
+    except RuntimeError:
+        pass  # BUSYGROUP: it exists
     for start in ("0", ">"):  # entries handed to us first, then new ones
         reply = client.call("XREADGROUP", "GROUP", GROUP, NAME, "COUNT", 100, "BLOCK", 1000,
                             "STREAMS", STREAM, start)
         for _, entries in reply or []:
-            ids = [entry[0] for entry in entries if entry[1] is not None]
-            if ids:
-                client.call("XACK", STREAM, GROUP, *ids)
+            if entries:  # deleted entries come back without fields: acknowledged as well
+                client.call("XACK", STREAM, GROUP, *[entry[0] for entry in entries])
+
+
+run("execution-worker", step, every=0.0)
 """
-READER = """from ai_engine.common.redis_lite import Redis
-from ai_engine.common.service import beat
+READER = """from ai_engine.common.service import run
 
 STREAM, GROUP = "quantum:stream:trade.execution.result", "dashboard"
-client = Redis()
-try:
-    client.call("XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM")
-except RuntimeError:
-    pass
-while True:
-    beat(client, "execution-dashboard")
+
+
+def step(client):
+    try:
+        client.call("XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM")
+    except RuntimeError:
+        pass
     reply = client.call("XREADGROUP", "GROUP", GROUP, "dash-1", "COUNT", 100, "BLOCK", 1000,
                         "STREAMS", STREAM, ">")
     for _, entries in reply or []:
-        client.call("XACK", STREAM, GROUP, *[entry[0] for entry in entries])
+        if entries:
+            client.call("XACK", STREAM, GROUP, *[entry[0] for entry in entries])
+
+
+run("execution-dashboard", step, every=0.0)
 """
 EXIT_MONITOR = """import random
 from ai_engine.common.service import run

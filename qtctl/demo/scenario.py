@@ -18,6 +18,7 @@ from qtctl.sandbox import Sandbox
 
 DAEMONS = ("qtctl-bridge.service", "qtctl-risk-kernel.service", "qtctl-rl-agent.service")
 FAILING = ("quantum-risk-proposal.service", "quantum-exit-watch.service")
+BEATS = ("risk-proposal", "exit-watch")
 INSTALL = ("install", "--all", "--daemon-config", CONFIG_PATH)
 SEED = (
     "import json, redis; from qtctl.demo.seed import plant; "
@@ -171,7 +172,7 @@ class Demo:
 
     def verify(self) -> None:
         """The fleet settles; doctor is clean; nothing was lost; the incident summary."""
-        time.sleep(2.0)  # the hand-over's entries are acknowledged by the live worker
+        _wait(self._settled, 30, "the repaired fleet")
         step = self._step("Diagnose again", "The same checks after the repairs.", ("doctor",))
         self.run.after_code = step.returncode
         self.run.after = self._json(("doctor",))["findings"]
@@ -205,6 +206,14 @@ class Demo:
     def _json(self, argv: tuple[str, ...]) -> dict[str, Any]:
         res = self.box.qtctl("--format", "json", *argv, timeout=300)
         return json.loads(res.stdout) if res.stdout.strip() else {"findings": []}
+
+    def _settled(self) -> bool:
+        """Restarted units up and beating, the handed-over entries acknowledged."""
+        if self._states(FAILING) != ["active"] * 2:
+            return False
+        beats = self.box.run("redis-cli", "exists", *(f"quantum:heartbeat:{n}" for n in BEATS))
+        pending = self.box.run("redis-cli", "xpending", f"{P}trade.intent", "execution")
+        return beats.stdout.strip() == str(len(BEATS)) and pending.stdout.split("\n")[0] == "0"
 
     def _states(self, units: tuple[str, ...]) -> list[str]:
         return self.box.systemctl("show", "-P", "ActiveState", *units).stdout.split()
