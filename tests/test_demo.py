@@ -39,6 +39,11 @@ def test_the_incident_is_found_fixed_and_nothing_is_lost() -> None:
         "dead consumer's entries": 0,
         "near-miss stream left behind": 0,
     }
+    assert doc["daemon_restarts"] == {
+        "qtctl-bridge.service": 0,
+        "qtctl-risk-kernel.service": 0,
+        "qtctl-rl-agent.service": 0,
+    }
     titles = [s["title"] for s in doc["steps"]]
     assert titles == [
         "Install qtctl's daemons",
@@ -62,6 +67,7 @@ def _diagnosis(doc: dict[str, object]) -> dict[str, object]:
         "after": [(f["severity"], f["code"], f["subject"], f["message"]) for f in after],  # type: ignore[union-attr]
         "after_exit_code": doc.get("after_exit_code"),
         "lost": doc.get("lost"),
+        "daemon_restarts": doc.get("daemon_restarts"),
     }
 
 

@@ -50,6 +50,7 @@ class DemoRun:
     after: list[dict[str, Any]] = field(default_factory=list)
     after_code: int = -1
     lost: dict[str, int] = field(default_factory=dict)
+    daemon_restarts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -59,7 +60,8 @@ class DemoRun:
         left = [f for f in self.after if f["subject"] in planted or f["severity"] == "error"]
         still = {f["subject"] for f in self.after}
         unfixed = [r for r in self.repairs if r["result"] != "fixed" and r["subject"] in still]
-        return not (self.missing or unfixed or left or any(self.lost.values())) and (
+        restarted = any(self.daemon_restarts.values()) or not self.daemon_restarts
+        return not (self.missing or unfixed or left or any(self.lost.values()) or restarted) and (
             self.after_code == 0
         )
 
@@ -75,6 +77,7 @@ class DemoRun:
             "after": self.after,
             "after_exit_code": self.after_code,
             "lost": self.lost,
+            "daemon_restarts": self.daemon_restarts,
             "timings": self.timings,
             "steps": [{**s.__dict__, "argv": list(s.argv)} for s in self.steps],
         }
@@ -177,6 +180,8 @@ class Demo:
         self.run.after_code = step.returncode
         self.run.after = self._json(("doctor",))["findings"]
         self.run.lost = self._losses()
+        restarts = self.box.systemctl("show", "-P", "NRestarts", *DAEMONS).stdout.split()
+        self.run.daemon_restarts = {u: int(n) for u, n in zip(DAEMONS, restarts, strict=False)}
         self._step(
             "Incident summary",
             "What a cron job or a pager would receive.",
@@ -209,7 +214,7 @@ class Demo:
 
     def _settled(self) -> bool:
         """Restarted units up and beating, the handed-over entries acknowledged."""
-        if self._states(FAILING) != ["active"] * 2:
+        if self._states(FAILING) != ["active"] * 2 or self._states(DAEMONS) != ["active"] * 3:
             return False
         beats = self.box.run("redis-cli", "exists", *(f"quantum:heartbeat:{n}" for n in BEATS))
         pending = self.box.run("redis-cli", "xpending", f"{P}trade.intent", "execution")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 P = "quantum:stream:"
@@ -41,14 +42,16 @@ def plant(client: Any) -> dict[str, Any]:
 
 
 def _legacy_bridge(client: Any) -> list[str]:
-    """execution.result history, copied by the old bridge into the truncated name only."""
+    """execution.result history, copied by the old bridge (IDs kept) into the truncated name."""
+    start = int(time.time() * 1000) - 60_000 * LEGACY_COUNT
+    ids = [f"{start + 60_000 * i}-0" for i in range(LEGACY_COUNT)]  # one fill a minute
     pipe = client.pipeline(transaction=False)
-    for i in range(LEGACY_COUNT):
+    for i, entry_id in enumerate(ids):
         fields = {"order_id": f"ord-{i}", "symbol": "BTCUSDT", "status": "FILLED", "qty": "0.01"}
-        pipe.xadd(f"{P}execution.result", fields)
-        pipe.xadd(NEAR_MISS, {**fields, "bridged_by": "legacy-bridge"})
-    replies = pipe.execute()
-    return [str(r) for r in replies[1::2]]
+        pipe.xadd(f"{P}execution.result", fields, id=entry_id)
+        pipe.xadd(NEAR_MISS, {**fields, "bridged_by": "legacy-bridge"}, id=entry_id)
+    pipe.execute()
+    return ids
 
 
 def _unbounded(client: Any) -> list[Any]:

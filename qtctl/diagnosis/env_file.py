@@ -247,16 +247,8 @@ def _opens_quote(line: str) -> bool:
 
 def _inline_comment(line: str) -> bool:
     """An unquoted ` #` after the value: a shell would drop it, systemd keeps it."""
-    _, _, value = line.partition("=")
-    quote = ""
-    for index, c in enumerate(value):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == "#" and index and value[index - 1] in " \t":
-            return True
-    return False
+    equals = line.find("=")
+    return equals >= 0 and _comment_start(line, equals) < len(line)
 
 
 def rewrite(text: str) -> tuple[str, list[Misread]]:
