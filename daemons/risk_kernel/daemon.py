@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
-
-import numpy as np
 
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.config import Config
 from qtctl.daemons.risk_kernel import inputs as reader
-from qtctl.daemons.risk_kernel.kernel import BIT, Params, Proposals, compute, reason_codes
+from qtctl.daemons.risk_kernel.columns import Columns
+from qtctl.daemons.risk_kernel.kernel import Params, compute
 
 log = logging.getLogger("qtctl.risk_kernel")
 RESCAN_SEC = 10.0
@@ -69,8 +67,9 @@ class RiskKernel:
             self._hold(pipe, symbol, why)
         if batch.inputs is not None:
             out = compute(batch.inputs, self.params)
+            columns = Columns.of(batch.inputs, out, now)
             for i in range(len(batch.symbols)):
-                kind = self._publish_row(pipe, batch, out, i, now)
+                kind = self._publish_row(pipe, batch, columns, i, now)
                 if kind:
                     counts[kind] += 1
         self._forget_closed(pipe, set(batch.symbols) | set(batch.held))
@@ -79,11 +78,11 @@ class RiskKernel:
         self.last = _status(counts)
         return counts
 
-    def _publish_row(self, pipe: Any, batch: Any, out: Proposals, i: int, now: float) -> str:
+    def _publish_row(self, pipe: Any, batch: Any, out: Columns, i: int, now: float) -> str:
         symbol, settings = batch.symbols[i], self.config.risk
         if not out.valid[i]:
             invalid = "non-finite or out-of-range input"
-            why = invalid if out.reasons[i] & BIT["invalid-input"] else "invariant"
+            why = invalid if "invalid-input" in out.reasons[i].split(",") else "invariant"
             self._hold(pipe, symbol, why)
             log.error("%s: proposal rejected (%s); the last valid one is kept", symbol, why)
             return "rejected_input" if why == invalid else "rejected_invariant"
@@ -92,18 +91,18 @@ class RiskKernel:
             return ""  # unchanged and not due
         state = batch.states[i]
         seq = int(state.get("seq", "0") or 0) + 1
-        fields = _fields(batch, out, i, now, seq, self.params.version)
+        fields = _fields(batch, out, i, seq, self.params.version)
         key = settings.proposal_prefix + symbol
         stream = self.config.streams.prefix + settings.proposal_stream
         entry = {"symbol": symbol, "payload": json.dumps(fields, separators=(",", ":"))}
         pipe.xadd(stream, entry, maxlen=settings.stream_maxlen, approximate=True)
-        state = {"kernel_fingerprint": batch.fingerprints[i], "kernel_peak": batch.inputs.peak[i]}
+        state = {"kernel_fingerprint": batch.fingerprints[i], "kernel_peak": out.peak[i]}
         if out.exit_now[i]:
             pipe.hdel(key, *STOP_FIELDS)  # an exit-now proposal carries no stop
         else:
-            state |= {"kernel_sl": out.stop_loss[i], "kernel_tp": out.take_profit[i]}
+            state |= {"kernel_sl": out.stop[i], "kernel_tp": out.take_profit[i]}
             fields |= {"exit_reason": "", "held_reason": ""}
-        pipe.hset(key, mapping=fields | _strs(state))
+        pipe.hset(key, mapping=fields | state)
         self.published[symbol] = (batch.digests[i], now)
         return "exits" if out.exit_now[i] else "published"
 
@@ -133,46 +132,41 @@ class RiskKernel:
             self.adapter = None
 
 
-def _fields(
-    batch: Any, out: Proposals, i: int, now: float, seq: int, version: str
-) -> dict[str, str]:
+def _fields(batch: Any, out: Columns, i: int, seq: int, version: str) -> dict[str, str]:
     position, market = batch.positions[i], batch.markets[i]
-    side = "LONG" if batch.inputs.side[i] > 0 else "SHORT"
     w = out.weights[i]
-    regime = ("trend", "mean_reversion", "chop")[int(np.argmax(w))]
-    reasons = reason_codes(int(out.reasons[i]))
     fields = {
-        "timestamp": f"{now:.3f}",
-        "computed_at_utc": datetime.fromtimestamp(now, UTC).isoformat(),
-        "position_side": side,
+        "timestamp": out.timestamp,
+        "computed_at_utc": out.computed_at,
+        "position_side": out.side[i],
         "position_entry_price": position.get("entry_price", ""),
         "position_current_price": position.get("current_price", ""),
         "position_age_sec": position.get("age_sec", ""),
         "sigma": market.get("sigma", ""),
-        "p_trend": f"{w[0]:.6f}",
-        "p_mr": f"{w[1]:.6f}",
-        "p_chop": f"{w[2]:.6f}",
-        "regime": regime,
-        "weights": json.dumps({"trend": w[0], "mean_reversion": w[1], "chop": w[2]}),
-        "reasons": reasons,
-        "reason_codes": reasons,
-        "stop_dist_pct": f"{out.stop_dist[i] * 100:.6f}",
-        "tp_dist_pct": f"{out.tp_dist[i] * 100:.6f}",
-        "trail_gap_pct": f"{out.trail_gap[i] * 100:.6f}",
-        "trailing_activation": f"{out.trailing_activation[i]:.10g}",
+        "p_trend": w[0],
+        "p_mr": w[1],
+        "p_chop": w[2],
+        "regime": out.regime[i],
+        "weights": out.weights_json[i],
+        "reasons": out.reasons[i],
+        "reason_codes": out.reasons[i],
+        "stop_dist_pct": out.stop_dist[i],
+        "tp_dist_pct": out.tp_dist[i],
+        "trail_gap_pct": out.trail_gap[i],
+        "trailing_activation": out.activation[i],
         "inputs_digest": batch.digests[i],
         "params_version": version,
         "seq": str(seq),
     }
     if out.exit_now[i]:
-        why = reasons.split(",")[-1]
+        why = out.reasons[i].split(",")[-1]
         return fields | {"trading_state": "exit-now", "exit_now": "1", "exit_reason": why}
     stops = {
-        "stop_loss": f"{out.stop_loss[i]:.10g}",
-        "take_profit": f"{out.take_profit[i]:.10g}",
-        "proposed_sl": f"{out.stop_loss[i]:.10g}",
-        "proposed_tp": f"{out.take_profit[i]:.10g}",
-        "trailing_stop": "" if np.isnan(out.trailing_stop[i]) else f"{out.trailing_stop[i]:.10g}",
+        "stop_loss": out.stop[i],
+        "take_profit": out.take_profit[i],
+        "proposed_sl": out.stop[i],
+        "proposed_tp": out.take_profit[i],
+        "trailing_stop": out.trailing[i],
         "trading_state": "active",
         "exit_now": "0",
     }
@@ -195,13 +189,6 @@ def _status(counts: dict[str, int]) -> str:
         f"{counts['exits']} exit-now, {counts['rejected_input'] + counts['rejected_invariant']} "
         "held back"
     )
-
-
-def _strs(values: dict[str, Any]) -> dict[str, str]:
-    return {
-        k: (f"{v:.10g}" if isinstance(v, float | np.floating) else str(v))
-        for k, v in values.items()
-    }
 
 
 def _params(config: Config) -> Params:
