@@ -65,6 +65,8 @@ def test_misreads_name_each_line_and_kind() -> None:
         (3, "unbalanced-quote", "C"),
     ]
     assert misreads("OK=1\nURL=http://h/#frag\nPASS=a#b\n") == []
+    [problem] = misreads("API_KEY=se#cret # rotated\n")
+    assert "se#cret" not in problem.what and "'# rotated'" in problem.what
 
 
 def test_crlf_is_reported_once_with_its_line_count() -> None:

@@ -170,7 +170,11 @@ def test_env_file_fixes_secure_rewrite_verify_undo(box: Sandbox) -> None:
     plan = {r["subject"]: r for r in json.loads(res.stdout)["repairs"]}
     assert plan[path]["actions"] == [f"chown daemon: {path} && chmod 600 {path}"]
     assert "needs --unsafe" in plan[path]["manual"]
-    assert "+# rotated 2026-10" in plan[path]["diff"] and "-export REDIS" in plan[path]["diff"]
+    diff = plan[path]["diff"]
+    assert "-BINANCE_API_SECRET=**** # rotated 2026-10\n-export REDIS_PASSWORD=****\n" in diff
+    assert "+# rotated 2026-10\n+BINANCE_API_SECRET=****\n+REDIS_PASSWORD=****\n" in diff
+    for secret in ("AKIAEXAMPLEKEY123456", "s3cr3t-value-99", "hunter2hunter2"):
+        assert secret not in res.stdout
     assert plan["/etc/quantum/broken.env"]["result"] == "held"  # the open quote needs a person
     res = box.qtctl("--format", "json", "fix", "--select", "QT703", "--apply", "--unsafe")
     repairs = {r["subject"]: r for r in json.loads(res.stdout)["repairs"]}

@@ -8,6 +8,7 @@ no inline comments, CR as a line end. A test checks it against the real systemd 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 NEWLINE = "\n\r"
@@ -198,7 +199,8 @@ def misreads(text: str) -> list[Misread]:
                 )
             )
         elif _inline_comment(_raw_line(text, a.first_line)):
-            comment = a.value[a.value.index("#") :]
+            raw = _raw_line(text, a.first_line)
+            comment = raw[_comment_start(raw, raw.index("=")) :].strip()  # never the value
             found.append(
                 Misread(
                     a.first_line,
@@ -299,3 +301,23 @@ def intended(text: str) -> dict[str, str]:
         elif problem.kind == "inline-comment":
             values.update(environment(raw[: _comment_start(raw, raw.index("="))]))
     return values
+
+
+ASSIGNMENT = re.compile(r"^(\s*(?:export\s+)?)([^=\s]+)(\s*=)(.*)$")
+
+
+def masked(text: str, is_secret: Callable[[str], bool]) -> str:
+    """The text with the value of every secret-named variable replaced by ****, comments kept
+    (so a diff of two versions shows what changed without showing a secret)."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        match = ASSIGNMENT.match(line)
+        if match and is_secret(match.group(2)):
+            value = match.group(4)
+            cut = _comment_start("=" + value, 0) - 1
+            comment = value[cut:].strip()
+            line = f"{match.group(1)}{match.group(2)}{match.group(3)}****" + (
+                f" {comment}" if comment else ""
+            )
+        out.append(line)
+    return "\n".join(out)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Callable
 
-from qtctl.diagnosis.env_file import environment, intended, misreads, rewrite
-from qtctl.diagnosis.env_files import env_uses
+from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
+from qtctl.diagnosis.env_files import env_uses, secret_names
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import Action, QuarantineEntries, Restart, RewriteFile, SecureFile
 from qtctl.fix.policy import never_restart, restart_permission
@@ -38,7 +39,8 @@ def plan_env_file(finding: Finding, planning: Planning) -> Repair:
             solved += [c for c in OWNER_CAUSES if c in causes]
     diff = ""
     if any(c in causes for c in SYNTAX_CAUSES):
-        rewritten = _proven_rewrite(path)
+        patterns = planning.ctx.config.services.secret_patterns
+        rewritten = _proven_rewrite(path, lambda name: bool(secret_names([name], patterns)))
         if rewritten is None:
             held.append(
                 "rewrite held: a line needs a person first (see the detail), or the "
@@ -61,8 +63,9 @@ def plan_env_file(finding: Finding, planning: Planning) -> Repair:
     )
 
 
-def _proven_rewrite(path: str) -> tuple[str, str] | None:
-    """The rewritten text and its diff, when systemd's reading of it is the intended one."""
+def _proven_rewrite(path: str, is_secret: Callable[[str], bool]) -> tuple[str, str] | None:
+    """The rewritten text and its diff (secret values masked), when systemd's reading of it is
+    the intended one."""
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             original = handle.read()
@@ -75,8 +78,8 @@ def _proven_rewrite(path: str) -> tuple[str, str] | None:
         return None
     diff = "".join(
         difflib.unified_diff(
-            original.replace("\r\n", "\n").splitlines(keepends=True),
-            text.splitlines(keepends=True),
+            masked(original, is_secret).splitlines(keepends=True),
+            masked(text, is_secret).splitlines(keepends=True),
             path,
             path,
         )
