@@ -183,3 +183,26 @@ def test_migration_against_the_evidence_is_held(
     [repair] = fix("--select", "QT405", "--apply", "--unsafe")["repairs"]
     assert repair["held"].startswith(f"readers use {SOURCE} (0 consumer group(s), named in 2")
     assert client.xlen(SOURCE) == 25 and not client.exists(TARGET)
+
+
+def test_migration_into_a_bridge_destination_beyond_its_position_is_held(
+    redis_server: RedisServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    seed_names(client, tmp_path / "code", readers_on_source=False)
+    configure(isolated_env, redis_server, tmp_path / "state")
+    isolated_env.write_text(
+        isolated_env.read_text() + f"[fleet]\ncode_roots = ['{tmp_path / 'code'}']\n"
+    )
+    state = "quantum:qtctl:bridge:quantum:stream:execution.result"
+    client.hset(state, "position", "1-0")  # qtctl's bridge started before the old copies
+    [held] = fix("--select", "QT405", "--apply", "--unsafe")["repairs"]
+    assert held["result"] == "held"
+    assert held["held"].startswith(
+        f"qtctl's bridge copies {P}execution.result into {TARGET} and is at 1-0"
+    )
+    assert client.xlen(SOURCE) == 25 and not client.exists(TARGET)
+    newest = client.xrevrange(SOURCE, count=1)[0][0]
+    client.hset(state, "position", newest)  # the bridge is past every old copy: safe to move
+    [repair] = fix("--select", "QT405", "--apply", "--unsafe")["repairs"]
+    assert repair["result"] == "fixed"

@@ -7,6 +7,7 @@ import pwd
 import time
 from collections.abc import Callable, Sequence
 
+from qtctl.adapters.stream_archive import order
 from qtctl.checks.systemd_units import dangling_links
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe, fleet_units
@@ -268,6 +269,9 @@ def plan_migrate(finding: Finding, planning: Planning) -> Repair:
     if against:
         return Repair(finding, held=against[0].removeprefix("evidence: "))
     actions = tuple(MigrateStream(source, finding.subject) for source in sources)
+    blocked = _bridge_conflict(planning, sources, finding.subject)
+    if blocked:
+        return Repair(finding, actions, held=blocked)
     held = (
         ""
         if planning.options.unsafe
@@ -275,6 +279,39 @@ def plan_migrate(finding: Finding, planning: Planning) -> Repair:
         "(the source is archived first)"
     )
     return Repair(finding, actions, held=held)
+
+
+def _bridge_conflict(planning: Planning, sources: list[str], target: str) -> str:
+    """Entries beyond the position of qtctl's bridge into `target` would stop that bridge as a
+    foreign writer (and may repeat what it will copy): say so before moving anything."""
+    config = planning.ctx.config
+    prefix = config.streams.prefix
+    writers = []
+    for text in config.bridge.routes:
+        source, _, targets = text.partition("->")
+        names = [_stream_key(prefix, n.strip()) for n in targets.split("|") if n.strip()]
+        if target in names:
+            writers.append(_stream_key(prefix, source.strip()))
+    if not writers:
+        return ""
+    adapter = planning.ctx.redis()
+    with adapter.guard("planning the migration"):
+        for writer in writers:
+            position = adapter.client.hget(config.bridge.state_prefix + writer, "position")
+            for source in sources:
+                last = adapter.client.xrevrange(source, count=1)
+                if position and last and order(str(last[0][0])) > order(str(position)):
+                    return (
+                        f"qtctl's bridge copies {writer} into {target} and is at {position}; "
+                        f"{source} ends at {last[0][0]}: entries beyond the bridge's position "
+                        "would stop it as a foreign writer (and may repeat what it copies). "
+                        "Compare them with the source first, then migrate only the older ones"
+                    )
+    return ""
+
+
+def _stream_key(prefix: str, name: str) -> str:
+    return name if name.startswith(prefix) or ":" in name else prefix + name
 
 
 def _detail_fields(finding: Finding) -> dict[str, str]:
