@@ -97,7 +97,14 @@ def test_exposed_listeners(box: Sandbox) -> None:
 
 
 def test_resource_pressure(box: Sandbox) -> None:
-    _, doc = doctor(box, "QT706", ("QTCTL__SERVICES__MEMORY_WARN_PCT", "50"))
+    # the spinner is throttled to its 20 % quota: judge a longer sample at half the quota
+    _, doc = doctor(
+        box,
+        "QT706",
+        ("QTCTL__SERVICES__MEMORY_WARN_PCT", "50"),
+        ("QTCTL__SERVICES__CPU_WARN_PCT", "50"),
+        ("QTCTL__SERVICES__CPU_SAMPLE_SEC", "1"),
+    )
     found = {(f["subject"], f["cause"]) for f in doc["findings"]}  # type: ignore[union-attr]
     assert found == {
         ("quantum-hog.service", "memory-near-max"),
