@@ -79,41 +79,56 @@ def _read(path: str) -> str | None:
 
 
 def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding | None:
-    causes: list[str] = []
-    detail: list[str] = []
-    severity = Severity.WARNING
-    secrets = secret_names(list(environment(text)), patterns)
+    """One finding per file: its mode, who may read it, how systemd reads it."""
     try:
         mode = stat.S_IMODE(os.stat(env.path).st_mode)
     except OSError:  # removed since it was read
         return None
-    if secrets and mode & 0o004:
-        causes.append("secrets-readable")
-        detail.append(f"mode {mode:04o}: any user can read {', '.join(secrets)}")
-        severity = Severity.ERROR
-    for user in env.users:
-        if not readable_by(env.path, user):
-            causes.append("unreadable-by-user")
-            detail.append(f"not readable by {user} (User= of {_units_of(env, user)})")
-    for problem in misreads(text):
-        causes.append(problem.kind)
-        where = f"line {problem.line}" + (f" ({problem.key})" if problem.key else "")
-        detail.append(f"{where}: {problem.what}")
-    if not causes:
+    problems = [
+        *_exposure(mode, secret_names(list(environment(text)), patterns)),
+        *_readers(env),
+        *_syntax(text),
+    ]
+    if not problems:
         return None
+    causes = list(dict.fromkeys(cause for cause, _ in problems))
     _, left = rewrite(text)
-    repairable = "secrets-readable" in causes or any(c in REPAIRABLE for c in causes)
     units = ", ".join(sorted({u.unit for u in env.uses})) or "no unit (in services.env_dirs)"
     return Finding(
         ENV_FILES.code,
-        severity,
+        Severity.ERROR if "secrets-readable" in causes else Severity.WARNING,
         env.path,
-        f"{', '.join(dict.fromkeys(causes))} (read by {units})",
-        cause=",".join(dict.fromkeys(causes)),
-        detail=(*detail, *(f"needs a person: line {m.line}: {m.kind}" for m in left)),
+        f"{', '.join(causes)} (read by {units})",
+        cause=",".join(causes),
+        detail=(
+            *(line for _, line in problems),
+            *(f"needs a person: line {m.line}: {m.kind}" for m in left),
+        ),
         fix_hint=ENV_FILES.fix,
-        fixable=repairable or "unreadable-by-user" in causes,
+        fixable=bool(set(causes) & (REPAIRABLE | {"secrets-readable", "unreadable-by-user"})),
     )
+
+
+def _exposure(mode: int, secrets: list[str]) -> list[tuple[str, str]]:
+    if secrets and mode & 0o004:
+        return [("secrets-readable", f"mode {mode:04o}: any user can read {', '.join(secrets)}")]
+    return []
+
+
+def _readers(env: EnvFile) -> list[tuple[str, str]]:
+    return [
+        ("unreadable-by-user", f"not readable by {user} (User= of {_units_of(env, user)})")
+        for user in env.users
+        if not readable_by(env.path, user)
+    ]
+
+
+def _syntax(text: str) -> list[tuple[str, str]]:
+    found = []
+    for problem in misreads(text):
+        where = f"line {problem.line}" + (f" ({problem.key})" if problem.key else "")
+        found.append((problem.kind, f"{where}: {problem.what}"))
+    return found
 
 
 def _units_of(env: EnvFile, user: str) -> str:
