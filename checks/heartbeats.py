@@ -13,7 +13,7 @@ from qtctl.adapters.redis_client import id_ms, text
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
-from qtctl.errors import ConfigError
+from qtctl.engine.wording import duration
 
 TIME_FIELDS = (
     "ts",
@@ -57,64 +57,63 @@ class Beat:
 
 
 def parse_rules(specs: tuple[str, ...]) -> list[Beat]:
-    """`KEY=MAX_AGE_SEC` strings (the key may contain `=`; the last one splits)."""
-    rules = []
-    for spec in specs:
-        key, sep, age = spec.rpartition("=")
-        try:
-            max_age = float(age)
-        except ValueError:
-            max_age = math.nan
-        if not sep or not key.strip() or not max_age > 0:
-            raise ConfigError(f"expected KEY=MAX_AGE_SEC, got {spec!r}", key="services.heartbeats")
-        rules.append(Beat(key.strip(), max_age))
-    return rules
+    """`KEY=MAX_AGE_SEC` strings, validated when the config loads (the last `=` splits)."""
+    return [Beat(key.strip(), float(age)) for key, _, age in (s.rpartition("=") for s in specs)]
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
-    """Every configured heartbeat's age, then the TTL rule."""
+    """Every configured heartbeat's age, then the TTL rule; one read for all keys."""
     settings = ctx.config.services
     rules = parse_rules(settings.heartbeats)
     if not rules and not settings.heartbeat_ttl_keys:
         return
     adapter = ctx.redis()
+    count = ctx.config.streams.scan_count
     with adapter.guard("the heartbeat check"):
         client = adapter.client
         seconds, micros = client.time()
         now = float(seconds) + float(micros) / 1e6
-        for rule in rules:
-            keys = _keys(client, rule.pattern, ctx.config.streams.scan_count)
-            if not keys:
-                yield _missing(rule)
-            for key, (kind, value, ttl) in zip(keys, _read(client, keys), strict=True):
-                finding = _judge(rule, key, kind, value, ttl, now, settings.heartbeat_error_factor)
-                if finding:
-                    yield finding
-        for pattern in settings.heartbeat_ttl_keys:
-            keys = _keys(client, pattern, ctx.config.streams.scan_count)
-            ttls = _ttls(client, keys)
-            for key in (k for k, ttl in zip(keys, ttls, strict=True) if ttl == -1):
-                yield Finding(
-                    STALE_HEARTBEAT.code,
-                    Severity.WARNING,
-                    key,
-                    "heartbeat key has no TTL: after its writer dies it still looks alive",
-                    cause="no-ttl",
-                    fix_hint="write it with SET key value EX <seconds> (or EXPIRE after HSET)",
-                )
+        keys = {rule: _keys(client, rule.pattern, count) for rule in rules}
+        unique = sorted({key for found in keys.values() for key in found})
+        values = dict(zip(unique, _read(client, unique), strict=True))
+        no_ttl = [
+            key
+            for pattern in settings.heartbeat_ttl_keys
+            for key, ttl in _ttls(client, _keys(client, pattern, count))
+            if ttl == -1
+        ]
+    for rule, found in keys.items():
+        present = [key for key in found if values[key][0] != "none"]
+        if not present:
+            yield _missing(rule)
+        for key in present:
+            kind, value, ttl = values[key]
+            finding = _judge(rule, key, kind, value, ttl, now, settings.heartbeat_error_factor)
+            if finding:
+                yield finding
+    for key in dict.fromkeys(no_ttl):
+        yield Finding(
+            STALE_HEARTBEAT.code,
+            Severity.WARNING,
+            key,
+            "heartbeat key has no TTL: after its writer dies it still looks alive",
+            cause="no-ttl",
+            fix_hint="write it with SET key value EX <seconds> (or EXPIRE after HSET)",
+        )
 
 
 def _keys(client: Any, pattern: str, count: int) -> list[str]:
+    """A literal key as it is (its TYPE says whether it exists); a glob through SCAN."""
     if not any(c in pattern for c in GLOB):
-        return [pattern] if client.exists(pattern) else []
+        return [pattern]
     return sorted(text(k) for k in client.scan_iter(match=pattern, count=count))
 
 
-def _ttls(client: Any, keys: list[str]) -> list[int]:
+def _ttls(client: Any, keys: list[str]) -> list[tuple[str, int]]:
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.ttl(key)
-    return [int(t) for t in pipe.execute()]
+    return list(zip(keys, (int(t) for t in pipe.execute()), strict=True))
 
 
 def _read(client: Any, keys: list[str]) -> list[tuple[str, Any, int]]:
@@ -162,7 +161,7 @@ def _judge(
         STALE_HEARTBEAT.code,
         severity,
         key,
-        f"heartbeat is {_duration(age)} old (allowed {rule.max_age:g} s)",
+        f"heartbeat is {duration(age)} old (allowed {rule.max_age:g} s)",
         cause="stale",
         detail=(f"rule: {rule.pattern}={rule.max_age:g}", f"last beat at {_utc(when)}"),
         fix_hint=STALE_HEARTBEAT.fix,
@@ -216,14 +215,6 @@ def parse_time(value: Any) -> float | None:
     while number > 1e11:  # ms or us since the epoch
         number /= 1000
     return number if number >= EARLIEST else None  # a counter or a flag, not a time
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _utc(when: float) -> str:

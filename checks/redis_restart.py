@@ -11,6 +11,7 @@ from qtctl.adapters.redis_client import StreamInfo, read_streams, stream_keys
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.wording import duration
 
 READ_SLACK_MS = 1000  # uptime_in_seconds is truncated: idle this close to it means "seen at load"
 REDIS_RESTARTED = CodeDoc(
@@ -35,9 +36,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     settings = ctx.config.services
     adapter = ctx.redis()
     with adapter.guard("the Redis restart check"):
-        info = adapter.client.info("server")
-        persistence = adapter.client.info("persistence")
-        keys = int(adapter.client.dbsize())
+        pipe = adapter.client.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("persistence")
+        pipe.dbsize()
+        info, persistence, keys = pipe.execute()
     redis_up = float(info.get("uptime_in_seconds", 0))
     system_up = time.time() - system_start()
     if system_up - redis_up < settings.redis_uptime_slack_sec:
@@ -47,7 +50,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     streams = _streams(ctx)
     stuck = list(_stuck_groups(streams.values(), redis_up * 1000))
     detail = [
-        f"Redis up {_span(redis_up)}, the system up {_span(system_up)}",
+        f"Redis up {duration(redis_up)}, the system up {duration(system_up)}",
         _persistence(persistence, keys),
         *(f"group not read since the restart: {line}" for line in stuck),
     ]
@@ -55,7 +58,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         REDIS_RESTARTED.code,
         Severity.WARNING,
         "redis",
-        f"Redis restarted {_span(redis_up)} ago while the system has been up {_span(system_up)}"
+        f"Redis restarted {duration(redis_up)} ago while the system has been up "
+        f"{duration(system_up)}"
         + (f"; {len(stuck)} consumer group(s) have not read since" if stuck else ""),
         cause="restarted",
         detail=tuple(detail),
@@ -105,16 +109,6 @@ def _persistence(info: dict[str, object], keys: int) -> str:
     source = "AOF" if aof else "RDB snapshot"
     extra = f", {loaded} keys loaded at start" if loaded is not None else ""
     return f"persistence: {source}{extra}; {keys} keys now"
-
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 CHECK = Check(name="redis_restart", codes=(REDIS_RESTARTED,), run=run)

@@ -49,10 +49,13 @@ def archive_entries(client: Any, stream: str, ids: list[str], archive: Path) -> 
     """Write the entries with these IDs to a gzip JSONL archive (the trim archive's format)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".partial")
+    pipe = client.pipeline(transaction=False)  # one round trip for every entry
+    for entry_id in sorted(ids, key=order):
+        pipe.xrange(stream, min=entry_id, max=entry_id)
     count = 0
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
-        for entry_id in sorted(ids, key=order):
-            for found_id, fields in client.xrange(stream, min=entry_id, max=entry_id):
+        for entries in pipe.execute():
+            for found_id, fields in entries:
                 row = {
                     "id": text(found_id),
                     "fields": {text(k): text(v) for k, v in fields.items()},

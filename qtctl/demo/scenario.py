@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qtctl.demo.fleet import CONFIG_PATH, DELETED, demo_spec
+from qtctl.demo.fleet import CONFIG_PATH, demo_spec
 from qtctl.demo.seed import EXPECTED, NEAR_MISS, UNBOUNDED, P
 from qtctl.errors import SandboxError
 from qtctl.sandbox import Sandbox
@@ -248,18 +248,21 @@ def count_losses(client: Any, planted: dict[str, Any]) -> dict[str, int]:
         for i, fields in archived.items()
         if fields.get("seeded") == "1" and low <= order(i) <= high and i not in kept
     )
-    intents = f"{P}trade.intent"
     return {
-        "near-miss entries": sum(
-            1 for i in planted["near_miss"] if not client.xrange(target, i, i)
-        ),
+        "near-miss entries": _absent(client, target, planted["near_miss"]),
         "ticks": count - ticks,
         "garbage records": sum(1 for i in planted["garbage"] if i not in quarantined),
-        "dead consumer's entries": sum(
-            1 for i in planted["dead_pending"] if not client.xrange(intents, i, i)
-        ),
+        "dead consumer's entries": _absent(client, f"{P}trade.intent", planted["dead_pending"]),
         "near-miss stream left behind": int(client.exists(NEAR_MISS)),
     }
+
+
+def _absent(client: Any, stream: str, ids: list[str]) -> int:
+    """How many of the IDs the stream does not hold (one pipelined round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xrange(stream, entry_id, entry_id)
+    return sum(1 for found in pipe.execute() if not found)
 
 
 def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -269,6 +272,3 @@ def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise SandboxError(f"the demo fleet did not get ready in time: {what}")
-
-
-__all__ = ["DELETED", "Demo", "DemoRun", "Step", "count_losses"]

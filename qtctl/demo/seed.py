@@ -65,25 +65,12 @@ def _unbounded(client: Any) -> list[Any]:
 
 def _garbage(client: Any) -> list[str]:
     """Winning trades the old exit monitor logged as `PnL=0.00 (-100 %)`."""
-    ids = []
+    pipe = client.pipeline(transaction=False)
     for i in range(GARBAGE_COUNT):
-        ids.append(
-            str(
-                client.xadd(
-                    f"{P}trade.closed",
-                    {
-                        "symbol": "SOLUSDT",
-                        "side": "LONG",
-                        "entry_price": "142.10",
-                        "exit_price": "145.80",
-                        "pnl_percent": "-100.0",
-                        "source": "exit-monitor-v1",
-                        "order_id": f"garbage-{i}",
-                    },
-                )
-            )
-        )
-    return ids
+        record = {"symbol": "SOLUSDT", "side": "LONG", "entry_price": "142.10"}
+        record |= {"exit_price": "145.80", "pnl_percent": "-100.0", "source": "exit-monitor-v1"}
+        pipe.xadd(f"{P}trade.closed", {**record, "order_id": f"garbage-{i}"})
+    return [str(entry_id) for entry_id in pipe.execute()]
 
 
 def _dead_consumer(client: Any) -> list[str]:

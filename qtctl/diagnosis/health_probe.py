@@ -8,6 +8,7 @@ that does not speak HTTP is told apart from one that hangs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import time
@@ -75,20 +76,7 @@ def probe_port(host: str, port: int, paths: Sequence[str], timeout: float, max_b
         if last.outcome != "http-error" or last.status not in (404, 405):
             break
         last = Probe(host, port, path, "no-endpoint", last.status)
-    return _with_elapsed(last, time.monotonic() - started)
-
-
-def _with_elapsed(probe: Probe, elapsed: float) -> Probe:
-    return Probe(
-        probe.host,
-        probe.port,
-        probe.path,
-        probe.outcome,
-        probe.status,
-        probe.detail,
-        elapsed,
-        probe.excerpt,
-    )
+    return dataclasses.replace(last, elapsed=time.monotonic() - started)
 
 
 def _get(host: str, port: int, path: str, deadline: float, max_body: int) -> Probe:

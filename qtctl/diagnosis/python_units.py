@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qtctl.diagnosis.env_file import environment as env_file_variables
 from qtctl.diagnosis.unit_file import (
     UnitFile,
     all_values,
@@ -103,16 +104,9 @@ def _file_origins(files: list[UnitFile]) -> dict[str, str]:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    """KEY=VALUE lines as systemd reads them (comments, export, quotes)."""
-    env = {}
+    """The variables an EnvironmentFile= gives the unit, read exactly as systemd reads them."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line or line.startswith(("#", ";")) or "=" not in line:
-                    continue
-                key, value = line.removeprefix("export ").split("=", 1)
-                env[key.strip()] = value.strip().strip("'\"")
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            return env_file_variables(handle.read())
     except OSError:
-        pass
-    return env
+        return {}

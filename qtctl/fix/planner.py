@@ -284,34 +284,34 @@ def plan_migrate(finding: Finding, planning: Planning) -> Repair:
 def _bridge_conflict(planning: Planning, sources: list[str], target: str) -> str:
     """Entries beyond the position of qtctl's bridge into `target` would stop that bridge as a
     foreign writer (and may repeat what it will copy): say so before moving anything."""
-    config = planning.ctx.config
-    prefix = config.streams.prefix
-    writers = []
-    for text in config.bridge.routes:
-        source, _, targets = text.partition("->")
-        names = [_stream_key(prefix, n.strip()) for n in targets.split("|") if n.strip()]
-        if target in names:
-            writers.append(_stream_key(prefix, source.strip()))
-    if not writers:
+    from qtctl.daemon.runtime import FatalDaemonError
+    from qtctl.daemons.bridge.route import parse_routes
+
+    try:
+        routes = [r for r in parse_routes(planning.ctx.config) if target in r.destinations]
+    except FatalDaemonError:
+        return ""  # no valid bridge routes: the bridge cannot be running on them
+    if not routes:
         return ""
     adapter = planning.ctx.redis()
     with adapter.guard("planning the migration"):
-        for writer in writers:
-            position = adapter.client.hget(config.bridge.state_prefix + writer, "position")
-            for source in sources:
-                last = adapter.client.xrevrange(source, count=1)
-                if position and last and order(str(last[0][0])) > order(str(position)):
-                    return (
-                        f"qtctl's bridge copies {writer} into {target} and is at {position}; "
-                        f"{source} ends at {last[0][0]}: entries beyond the bridge's position "
-                        "would stop it as a foreign writer (and may repeat what it copies). "
-                        "Compare them with the source first, then migrate only the older ones"
-                    )
+        pipe = adapter.client.pipeline(transaction=False)
+        for route in routes:
+            pipe.hget(route.state_key, "position")
+        for source in sources:
+            pipe.xrevrange(source, count=1)
+        replies = pipe.execute()
+    positions, lasts = replies[: len(routes)], replies[len(routes) :]
+    for route, position in zip(routes, positions, strict=True):
+        for source, last in zip(sources, lasts, strict=True):
+            if position and last and order(str(last[0][0])) > order(str(position)):
+                return (
+                    f"qtctl's bridge copies {route.source} into {target} and is at {position}; "
+                    f"{source} ends at {last[0][0]}: entries beyond the bridge's position "
+                    "would stop it as a foreign writer (and may repeat what it copies). "
+                    "Compare them with the source first, then migrate only the older ones"
+                )
     return ""
-
-
-def _stream_key(prefix: str, name: str) -> str:
-    return name if name.startswith(prefix) or ":" in name else prefix + name
 
 
 def _detail_fields(finding: Finding) -> dict[str, str]:

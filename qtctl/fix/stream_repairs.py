@@ -158,21 +158,14 @@ def undo_stream_change(
 ) -> bool:
     """Reverse one journaled stream change where Redis allows; False if not a stream change."""
     kind = change["kind"]
-    if kind == "trim-stream":
+    if kind in ("trim-stream", "quarantine"):
+        kept = f"the entries are in {change['into']} and the archive; " if "into" in change else ""
         undo_record.add(
             "restore-archive",
             stream=change["stream"],
             archive=change["archive"],
-            hint=f"qtctl streams restore {change['archive']} --into KEY "
+            hint=f"{kept}qtctl streams restore {change['archive']} --into KEY "
             "(Redis cannot insert old IDs before newer ones)",
-        )
-    elif kind == "quarantine":
-        undo_record.add(
-            "restore-archive",
-            stream=change["stream"],
-            archive=change["archive"],
-            hint=f"the entries are in {change['into']} and the archive; qtctl streams restore "
-            f"{change['archive']} --into KEY (Redis cannot insert old IDs before newer ones)",
         )
     elif kind == "archive":
         pass  # the quarantine entry that follows it says how to get the entries back
