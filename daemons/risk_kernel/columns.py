@@ -3,7 +3,6 @@ scalar per field per row (the per-row formatting was a third of a 1,000-position
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +21,10 @@ def _pct(values: np.ndarray) -> list[str]:
     return [f"{v * 100:.6f}" for v in values.tolist()]
 
 
+def _six(values: np.ndarray) -> list[str]:
+    return [f"{v:.6f}" for v in values.tolist()]
+
+
 @dataclass(frozen=True)
 class Columns:
     """Every per-row string the proposal hash and its stream entry carry."""
@@ -33,7 +36,9 @@ class Columns:
     stop_dist: list[str]
     tp_dist: list[str]
     trail_gap: list[str]
-    weights: list[tuple[str, str, str]]
+    p_trend: list[str]
+    p_mr: list[str]
+    p_chop: list[str]
     weights_json: list[str]
     regime: list[str]
     reasons: list[str]
@@ -47,8 +52,10 @@ class Columns:
     @classmethod
     def of(cls, x: Inputs, out: Proposals, now: float) -> Columns:
         """Format every column once."""
-        w = out.weights.tolist()
-        regime = np.argmax(out.weights, axis=1).tolist() if len(w) else []
+        w = out.weights
+        regime = np.argmax(w, axis=1).tolist() if len(w) else []
+        bits = out.reasons.tolist()
+        codes = {b: reason_codes(b) for b in set(bits)}  # a handful of distinct sets per cycle
         return cls(
             stop=_g(out.stop_loss),
             take_profit=_g(out.take_profit),
@@ -57,12 +64,16 @@ class Columns:
             stop_dist=_pct(out.stop_dist),
             tp_dist=_pct(out.tp_dist),
             trail_gap=_pct(out.trail_gap),
-            weights=[(f"{a:.6f}", f"{b:.6f}", f"{c:.6f}") for a, b, c in w],
+            p_trend=_six(w[:, 0]),
+            p_mr=_six(w[:, 1]),
+            p_chop=_six(w[:, 2]),
+            # What json.dumps writes for these floats (repr), without its per-call cost.
             weights_json=[
-                json.dumps({"trend": a, "mean_reversion": b, "chop": c}) for a, b, c in w
+                f'{{"trend": {a!r}, "mean_reversion": {b!r}, "chop": {c!r}}}'
+                for a, b, c in w.tolist()
             ],
             regime=[REGIMES[r] for r in regime],
-            reasons=[reason_codes(r) for r in out.reasons.tolist()],
+            reasons=[codes[b] for b in bits],
             side=["LONG" if s > 0 else "SHORT" for s in x.side.tolist()],
             peak=_g(x.peak),
             exit_now=out.exit_now.tolist(),

@@ -9,20 +9,20 @@ proposal stays, flagged `trading_state=held` with the reason, and the rejection 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
+from qtctl.adapters import resp
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.config import Config
 from qtctl.daemons.risk_kernel import inputs as reader
+from qtctl.daemons.risk_kernel import publish
 from qtctl.daemons.risk_kernel.columns import Columns
 from qtctl.daemons.risk_kernel.kernel import Params, compute
 
 log = logging.getLogger("qtctl.risk_kernel")
 RESCAN_SEC = 10.0
-STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
 
 
 class RiskKernel:
@@ -51,7 +51,7 @@ class RiskKernel:
         return False
 
     def cycle(self) -> dict[str, int]:
-        """Read, compute, publish; returns the cycle's counters."""
+        """Read, compute, publish in one transaction; returns the cycle's counters."""
         assert self.adapter is not None
         client, settings = self.adapter.client, self.config.risk
         now = reader.now()
@@ -62,59 +62,55 @@ class RiskKernel:
         counts = {"positions": len(batch.symbols) + len(batch.held), "published": 0, "exits": 0}
         counts["rejected_input"] = len(batch.held)
         counts["rejected_invariant"] = 0
-        pipe = client.pipeline(transaction=True)  # readers never see half a cycle
-        for symbol, why in batch.held.items():
-            self._hold(pipe, symbol, why)
+        commands = [publish.hold(settings, s, why) for s, why in batch.held.items()]
+        sent: list[int] = []
         if batch.inputs is not None:
-            out = compute(batch.inputs, self.params)
-            columns = Columns.of(batch.inputs, out, now)
-            for i in range(len(batch.symbols)):
-                kind = self._publish_row(pipe, batch, columns, i, now)
-                if kind:
-                    counts[kind] += 1
-        self._forget_closed(pipe, set(batch.symbols) | set(batch.held))
-        _count(pipe, settings.stats_key, counts, now)
-        pipe.execute()
+            columns = Columns.of(batch.inputs, compute(batch.inputs, self.params), now)
+            writer = publish.Writer(settings, self._stream(), self.params.version, batch, columns)
+            due, exits = self._due(batch, columns, now, counts, commands)
+            commands += writer.proposals(due)
+            for i in exits:
+                commands += writer.exit_now(i)
+            counts["published"], counts["exits"], sent = len(due), len(exits), due + exits
+        commands += self._forget_closed(set(batch.symbols) | set(batch.held))
+        commands += _count(settings.stats_key, counts, now)
+        resp.execute(client, commands, transaction=True)  # readers never see half a cycle
+        for i in sent:  # only once Redis has it
+            self.published[batch.symbols[i]] = (batch.digests[i], now)
         self.last = _status(counts)
         return counts
 
-    def _publish_row(self, pipe: Any, batch: Any, out: Columns, i: int, now: float) -> str:
-        symbol, settings = batch.symbols[i], self.config.risk
-        if not out.valid[i]:
-            invalid = "non-finite or out-of-range input"
-            why = invalid if "invalid-input" in out.reasons[i].split(",") else "invariant"
-            self._hold(pipe, symbol, why)
-            log.error("%s: proposal rejected (%s); the last valid one is kept", symbol, why)
-            return "rejected_input" if why == invalid else "rejected_invariant"
-        digest, at = self.published.get(symbol, ("", 0.0))
-        if digest == batch.digests[i] and now - at < settings.publish_interval_sec:
-            return ""  # unchanged and not due
-        state = batch.states[i]
-        seq = int(state.get("seq", "0") or 0) + 1
-        fields = _fields(batch, out, i, seq, self.params.version)
-        key = settings.proposal_prefix + symbol
-        stream = self.config.streams.prefix + settings.proposal_stream
-        entry = {"symbol": symbol, "payload": json.dumps(fields, separators=(",", ":"))}
-        pipe.xadd(stream, entry, maxlen=settings.stream_maxlen, approximate=True)
-        state = {"kernel_fingerprint": batch.fingerprints[i], "kernel_peak": out.peak[i]}
-        if out.exit_now[i]:
-            pipe.hdel(key, *STOP_FIELDS)  # an exit-now proposal carries no stop
-        else:
-            state |= {"kernel_sl": out.stop[i], "kernel_tp": out.take_profit[i]}
-            fields |= {"exit_reason": "", "held_reason": ""}
-        pipe.hset(key, mapping=fields | state)
-        self.published[symbol] = (batch.digests[i], now)
-        return "exits" if out.exit_now[i] else "published"
+    def _due(
+        self, batch: Any, out: Columns, now: float, counts: dict[str, int], commands: list[str]
+    ) -> tuple[list[int], list[int]]:
+        """Rows to publish (changed, or not published within the interval), and exit-now rows;
+        rows the kernel rejected are held instead."""
+        due: list[int] = []
+        exits: list[int] = []
+        interval = self.config.risk.publish_interval_sec
+        for i, symbol in enumerate(batch.symbols):
+            if not out.valid[i]:
+                invalid = "non-finite or out-of-range input"
+                why = invalid if "invalid-input" in out.reasons[i].split(",") else "invariant"
+                commands.append(publish.hold(self.config.risk, symbol, why))
+                log.error("%s: proposal rejected (%s); the last valid one is kept", symbol, why)
+                counts["rejected_input" if why == invalid else "rejected_invariant"] += 1
+                continue
+            digest, at = self.published.get(symbol, ("", 0.0))
+            if digest == batch.digests[i] and now - at < interval:
+                continue  # unchanged and not due
+            (exits if out.exit_now[i] else due).append(i)
+        return due, exits
 
-    def _hold(self, pipe: Any, symbol: str, why: str) -> None:
-        key = self.config.risk.proposal_prefix + symbol
-        pipe.hset(key, mapping={"trading_state": "held", "held_reason": why})
+    def _stream(self) -> str:
+        return self.config.streams.prefix + self.config.risk.proposal_stream
 
-    def _forget_closed(self, pipe: Any, open_symbols: set[str]) -> None:
+    def _forget_closed(self, open_symbols: set[str]) -> list[str]:
         """A closed position's proposal goes with it (no stale stop for a gone position)."""
-        for symbol in [s for s in self.published if s not in open_symbols]:
-            pipe.delete(self.config.risk.proposal_prefix + symbol)
+        gone = [s for s in self.published if s not in open_symbols]
+        for symbol in gone:
             del self.published[symbol]
+        return [resp.command("DEL", self.config.risk.proposal_prefix + s) for s in gone]
 
     def status(self) -> str:
         """The last cycle in one line."""
@@ -132,53 +128,16 @@ class RiskKernel:
             self.adapter = None
 
 
-def _fields(batch: Any, out: Columns, i: int, seq: int, version: str) -> dict[str, str]:
-    position, market = batch.positions[i], batch.markets[i]
-    w = out.weights[i]
-    fields = {
-        "timestamp": out.timestamp,
-        "computed_at_utc": out.computed_at,
-        "position_side": out.side[i],
-        "position_entry_price": position.get("entry_price", ""),
-        "position_current_price": position.get("current_price", ""),
-        "position_age_sec": position.get("age_sec", ""),
-        "sigma": market.get("sigma", ""),
-        "p_trend": w[0],
-        "p_mr": w[1],
-        "p_chop": w[2],
-        "regime": out.regime[i],
-        "weights": out.weights_json[i],
-        "reasons": out.reasons[i],
-        "reason_codes": out.reasons[i],
-        "stop_dist_pct": out.stop_dist[i],
-        "tp_dist_pct": out.tp_dist[i],
-        "trail_gap_pct": out.trail_gap[i],
-        "trailing_activation": out.activation[i],
-        "inputs_digest": batch.digests[i],
-        "params_version": version,
-        "seq": str(seq),
-    }
-    if out.exit_now[i]:
-        why = out.reasons[i].split(",")[-1]
-        return fields | {"trading_state": "exit-now", "exit_now": "1", "exit_reason": why}
-    stops = {
-        "stop_loss": out.stop[i],
-        "take_profit": out.take_profit[i],
-        "proposed_sl": out.stop[i],
-        "proposed_tp": out.take_profit[i],
-        "trailing_stop": out.trailing[i],
-        "trading_state": "active",
-        "exit_now": "0",
-    }
-    return fields | stops
-
-
-def _count(pipe: Any, key: str, counts: dict[str, int], now: float) -> None:
-    pipe.hincrby(key, "cycles", 1)
+def _count(key: str, counts: dict[str, int], now: float) -> list[str]:
+    commands = [resp.command("HINCRBY", key, "cycles", "1")]
     for name in ("published", "exits", "rejected_input", "rejected_invariant"):
         if counts[name]:
-            pipe.hincrby(key, name, counts[name])
-    pipe.hset(key, mapping={"positions": counts["positions"], "last_cycle_at": f"{now:.3f}"})
+            commands.append(resp.command("HINCRBY", key, name, str(counts[name])))
+    at = f"{now:.3f}"
+    commands.append(
+        resp.command("HSET", key, "positions", str(counts["positions"]), "last_cycle_at", at)
+    )
+    return commands
 
 
 def _status(counts: dict[str, int]) -> str:

@@ -10,7 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from qtctl.adapters import resp
+from qtctl.adapters.resp import Template
 from qtctl.daemons.risk_kernel.kernel import Inputs
 
 REGIME = ("p_trend", "p_mr", "p_chop")
@@ -30,137 +33,163 @@ MARKET_FIELDS = ("sigma", "ts", *REGIME, *STAMP_FIELDS)
 # The kernel's own state rides in the proposal hash: one write per position, and a restart
 # reads back the stop it must never loosen.
 STATE_FIELDS = ("kernel_fingerprint", "seq", "kernel_peak", "kernel_sl", "kernel_tp")
-READ_ALL = """
-local np, nm = tonumber(ARGV[4]), tonumber(ARGV[5])
-local ns = 5
-local pos, mkt, st = {}, {}, {}
-for i = 6, 5 + np do table.insert(pos, ARGV[i]) end
-for i = 6 + np, 5 + np + nm do table.insert(mkt, ARGV[i]) end
-for i = 6 + np + nm, 5 + np + nm + ns do table.insert(st, ARGV[i]) end
-local out = {}
-for i = 6 + np + nm + ns, #ARGV do
-  local s = ARGV[i]
-  table.insert(out, redis.call('HMGET', ARGV[1] .. s, unpack(pos)))
-  table.insert(out, redis.call('HMGET', ARGV[2] .. s, unpack(mkt)))
-  table.insert(out, redis.call('HMGET', ARGV[3] .. s, unpack(st)))
-end
-return out
-"""
+P = {name: i for i, name in enumerate(POSITION_FIELDS)}
+M = {name: i for i, name in enumerate(MARKET_FIELDS)}
+S = {name: i for i, name in enumerate(STATE_FIELDS)}
+Reply = list[str | None]
 
 
 @dataclass
 class Batch:
-    """Positions ready for the kernel, and those held back with the reason."""
+    """Positions ready for the kernel (columns, one entry per row), and those held back."""
 
     symbols: list[str] = field(default_factory=list)
     inputs: Inputs | None = None
-    positions: list[dict[str, str]] = field(default_factory=list)
-    markets: list[dict[str, str]] = field(default_factory=list)
-    states: list[dict[str, str]] = field(default_factory=list)
+    entry_text: list[str] = field(default_factory=list)  # passed through as the fleet wrote it
+    price_text: list[str] = field(default_factory=list)
+    age_text: list[str] = field(default_factory=list)
+    sigma_text: list[str] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)  # the last published sequence number
     fingerprints: list[str] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)  # symbol -> why no new proposal
 
 
 def read(client: Any, settings: Any, symbols: list[str], now: float) -> Batch:
-    """Pipelined HGETALLs for every symbol, parsed into kernel inputs."""
-    # One call: the server HMGETs the fields the kernel reads for every symbol.
-    replies = client.eval(
-        READ_ALL,
-        0,
-        settings.position_prefix,
-        settings.market_prefix,
-        settings.proposal_prefix,
-        len(POSITION_FIELDS),
-        len(MARKET_FIELDS),
-        *POSITION_FIELDS,
-        *MARKET_FIELDS,
-        *STATE_FIELDS,
-        *symbols,
-    )
+    """Three HMGETs per symbol in one pipeline (the fields the kernel reads), parsed by column.
+
+    Plain pipelined HMGETs cost Redis about 1 us each; the same reads in one Lua script cost it
+    12 ms for 1,000 positions, blocking every other client meanwhile."""
+    commands: list[str] = []
+    for prefix, names in (
+        (settings.position_prefix, POSITION_FIELDS),
+        (settings.market_prefix, MARKET_FIELDS),
+        (settings.proposal_prefix, STATE_FIELDS),
+    ):
+        commands += Template("HMGET", None, *names).rows([prefix + s for s in symbols])
+    replies = resp.execute(client, commands)
+    n = len(symbols)
     batch = Batch()
-    rows: list[list[float]] = []
+    rows: list[tuple[Reply, Reply, Reply]] = []
     for i, symbol in enumerate(symbols):
-        position = _fields(POSITION_FIELDS, replies[3 * i])
-        market = _fields(MARKET_FIELDS, replies[3 * i + 1])
-        state = _fields(STATE_FIELDS, replies[3 * i + 2])
-        if not position:
-            continue  # closed between SCAN and read
-        problem = _problem(position, market, settings, now)
+        position, market, state = replies[i], replies[n + i], replies[2 * n + i]
+        if not isinstance(position, list) or position.count(None) == len(POSITION_FIELDS):
+            continue  # closed (or retyped) between SCAN and read
+        problem = _wrong_type(market, state, settings) or _problem(position, market, settings, now)
         if problem:
             batch.held[symbol] = problem
             continue
-        fingerprint = _fingerprint(position)
-        if state.get("kernel_fingerprint") != fingerprint:
-            state = {"seq": state.get("seq", "0")}  # a new position (or size/entry change)
-        row = _row(position, market, state)
+        fingerprint = "|".join(position[P[k]] or "" for k in FINGERPRINT)
+        if state[S["kernel_fingerprint"]] != fingerprint:  # new position, or size/entry change
+            state = [None, state[S["seq"]], None, None, None]
         batch.symbols.append(symbol)
-        batch.positions.append(position)
-        batch.markets.append(market)
-        batch.states.append(state)
         batch.fingerprints.append(fingerprint)
-        batch.digests.append(_digest(row))
-        rows.append(row)
+        rows.append((position, market, state))
     if rows:
-        a = np.array(rows, dtype=np.float64)
-        batch.inputs = Inputs(
-            side=a[:, 0],
-            price=a[:, 1],
-            entry=a[:, 2],
-            peak=a[:, 3],
-            sigma=a[:, 4],
-            trend=a[:, 5],
-            weights=a[:, 6:9],
-            prev_sl=a[:, 9],
-            prev_tp=a[:, 10],
-            liquidation=a[:, 11],
-        )
+        _columns(batch, rows)
     return batch
 
 
-def _problem(position: dict[str, str], market: dict[str, str], settings: Any, now: float) -> str:
-    if position.get("side", "").upper() not in ("LONG", "SHORT"):
-        return f"position side {position.get('side', 'missing')!r} is not LONG or SHORT"
-    if not market:
+FINGERPRINT = ("side", "entry_price", "qty", "position_id")
+
+
+def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
+    positions, markets, states = (list(x) for x in zip(*rows, strict=True))
+
+    def col(replies: list[Reply], index: int) -> list[str | None]:
+        return [r[index] for r in replies]
+
+    long = np.array([(p[P["side"]] or "").upper() == "LONG" for p in positions])
+    price_text = col(positions, P["current_price"])
+    price = _floats(price_text)
+    peak_text = [
+        p[P["peak_price"] if is_long else P["trough_price"]]
+        for p, is_long in zip(positions, long.tolist(), strict=True)
+    ]
+    peak = np.where(_missing(peak_text), price, _floats(peak_text))
+    held_peak = _floats(col(states, S["kernel_peak"]))
+    best = np.where(long, np.maximum(peak, held_peak), np.minimum(peak, held_peak))
+    peak = np.where(np.isfinite(held_peak), best, peak)  # the kernel's best survives restarts
+    trend_text = col(markets, M["ts"])
+    a = np.column_stack(
+        [
+            np.where(long, 1.0, -1.0),
+            price,
+            _floats(col(positions, P["entry_price"])),
+            peak,
+            _floats(col(markets, M["sigma"])),
+            np.where(_missing(trend_text), 0.0, _floats(trend_text)),
+            *(_floats(col(markets, M[k])) for k in REGIME),
+            _floats(col(states, S["kernel_sl"])),
+            _floats(col(states, S["kernel_tp"])),
+            _floats(col(positions, P["liquidation_price"])),
+        ]
+    )
+    batch.inputs = Inputs(
+        side=a[:, 0],
+        price=a[:, 1],
+        entry=a[:, 2],
+        peak=a[:, 3],
+        sigma=a[:, 4],
+        trend=a[:, 5],
+        weights=a[:, 6:9],
+        prev_sl=a[:, 9],
+        prev_tp=a[:, 10],
+        liquidation=a[:, 11],
+    )
+    batch.entry_text = [v or "" for v in col(positions, P["entry_price"])]
+    batch.price_text = [v or "" for v in price_text]
+    batch.age_text = [v or "" for v in col(positions, P["age_sec"])]
+    batch.sigma_text = [v or "" for v in col(markets, M["sigma"])]
+    batch.seq = [_seq(v) for v in col(states, S["seq"])]
+    width = a.shape[1] * a.itemsize
+    raw = np.ascontiguousarray(a).tobytes()
+    batch.digests = [
+        hashlib.blake2s(raw[o : o + width], digest_size=8).hexdigest()
+        for o in range(0, len(raw), width)
+    ]
+
+
+def _floats(values: list[str | None]) -> NDArray[np.float64]:
+    """A column of numbers; missing or garbage is NaN (an input error, never a default 0)."""
+    try:
+        return np.fromiter(map(float, values), np.float64, len(values))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return np.array([_num(v) for v in values], dtype=np.float64)
+
+
+def _missing(values: list[str | None]) -> NDArray[np.bool_]:
+    return np.array([v is None or v == "" for v in values], dtype=bool)
+
+
+def _seq(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
+def _wrong_type(market: Any, state: Any, settings: Any) -> str:
+    if not isinstance(market, list):
+        return f"market state {settings.market_prefix}SYMBOL is not a hash ({market})"
+    if not isinstance(state, list):
+        return f"proposal key {settings.proposal_prefix}SYMBOL is not a hash ({state})"
+    return ""
+
+
+def _problem(position: Reply, market: Reply, settings: Any, now: float) -> str:
+    side = position[P["side"]]
+    if (side or "").upper() not in ("LONG", "SHORT"):
+        return f"position side {'missing' if side is None else side!r} is not LONG or SHORT"
+    if market.count(None) == len(MARKET_FIELDS):
         return "no market state"
-    missing = [k for k in (*REGIME, "sigma") if k not in market]
+    missing = [k for k in (*REGIME, "sigma") if market[M[k]] is None]
     if missing:  # never a silent 0: the old publisher ran for weeks with p_trend = 0
         return f"market state lacks {', '.join(missing)}"
     stamp = _stamp(market)
     if stamp and now - stamp > settings.market_max_age_sec:
         return f"market state is {now - stamp:.0f} s old (limit {settings.market_max_age_sec:g})"
     return ""
-
-
-def _row(position: dict[str, str], market: dict[str, str], state: dict[str, str]) -> list[float]:
-    side = 1.0 if position["side"].upper() == "LONG" else -1.0
-    price = _num(position.get("current_price"))
-    peak_key = "peak_price" if side > 0 else "trough_price"
-    peak = _num(position.get(peak_key), price)
-    held_peak = _num(state.get("kernel_peak"))
-    if math.isfinite(held_peak):  # the kernel's own best price survives restarts
-        peak = max(peak, held_peak) if side > 0 else min(peak, held_peak)
-    return [
-        side,
-        price,
-        _num(position.get("entry_price")),
-        peak,
-        _num(market.get("sigma")),
-        _num(market.get("ts"), 0.0),
-        *(_num(market.get(k)) for k in REGIME),
-        _num(state.get("kernel_sl")),
-        _num(state.get("kernel_tp")),
-        _num(position.get("liquidation_price")),
-    ]
-
-
-def _fingerprint(position: dict[str, str]) -> str:
-    parts = [position.get(k, "") for k in ("side", "entry_price", "qty", "position_id")]
-    return "|".join(parts)
-
-
-def _digest(row: list[float]) -> str:
-    return hashlib.blake2s(repr(row).encode(), digest_size=8).hexdigest()
 
 
 def _num(raw: str | None, default: float = math.nan) -> float:
@@ -172,9 +201,9 @@ def _num(raw: str | None, default: float = math.nan) -> float:
         return math.nan  # present but garbage: an input error, not a default
 
 
-def _stamp(market: dict[str, str]) -> float:
+def _stamp(market: Reply) -> float:
     for name in STAMP_FIELDS:
-        raw = market.get(name)
+        raw = market[M[name]]
         if not raw:
             continue
         try:
@@ -187,15 +216,6 @@ def _stamp(market: dict[str, str]) -> float:
         except ValueError:
             return 0.0
     return 0.0
-
-
-def _fields(names: tuple[str, ...], values: list[Any]) -> dict[str, str]:
-    """Lua turns a missing field (nil) into false; keep only the fields that exist."""
-    return {
-        n: (v.decode() if isinstance(v, bytes) else str(v))
-        for n, v in zip(names, values, strict=True)
-        if v is not None and v is not False
-    }
 
 
 def scan_symbols(client: Any, prefix: str) -> list[str]:

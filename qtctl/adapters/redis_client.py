@@ -1,4 +1,4 @@
-"""The only module that imports redis: connect, classify connection failures, mask the URL."""
+"""Connect to Redis, classify connection failures, mask the URL (raw pipelines: `resp`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,151 @@
+"""A cycle's writes as RESP text (`qtctl.adapters.resp`): one template per command shape, one
+`%` format per published row, instead of a dict, a `json.dumps` and redis-py's packing of about
+70 arguments for each proposal."""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii as quote
+from typing import Any
+
+from qtctl.adapters import resp
+from qtctl.adapters.resp import Template
+from qtctl.daemons.risk_kernel.columns import Columns
+from qtctl.daemons.risk_kernel.inputs import Batch
+
+STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
+# Text the fleet wrote, passed through: JSON-escaped. Everything else is the kernel's own
+# formatting (numbers, codes, hex digests), which never needs escaping.
+PASSTHROUGH = frozenset(
+    ("position_entry_price", "position_current_price", "position_age_sec", "sigma", "weights")
+)
+Fields = dict[str, str | list[str]]  # name -> a column (one value per row) or the cycle's constant
+
+
+class Writer:
+    """The commands that publish a cycle's proposals."""
+
+    def __init__(self, settings: Any, stream: str, version: str, batch: Batch, cols: Columns):
+        self.settings = settings
+        self.stream = stream
+        self.batch = batch
+        self.cols = cols
+        self.version = version
+
+    def proposals(self, rows: list[int]) -> list[str]:
+        """XADD + HSET for each active proposal (a stop and a target), by template."""
+        if not rows:
+            return []
+        cols, full = self.cols, len(rows) == len(self.batch.symbols)
+        fields = {k: _pick(v, rows, full) for k, v in (self._base() | self._stops()).items()}
+        symbols = _pick(self.batch.symbols, rows, full)
+        state: Fields = {
+            "exit_reason": "",
+            "held_reason": "",
+            "kernel_fingerprint": _pick(self.batch.fingerprints, rows, full),
+            "kernel_peak": _pick(cols.peak, rows, full),
+            "kernel_sl": _pick(cols.stop, rows, full),
+            "kernel_tp": _pick(cols.take_profit, rows, full),
+        }
+        assert isinstance(symbols, list)
+        xadd = Template("XADD", self.stream, *self._trim(), "symbol", None, "payload", None)
+        keys = [self.settings.proposal_prefix + s for s in symbols]
+        return xadd.rows(symbols, _json_rows(fields)) + _hset_rows(keys, fields | state)
+
+    def exit_now(self, i: int) -> list[str]:
+        """An exit-now proposal: no stop at all (never one on the wrong side), and why."""
+        base = {k: v if isinstance(v, str) else v[i] for k, v in self._base().items()}
+        why = self.cols.reasons[i].split(",")[-1]
+        fields = base | {"trading_state": "exit-now", "exit_now": "1", "exit_reason": why}
+        payload = json.dumps(fields, separators=(",", ":"))
+        symbol = self.batch.symbols[i]
+        key = self.settings.proposal_prefix + symbol
+        state = {"kernel_fingerprint": self.batch.fingerprints[i], "kernel_peak": self.cols.peak[i]}
+        pairs = [x for kv in (fields | state | {"held_reason": ""}).items() for x in kv]
+        return [
+            resp.command("XADD", self.stream, *self._trim(), "symbol", symbol, "payload", payload),
+            resp.command("HDEL", key, *STOP_FIELDS),
+            resp.command("HSET", key, *pairs),
+        ]
+
+    def _trim(self) -> tuple[str, ...]:
+        return ("MAXLEN", "~", str(self.settings.stream_maxlen), "*")
+
+    def _base(self) -> Fields:
+        b, c = self.batch, self.cols
+        return {
+            "timestamp": c.timestamp,
+            "computed_at_utc": c.computed_at,
+            "position_side": c.side,
+            "position_entry_price": b.entry_text,
+            "position_current_price": b.price_text,
+            "position_age_sec": b.age_text,
+            "sigma": b.sigma_text,
+            "p_trend": c.p_trend,
+            "p_mr": c.p_mr,
+            "p_chop": c.p_chop,
+            "regime": c.regime,
+            "weights": c.weights_json,
+            "reasons": c.reasons,
+            "reason_codes": c.reasons,
+            "stop_dist_pct": c.stop_dist,
+            "tp_dist_pct": c.tp_dist,
+            "trail_gap_pct": c.trail_gap,
+            "trailing_activation": c.activation,
+            "inputs_digest": b.digests,
+            "params_version": self.version,
+            "seq": [str(s + 1) for s in b.seq],
+        }
+
+    def _stops(self) -> Fields:
+        c = self.cols
+        return {
+            "stop_loss": c.stop,
+            "take_profit": c.take_profit,
+            "proposed_sl": c.stop,
+            "proposed_tp": c.take_profit,
+            "trailing_stop": c.trailing,
+            "trading_state": "active",
+            "exit_now": "0",
+        }
+
+
+def hold(settings: Any, symbol: str, why: str) -> str:
+    """Keep the last valid proposal, flagged held with the reason."""
+    key = settings.proposal_prefix + symbol
+    return resp.command("HSET", key, "trading_state", "held", "held_reason", why)
+
+
+def _pick(value: str | list[str], rows: list[int], full: bool) -> str | list[str]:
+    if isinstance(value, str) or full:
+        return value
+    return [value[i] for i in rows]
+
+
+def _json_rows(fields: Fields) -> list[str]:
+    """The stream payload of each row: what json.dumps(separators=(",", ":")) writes."""
+    parts, columns = [], []
+    for name, value in fields.items():
+        if isinstance(value, str):
+            parts.append(f"{quote(name)}:{quote(value)}".replace("%", "%%"))
+        elif name in PASSTHROUGH:
+            parts.append(f"{quote(name)}:%s")
+            columns.append(list(map(quote, value)))
+        else:
+            parts.append(f'{quote(name)}:"%s"')
+            columns.append(value)
+    fmt = "{" + ",".join(parts) + "}"
+    return [fmt % row for row in zip(*columns, strict=True)]
+
+
+def _hset_rows(keys: list[str], fields: Fields) -> list[str]:
+    shape: list[str | None] = ["HSET", None]
+    columns = [keys]
+    for name, value in fields.items():
+        shape.append(name)
+        if isinstance(value, str):
+            shape.append(value)
+        else:
+            shape.append(None)
+            columns.append(value)
+    return Template(*shape).rows(*columns)
