@@ -10,8 +10,10 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from qtctl.config import load_config
@@ -96,8 +98,8 @@ def test_replay_every_published_proposal_holds_the_invariants(redis_server: Redi
             assert sign * (sl - prev_sl) >= -1e-9 * price  # the stop never loosens
             assert sign * (tp - prev_tp) >= -1e-9 * price  # the target never recedes
         last[f["symbol"]] = (sl, tp)
-        weights = json.loads(f["weights"])
-        assert abs(sum(weights.values()) - 1) < 1e-9
+        weights = [float(f[k]) for k in ("p_trend", "p_mr", "p_chop")]  # as used, 6 decimals
+        assert abs(sum(weights) - 1) < 1e-5 and f["seq"].isdigit() and f["inputs_digest"]
     stats = client.hgetall("quantum:risk:kernel:stats")
     assert int(stats["rejected_input"]) > 0  # the NaN sigma ticks were held back
     assert stats.get("rejected_invariant", "0") == "0"
@@ -202,3 +204,56 @@ def test_run_once_from_the_cli(redis_server: RedisServer, tmp_path: Path) -> Non
     proposal = client.hgetall("quantum:risk:proposal:BTCUSDT")
     assert float(proposal["stop_loss"]) < 101 < float(proposal["take_profit"])
     assert proposal["params_version"] == "p1.1" and proposal["seq"] == "1"
+
+
+def test_a_key_of_the_wrong_type_holds_only_its_position(redis_server: RedisServer) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        position(client, symbol, side="LONG", entry_price=100, current_price=101, peak_price=101)
+        market(client, symbol)
+    client.delete("quantum:marketstate:ETHUSDT")
+    client.set("quantum:marketstate:ETHUSDT", "not a hash")
+    counts = kernel(redis_server).cycle()
+    assert counts["published"] == 1 and counts["rejected_input"] == 1
+    assert client.hget("quantum:risk:proposal:BTCUSDT", "trading_state") == "active"
+    held = client.hgetall("quantum:risk:proposal:ETHUSDT")
+    assert held["trading_state"] == "held" and "WRONGTYPE" in held["held_reason"]
+
+
+def test_any_text_the_fleet_wrote_is_published_exactly(redis_server: RedisServer) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    odd = {"age_sec": 'm\u00e9 "5" \\ 50%', "current_price": " 101 "}  # float() takes " 101 "
+    for symbol in ("BTCUSDT", "\u00c6THUSDT"):
+        position(client, symbol, side="LONG", entry_price=100, peak_price=101, **odd)
+        market(client, symbol)
+    assert kernel(redis_server).cycle()["published"] == 2
+    for _, entry in client.xrange(STREAM):
+        payload = json.loads(entry["payload"])
+        assert payload["position_current_price"] == " 101 "
+        stored = client.hgetall(f"quantum:risk:proposal:{entry['symbol']}")
+        assert stored["position_age_sec"] == odd["age_sec"]
+        assert {k: stored[k] for k in payload} == payload  # the hash carries the same values
+
+
+def test_a_cycle_lost_with_redis_is_published_again(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory(aof=True)
+    client = redis.Redis(port=server.port, decode_responses=True)
+    position(client, "BTCUSDT", side="LONG", entry_price=100, current_price=101, peak_price=101)
+    position(client, "SOLUSDT", side="LONG", entry_price=10, current_price=10.1, peak_price=10.1)
+    market(client, "BTCUSDT")
+    market(client, "SOLUSDT")
+    daemon = kernel(server, QTCTL__RISK__PUBLISH_INTERVAL_SEC="600")  # unchanged: not due again
+    daemon.cycle()
+    position(client, "BTCUSDT", side="LONG", entry_price=100, current_price=101.5, peak_price=101.5)
+    client.delete("quantum:state:positions:SOLUSDT")  # closed
+    daemon.symbols.remove("SOLUSDT")
+    server.kill()
+    with pytest.raises(redis.ConnectionError):
+        daemon.cycle()
+    server = redis_factory(aof=True, port=server.port, workdir=server.workdir)
+    counts = daemon.cycle()  # the changed position is still due, the closed one still goes
+    assert counts["published"] == 1, counts
+    assert client.hget("quantum:risk:proposal:BTCUSDT", "position_current_price") == "101.5"
+    assert not client.exists("quantum:risk:proposal:SOLUSDT")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from qtctl.adapters import resp
@@ -64,18 +66,23 @@ class RiskKernel:
         counts["rejected_invariant"] = 0
         commands = [publish.hold(settings, s, why) for s, why in batch.held.items()]
         sent: list[int] = []
+        proposals: Iterable[list[str]] = ()
         if batch.inputs is not None:
             columns = Columns.of(batch.inputs, compute(batch.inputs, self.params), now)
             writer = publish.Writer(settings, self._stream(), self.params.version, batch, columns)
             due, exits = self._due(batch, columns, now, counts, commands)
-            commands += writer.proposals(due)
+            proposals = writer.proposals(due)
             for i in exits:
                 commands += writer.exit_now(i)
             counts["published"], counts["exits"], sent = len(due), len(exits), due + exits
-        commands += self._forget_closed(set(batch.symbols) | set(batch.held))
+        still_open = set(batch.symbols) | set(batch.held)
+        gone = [s for s in self.published if s not in still_open]
+        commands += [resp.command("DEL", settings.proposal_prefix + s) for s in gone]
         commands += _count(settings.stats_key, counts, now)
-        resp.execute(client, commands, transaction=True)  # readers never see half a cycle
-        for i in sent:  # only once Redis has it
+        resp.send(client, chain([commands], proposals), transaction=True)  # never half a cycle
+        for symbol in gone:  # a closed position's proposal went with it; not before Redis has it
+            del self.published[symbol]
+        for i in sent:
             self.published[batch.symbols[i]] = (batch.digests[i], now)
         self.last = _status(counts)
         return counts
@@ -104,13 +111,6 @@ class RiskKernel:
 
     def _stream(self) -> str:
         return self.config.streams.prefix + self.config.risk.proposal_stream
-
-    def _forget_closed(self, open_symbols: set[str]) -> list[str]:
-        """A closed position's proposal goes with it (no stale stop for a gone position)."""
-        gone = [s for s in self.published if s not in open_symbols]
-        for symbol in gone:
-            del self.published[symbol]
-        return [resp.command("DEL", self.config.risk.proposal_prefix + s) for s in gone]
 
     def status(self) -> str:
         """The last cycle in one line."""

@@ -7,6 +7,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,10 @@ P = {name: i for i, name in enumerate(POSITION_FIELDS)}
 M = {name: i for i, name in enumerate(MARKET_FIELDS)}
 S = {name: i for i, name in enumerate(STATE_FIELDS)}
 Reply = list[str | None]
+SIDES = frozenset(("LONG", "SHORT"))
+REQUIRED = (*REGIME, "sigma")
+_required = itemgetter(*(M[k] for k in REQUIRED))
+_stamps = itemgetter(*(M[k] for k in STAMP_FIELDS))
 
 
 @dataclass
@@ -60,27 +66,22 @@ def read(client: Any, settings: Any, symbols: list[str], now: float) -> Batch:
 
     Plain pipelined HMGETs cost Redis about 1 us each; the same reads in one Lua script cost it
     12 ms for 1,000 positions, blocking every other client meanwhile."""
-    commands: list[str] = []
-    for prefix, names in (
-        (settings.position_prefix, POSITION_FIELDS),
-        (settings.market_prefix, MARKET_FIELDS),
-        (settings.proposal_prefix, STATE_FIELDS),
-    ):
-        commands += Template("HMGET", None, *names).rows([prefix + s for s in symbols])
-    replies = resp.execute(client, commands)
+    prefixes = (settings.position_prefix, settings.market_prefix, settings.proposal_prefix)
+    replies = resp.execute(client, _commands(prefixes, tuple(symbols)))
     n = len(symbols)
     batch = Batch()
     rows: list[tuple[Reply, Reply, Reply]] = []
+    fingerprint_of, nothing = itemgetter(*(P[k] for k in FINGERPRINT)), len(POSITION_FIELDS)
     for i, symbol in enumerate(symbols):
         position, market, state = replies[i], replies[n + i], replies[2 * n + i]
-        if not isinstance(position, list) or position.count(None) == len(POSITION_FIELDS):
+        if position.__class__ is not list or position.count(None) == nothing:
             continue  # closed (or retyped) between SCAN and read
         problem = _wrong_type(market, state, settings) or _problem(position, market, settings, now)
         if problem:
             batch.held[symbol] = problem
             continue
-        fingerprint = "|".join(position[P[k]] or "" for k in FINGERPRINT)
-        if state[S["kernel_fingerprint"]] != fingerprint:  # new position, or size/entry change
+        fingerprint = "|".join([v or "" for v in fingerprint_of(position)])
+        if state[S["kernel_fingerprint"]] != fingerprint:  # a new position, or a size/entry change
             state = [None, state[S["seq"]], None, None, None]
         batch.symbols.append(symbol)
         batch.fingerprints.append(fingerprint)
@@ -91,6 +92,15 @@ def read(client: Any, settings: Any, symbols: list[str], now: float) -> Batch:
 
 
 FINGERPRINT = ("side", "entry_price", "qty", "position_id")
+
+
+@lru_cache(maxsize=4)
+def _commands(prefixes: tuple[str, str, str], symbols: tuple[str, ...]) -> list[str]:
+    """The cycle's HMGETs; the same until the next SCAN finds other symbols."""
+    commands: list[str] = []
+    for prefix, names in zip(prefixes, (POSITION_FIELDS, MARKET_FIELDS, STATE_FIELDS), strict=True):
+        commands += Template("HMGET", None, *names).rows([prefix + s for s in symbols])
+    return commands
 
 
 def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
@@ -152,6 +162,10 @@ def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
 
 def _floats(values: list[str | None]) -> NDArray[np.float64]:
     """A column of numbers; missing or garbage is NaN (an input error, never a default 0)."""
+    if None in values:  # optional fields: absent in most rows, or in all
+        if values.count(None) == len(values):
+            return np.full(len(values), np.nan)
+        values = ["nan" if v is None else v for v in values]
     try:
         return np.fromiter(map(float, values), np.float64, len(values))  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -179,14 +193,14 @@ def _wrong_type(market: Any, state: Any, settings: Any) -> str:
 
 def _problem(position: Reply, market: Reply, settings: Any, now: float) -> str:
     side = position[P["side"]]
-    if (side or "").upper() not in ("LONG", "SHORT"):
+    if side not in SIDES and (side or "").upper() not in SIDES:
         return f"position side {'missing' if side is None else side!r} is not LONG or SHORT"
     if market.count(None) == len(MARKET_FIELDS):
         return "no market state"
-    missing = [k for k in (*REGIME, "sigma") if market[M[k]] is None]
-    if missing:  # never a silent 0: the old publisher ran for weeks with p_trend = 0
+    if None in _required(market):  # never a silent 0 (the old publisher's p_trend for weeks)
+        missing = [k for k in REQUIRED if market[M[k]] is None]
         return f"market state lacks {', '.join(missing)}"
-    stamp = _stamp(market)
+    stamp = _stamp(market) if any(_stamps(market)) else 0.0
     if stamp and now - stamp > settings.market_max_age_sec:
         return f"market state is {now - stamp:.0f} s old (limit {settings.market_max_age_sec:g})"
     return ""

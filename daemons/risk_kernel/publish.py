@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
@@ -13,11 +14,36 @@ from qtctl.adapters.resp import Template
 from qtctl.daemons.risk_kernel.columns import Columns
 from qtctl.daemons.risk_kernel.inputs import Batch
 
+CHUNK = 200  # rows per write: Redis parses one chunk while the next is formatted
 STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
 # Text the fleet wrote, passed through: JSON-escaped. Everything else is the kernel's own
 # formatting (numbers, codes, hex digests), which never needs escaping.
 PASSTHROUGH = frozenset(
     ("position_entry_price", "position_current_price", "position_age_sec", "sigma", "weights")
+)
+# The stream entry records the decision and what it was made from; the hash adds the old
+# publisher's names and the kernel's context for readers of the current proposal.
+RECORD = frozenset(
+    (
+        "timestamp",
+        "position_side",
+        "position_current_price",
+        "p_trend",
+        "p_mr",
+        "p_chop",
+        "regime",
+        "reasons",
+        "stop_loss",
+        "take_profit",
+        "trailing_stop",
+        "trailing_activation",
+        "inputs_digest",
+        "params_version",
+        "seq",
+        "trading_state",
+        "exit_now",
+        "exit_reason",
+    )
 )
 Fields = dict[str, str | list[str]]  # name -> a column (one value per row) or the cycle's constant
 
@@ -32,10 +58,13 @@ class Writer:
         self.cols = cols
         self.version = version
 
-    def proposals(self, rows: list[int]) -> list[str]:
-        """XADD + HSET for each active proposal (a stop and a target), by template."""
-        if not rows:
-            return []
+    def proposals(self, rows: list[int], chunk: int = CHUNK) -> Iterator[list[str]]:
+        """XADD + HSET for each active proposal (a stop and a target), by template, in chunks
+        that can be sent while the next is built."""
+        for start in range(0, len(rows), chunk):
+            yield self._proposals(rows[start : start + chunk])
+
+    def _proposals(self, rows: list[int]) -> list[str]:
         cols, full = self.cols, len(rows) == len(self.batch.symbols)
         fields = {k: _pick(v, rows, full) for k, v in (self._base() | self._stops()).items()}
         symbols = _pick(self.batch.symbols, rows, full)
@@ -50,7 +79,8 @@ class Writer:
         assert isinstance(symbols, list)
         xadd = Template("XADD", self.stream, *self._trim(), "symbol", None, "payload", None)
         keys = [self.settings.proposal_prefix + s for s in symbols]
-        return xadd.rows(symbols, _json_rows(fields)) + _hset_rows(keys, fields | state)
+        record = {k: v for k, v in fields.items() if k in RECORD}
+        return xadd.rows(symbols, _json_rows(record)) + _hset_rows(keys, fields | state)
 
     def exit_now(self, i: int) -> list[str]:
         """An exit-now proposal: no stop at all (never one on the wrong side), and why."""
@@ -119,6 +149,8 @@ def hold(settings: Any, symbol: str, why: str) -> str:
 def _pick(value: str | list[str], rows: list[int], full: bool) -> str | list[str]:
     if isinstance(value, str) or full:
         return value
+    if rows[-1] - rows[0] == len(rows) - 1:  # a run of rows (the usual chunk): one slice
+        return value[rows[0] : rows[-1] + 1]
     return [value[i] for i in rows]
 
 

@@ -9,7 +9,7 @@ ASCII; a row that is not ASCII is rebuilt with exact UTF-8 lengths, so any text 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import hiredis
@@ -52,7 +52,13 @@ class Template:
 
 
 def execute(client: Any, commands: Sequence[str], transaction: bool = False) -> list[Any]:
-    """Send every command in one write and return their replies, in order.
+    """Send every command in one write and return their replies, in order (see `send`)."""
+    return send(client, [commands], transaction)
+
+
+def send(client: Any, chunks: Iterable[Sequence[str]], transaction: bool = False) -> list[Any]:
+    """Send each chunk of commands as soon as the caller has built it (Redis parses one while
+    the next is built), then return every reply, in order.
 
     An error reply is returned in its place (a `redis.ResponseError`), so one bad key never
     leaves the connection half read. In a transaction the replies are EXEC's, and the first
@@ -61,23 +67,27 @@ def execute(client: Any, commands: Sequence[str], transaction: bool = False) -> 
     from the pool and the error raised: nothing is half read on a connection that is reused."""
     import redis
 
-    if not commands:
-        return []
-    body = "".join(commands)
-    if transaction:
-        body = MULTI + body + EXEC
     pool = client.connection_pool
     conn = pool.get_connection()
+    count = 0
     try:
-        conn.send_packed_command([body.encode()])
-        replies = _read(conn, len(commands) + 2 * transaction)
+        for chunk in chunks:
+            if chunk:
+                head = MULTI if transaction and not count else ""
+                conn.send_packed_command([(head + "".join(chunk)).encode()])
+                count += len(chunk)
+        if not count:
+            return []
+        if transaction:
+            conn.send_packed_command([EXEC.encode()])
+        replies = _read(conn, count + 2 * transaction)
     except TimeoutError:
         conn.disconnect()
-        raise redis.TimeoutError(f"timed out reading {len(commands)} replies") from None
+        raise redis.TimeoutError(f"timed out reading {count} replies") from None
     except OSError as exc:
         conn.disconnect()
         raise redis.ConnectionError(f"connection lost reading replies: {exc}") from None
-    except BaseException:
+    except BaseException:  # a half-sent transaction dies with its connection: nothing applied
         conn.disconnect()
         raise
     finally:
