@@ -142,7 +142,7 @@ def _cycle(rounds: int) -> Comparison:
         server.stop()
     return Comparison(
         name="risk kernel cycle, 1000 positions, real Redis (read, compute, publish all)",
-        candidate="RiskKernel.cycle (1 HMGET pipeline + 1 MULTI, caller-packed RESP)",
+        candidate="RiskKernel.cycle (1 HMGET pipeline + chunked writes, caller-packed RESP)",
         baseline="per-position round trips: 2 HGETALL + 1 HSET each, no maths",
         target="< 50 ms",
         candidate_times=cand,

@@ -14,7 +14,8 @@ from qtctl.adapters.resp import Template
 from qtctl.daemons.risk_kernel.columns import Columns
 from qtctl.daemons.risk_kernel.inputs import Batch
 
-CHUNK = 200  # rows per write: Redis parses one chunk while the next is formatted
+CHUNK = 200  # rows per write: Redis runs one chunk while the next is formatted
+PER_PROPOSAL, PER_EXIT = 2, 5  # commands (and replies) per published row
 STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
 # Text the fleet wrote, passed through: JSON-escaped. Everything else is the kernel's own
 # formatting (numbers, codes, hex digests), which never needs escaping.
@@ -59,8 +60,8 @@ class Writer:
         self.version = version
 
     def proposals(self, rows: list[int], chunk: int = CHUNK) -> Iterator[list[str]]:
-        """XADD + HSET for each active proposal (a stop and a target), by template, in chunks
-        that can be sent while the next is built."""
+        """HSET then XADD for each active proposal (a stop and a target), by template, in
+        chunks that Redis runs while the next is built: two commands per row, in row order."""
         for start in range(0, len(rows), chunk):
             yield self._proposals(rows[start : start + chunk])
 
@@ -80,10 +81,13 @@ class Writer:
         xadd = Template("XADD", self.stream, *self._trim(), "symbol", None, "payload", None)
         keys = [self.settings.proposal_prefix + s for s in symbols]
         record = {k: v for k, v in fields.items() if k in RECORD}
-        return xadd.rows(symbols, _json_rows(record)) + _hset_rows(keys, fields | state)
+        hsets = _hset_rows(keys, fields | state)
+        xadds = xadd.rows(symbols, _json_rows(record))
+        return [command for pair in zip(hsets, xadds, strict=True) for command in pair]
 
     def exit_now(self, i: int) -> list[str]:
-        """An exit-now proposal: no stop at all (never one on the wrong side), and why."""
+        """An exit-now proposal: no stop at all (never one on the wrong side), and why; its
+        five commands are one MULTI, so no reader sees the stops gone without the exit."""
         base = {k: v if isinstance(v, str) else v[i] for k, v in self._base().items()}
         why = self.cols.reasons[i].split(",")[-1]
         fields = base | {"trading_state": "exit-now", "exit_now": "1", "exit_reason": why}
@@ -93,9 +97,11 @@ class Writer:
         state = {"kernel_fingerprint": self.batch.fingerprints[i], "kernel_peak": self.cols.peak[i]}
         pairs = [x for kv in (fields | state | {"held_reason": ""}).items() for x in kv]
         return [
-            resp.command("XADD", self.stream, *self._trim(), "symbol", symbol, "payload", payload),
+            resp.command("MULTI"),
             resp.command("HDEL", key, *STOP_FIELDS),
             resp.command("HSET", key, *pairs),
+            resp.command("XADD", self.stream, *self._trim(), "symbol", symbol, "payload", payload),
+            resp.command("EXEC"),
         ]
 
     def _trim(self) -> tuple[str, ...]:
