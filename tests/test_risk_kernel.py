@@ -257,3 +257,17 @@ def test_a_cycle_lost_with_redis_is_published_again(
     assert counts["published"] == 1, counts
     assert client.hget("quantum:risk:proposal:BTCUSDT", "position_current_price") == "101.5"
     assert not client.exists("quantum:risk:proposal:SOLUSDT")
+
+
+def test_writes_redis_refuses_are_raised_and_stay_due(redis_server: RedisServer) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    position(client, "BTCUSDT", side="LONG", entry_price=100, current_price=101, peak_price=101)
+    market(client, "BTCUSDT")
+    daemon = kernel(redis_server, QTCTL__RISK__PUBLISH_INTERVAL_SEC="600")
+    client.config_set("maxmemory", "1")  # every write is refused with OOM; reads still work
+    with pytest.raises(redis.ResponseError, match="OOM"):
+        daemon.cycle()
+    assert not client.exists("quantum:risk:proposal:BTCUSDT") and not daemon.published
+    client.config_set("maxmemory", "0")
+    assert daemon.cycle()["published"] == 1  # still due, although the interval has not passed
+    assert client.hget("quantum:risk:proposal:BTCUSDT", "trading_state") == "active"
