@@ -419,3 +419,38 @@ def test_bad_route_options_are_config_errors(tmp_path: Path, table: str, message
     res = run_once(config)
     assert res.returncode == 2
     assert 'bridge.per_route."execution.result".' in res.stderr and message in res.stderr
+
+
+def _peak_rss_kib(config: Path) -> int:
+    """Peak resident memory of one `qtctl run bridge --once`, from the kernel's own account."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qtctl", "--config", str(config), "run", "bridge", "--once"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    return int(usage.ru_maxrss)
+
+
+def test_memory_is_bounded_by_the_batch_not_the_backlog(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port)
+    payload = "x" * 200
+    script = (
+        "for i=1,tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'symbol', 'BTCUSDT', "
+        "'payload', ARGV[2], 'i', i) end"
+    )
+    config = write_config(tmp_path / "b.toml", redis_server.url)
+    client.eval(script, 1, SRC, 5_000, payload)
+    small = _peak_rss_kib(config)
+    for _ in range(3):  # 300,000 entries more, about 70 MiB of fields
+        client.eval(script, 1, SRC, 100_000, payload)
+    large = _peak_rss_kib(config)
+    assert client.xlen(DST) == 305_000
+    assert large - small < 8 * 1024, (small, large)
+    lua = int(client.info("memory")["used_memory_lua"])
+    assert lua < 16 * 1024 * 1024, lua
