@@ -207,6 +207,35 @@ def test_poison_entries_go_to_the_dead_letter_stream_with_the_reason(
     assert client.hget(STATE, "dead_lettered") == "2"
 
 
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (f"{SRC}:dead-letter", f"the dead-letter key {SRC}:dead-letter is a string, not a stream"),
+        (STATE, f"the route's state key {STATE} is a string, not a hash"),
+    ],
+)
+def test_a_wrong_type_key_the_copy_writes_stops_it_before_anything_is_copied(
+    redis_server: RedisServer, tmp_path: Path, key: str, message: str
+) -> None:
+    """A script is not rolled back: a write failing midway (XADD to a dead-letter key that is a
+    string) used to leave entries copied with the position unmoved, and every later run then
+    stopped on them as a 'foreign writer'."""
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    sent = [client.xadd(SRC, {"order_id": "1"}), client.xadd(SRC, {"status": "no id"})]
+    sent.append(client.xadd(SRC, {"order_id": "3"}))
+    client.set(key, "left by someone")
+    config = write_config(tmp_path / "b.toml", redis_server.url, "require_fields = ['order_id']\n")
+    res = run_once(config)
+    assert res.returncode == 1
+    assert message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not client.exists(DST)
+    client.delete(key)
+    assert run_once(config).returncode == 0
+    assert ids(client, DST) == [sent[0], sent[2]]
+    assert [f["source_id"] for _, f in client.xrange(f"{SRC}:dead-letter")] == [sent[1]]
+
+
 def test_source_trimmed_past_the_bridge_is_a_counted_logged_gap(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -39,6 +39,12 @@ for i = 4, #KEYS do
   local _, dtype = info(KEYS[i])
   if dtype ~= 'stream' and dtype ~= 'none' then return {'destination-type', KEYS[i], dtype} end
 end
+-- Every key this call writes is checked before the first write: a script is not rolled back,
+-- so a command failing after the copy began would leave it done with the position unmoved.
+local htype = redis.call('TYPE', state)['ok']
+if htype ~= 'hash' and htype ~= 'none' then return {'state-type', htype} end
+local ltype = redis.call('TYPE', dead)['ok']
+if ltype ~= 'stream' and ltype ~= 'none' then return {'dead-letter-type', ltype} end
 
 local pos = redis.call('HGET', state, 'position')
 local seq = tonumber(redis.call('HGET', state, 'source_seq') or '0')

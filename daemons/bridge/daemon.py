@@ -66,7 +66,8 @@ class Bridge:
         settings, route, options = self.config.bridge, state.route, state.route.options
         keys = [route.source, route.state_key, route.dead_letter, *route.destinations]
         now_ms = int(time.time() * 1000)
-        minid = f"{now_ms - int(options.max_age_sec * 1000)}-0" if options.max_age_sec else ""
+        oldest = max(0, now_ms - int(options.max_age_sec * 1000))
+        minid = f"{oldest}-0" if options.max_age_sec else ""
         argv = [
             state.batch,
             settings.start_id,
@@ -90,6 +91,14 @@ class Bridge:
             raise FatalDaemonError(f"source {route.source} is a {reply[1]}, not a stream")
         if kind == "destination-type":
             raise FatalDaemonError(f"destination {reply[1]} is a {reply[2]}, not a stream")
+        if kind == "state-type":
+            raise FatalDaemonError(
+                f"the route's state key {route.state_key} is a {reply[1]}, not a hash"
+            )
+        if kind == "dead-letter-type":
+            raise FatalDaemonError(
+                f"the dead-letter key {route.dead_letter} is a {reply[1]}, not a stream"
+            )
         if kind == "foreign-writer":
             raise FatalDaemonError(
                 f"another writer added {reply[1]} entries up to {reply[2]}, beyond this "
