@@ -236,6 +236,27 @@ def test_a_wrong_type_key_the_copy_writes_stops_it_before_anything_is_copied(
     assert [f["source_id"] for _, f in client.xrange(f"{SRC}:dead-letter")] == [sent[1]]
 
 
+def test_redis_at_maxmemory_is_waited_out_then_every_entry_copied_once(
+    redis_server: RedisServer, tmp_path: Path, bridges: list[BridgeProcess]
+) -> None:
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    seed(client, 500)
+    client.config_set("maxmemory", "1")  # every write refused with OOM; reads still work
+    bridge = BridgeProcess(write_config(tmp_path / "b.toml", redis_server.url))
+    bridges.append(bridge)
+    wait_until(lambda: "OutOfMemoryError: command not allowed when used memory" in bridge.stderr())
+    time.sleep(1.5)  # a few retries
+    assert bridge.proc.poll() is None, bridge.stderr()
+    assert not client.exists(DST)
+    client.config_set("maxmemory", "0")
+    wait_until(lambda: client.exists(DST) and client.xlen(DST) == 500)
+    assert ids(client, DST) == ids(client, SRC)
+    assert bridge.stop() == 0
+    log = bridge.stderr()
+    assert "Redis back after" in log
+    assert "Traceback" not in log
+
+
 def test_source_trimmed_past_the_bridge_is_a_counted_logged_gap(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -129,3 +129,46 @@ def test_backoff_doubles_to_its_cap() -> None:
         assert want * 0.9 <= got <= want * 1.1
     backoff.reset()
     assert backoff.next_delay() <= 0.55
+
+
+def _refusals(client: redis.Redis) -> list[BaseException]:
+    """The same refused write as redis-py raises it and as a caller-packed pipeline returns it."""
+    from qtctl.adapters import resp
+
+    out: list[BaseException] = []
+    try:
+        client.xadd("k", {"f": "v"})
+    except redis.ResponseError as exc:
+        out.append(exc)
+    out += resp.execute(client, [resp.command("XADD", "k", "*", "f", "v")])
+    return out
+
+
+def test_refusals_redis_lifts_by_itself_are_waited_out_and_others_are_not(
+    redis_server: RedisServer,
+) -> None:
+    """Classified from a real server's replies: redis-py strips the code of the ones it names
+    (OutOfMemoryError says only "command not allowed ..."), a raw reply keeps it."""
+    from qtctl.daemon.runtime import is_transient
+
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    client.config_set("maxmemory", "1")
+    oom = _refusals(client)
+    client.config_set("maxmemory", "0")
+    client.replicaof("127.0.0.1", str(free_port()))  # a replica of nobody: writes are refused
+    try:
+        readonly = _refusals(client)
+        client.config_set("replica-serve-stale-data", "no")
+        with pytest.raises(redis.ResponseError) as masterdown:
+            client.xlen("k")
+    finally:
+        client.config_set("replica-serve-stale-data", "yes")
+        client.replicaof("NO", "ONE")
+    client.set("s", "x")
+    with pytest.raises(redis.ResponseError) as wrongtype:
+        client.xadd("s", {"f": "v"})
+    assert [str(e)[:4] for e in oom] == ["comm", "OOM "]
+    assert [str(e)[:4] for e in readonly] == ["You ", "READ"]
+    assert all(map(is_transient, [*oom, *readonly, masterdown.value]))
+    assert not is_transient(wrongtype.value)
+    assert not is_transient(ValueError("bad input"))

@@ -6,9 +6,9 @@ The runner owns everything around it:
   exits 1 so systemd does not wait for its own timeout.
 - SIGHUP: reload the config; an invalid new config is logged and the old one kept.
 - sd_notify: READY=1 after setup, WATCHDOG=1 from the main loop, STATUS=<summary>, STOPPING=1.
-- Transient errors (Redis down or timing out) are retried with capped exponential backoff and one
-  clear log line per attempt; anything else is logged with its traceback and exits 1, so that
-  systemd's Restart=on-failure restarts the daemon.
+- Transient errors (Redis down, timing out, or refusing writes at maxmemory) are retried with
+  capped exponential backoff and one clear log line per attempt; anything else is logged with
+  its traceback and exits 1, so that systemd's Restart=on-failure restarts the daemon.
 """
 
 from __future__ import annotations
@@ -75,17 +75,30 @@ class Backoff:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth waiting out: Redis unreachable, timing out, loading, or read-only."""
+    """Errors worth waiting out: Redis unreachable, timing out, loading, read-only, or out of
+    memory (`maxmemory` reached: writes are refused until readers trim or an operator acts, and
+    a crash loop would not help)."""
     try:
-        import redis
+        from redis import exceptions as errors
     except ImportError:  # pragma: no cover - redis is a hard dependency
         return isinstance(exc, AdapterUnavailable)
-    if isinstance(exc, AdapterUnavailable | redis.ConnectionError | redis.TimeoutError):
+
+    waits = (
+        AdapterUnavailable,
+        errors.ConnectionError,  # BusyLoadingError (LOADING) included
+        errors.TimeoutError,
+        errors.ReadOnlyError,
+        errors.OutOfMemoryError,
+        errors.MasterDownError,
+        errors.TryAgainError,
+    )
+    if isinstance(exc, waits):
         return True
-    if isinstance(exc, redis.ResponseError):
-        text = str(exc)
-        return text.startswith(("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN"))
-    return False
+    # redis-py names those and strips the code; a raw reply (qtctl.adapters.resp) keeps it.
+    return isinstance(exc, errors.ResponseError) and str(exc).startswith(TRANSIENT_CODES)
+
+
+TRANSIENT_CODES = ("LOADING", "BUSY ", "MASTERDOWN", "READONLY", "TRYAGAIN", "OOM")
 
 
 @dataclass
@@ -162,6 +175,8 @@ class Runner:
                     raise
                 delay = self.backoff.next_delay()
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                if type(exc).__name__.endswith(("OutOfMemoryError", "ReadOnlyError")):
+                    reason = f"{type(exc).__name__}: {reason}"  # the code redis-py stripped
                 log.warning(
                     "%s: Redis unavailable during %s (%s); retrying in %.1f s (attempt %d)",
                     self.name,
