@@ -177,6 +177,7 @@ class BridgeSettings:
     batch_max: int = field(default=1000, metadata={"min": 1, "max": 20000})
     block_ms: int = field(default=500, metadata={"min": 1, "max": 5000})
     max_entry_bytes: int = field(default=512 * 1024, metadata={"min": 64})
+    batch_max_bytes: int = field(default=1024 * 1024, metadata={"min": 1024})
     maxlen: int = field(default=0, metadata={"min": 0})  # destination retention, 0: none
     state_prefix: str = "quantum:qtctl:bridge:"
     dead_letter_suffix: str = ":dead-letter"

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -504,3 +505,59 @@ def test_memory_is_bounded_by_the_batch_not_the_backlog(
     assert large - small < 8 * 1024, (small, large)
     lua = int(client.info("memory")["used_memory_lua"])
     assert lua < 16 * 1024 * 1024, lua
+
+
+def _drain_in_process(server: RedisServer, budget: int) -> list[int]:
+    """Entries handled by each copy call, draining the backlog with the Bridge in-process."""
+    from qtctl.config import load_config
+    from qtctl.daemons.bridge.daemon import Bridge
+
+    config = load_config(
+        None,
+        env={
+            "QTCTL__REDIS__URL": server.url,
+            "QTCTL__BRIDGE__START_ID": "0",
+            "QTCTL__BRIDGE__ALLOW_NO_READERS": "trade.execution.result",
+            "QTCTL__BRIDGE__BATCH_MAX_BYTES": str(budget),
+            "QTCTL__BRIDGE__BLOCK_MS": "10",
+        },
+    )
+    bridge = Bridge(config)
+    bridge.setup()
+    calls: list[int] = []
+    try:
+        while bridge.step():
+            calls.append(bridge.states[0].batches[-1])
+        calls.append(bridge.states[0].batches[-1])
+    finally:
+        bridge.close()
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("sizes", "bound"),
+    [
+        ([200_000] * 150, 1),  # never more than the budget plus the entry that crosses it
+        ([random.Random(7).choice((100, 2_000, 60_000, 250_000)) for _ in range(400)], 3),
+    ],
+    ids=["uniform", "mixed"],
+)
+def test_large_entries_are_copied_in_calls_bounded_by_the_byte_budget(
+    redis_server: RedisServer, sizes: list[int], bound: int
+) -> None:
+    """A backlog of large entries is not read 1,000 at a time into the script (tens of MB inside
+    Redis in one blocking call, growing with the batch): each call stops at the byte budget."""
+    client = redis.Redis(port=redis_server.port)
+    for size in sizes:
+        client.xadd(SRC, {"order_id": "1", "payload": b"x" * size})
+    budget = 2 * 1024 * 1024
+    calls = _drain_in_process(redis_server, budget)
+    assert ids(client, DST) == ids(client, SRC)
+    assert sum(calls) == len(sizes)
+    start, per_call = 0, []
+    for moved in calls:
+        per_call.append(sum(len("order_id1payload") + s for s in sizes[start : start + moved]))
+        start += moved
+    largest = max(sizes) + len("order_id1payload")
+    assert max(per_call) <= (budget + largest if bound == 1 else bound * budget), per_call
+    assert statistics.median(per_call) <= budget + largest

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 # KEYS: source, state hash, dead-letter stream, destination(s)
 # ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv),
-#       renames (csv of from=to), kept fields (csv), matches (csv of field=value), minid ('' none)
+#       renames (csv of from=to), kept fields (csv), matches (csv of field=value), minid ('' none),
+#       byte budget of the call
+# Returns {'ok', copied, dead-lettered, position, lag, lag_ms, filtered, capped (0: source
+# drained, 1: batch full, 2: byte budget spent), events...} or a refusal {kind, details...}.
 COPY_BATCH = r"""
 local function cmp(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -89,7 +92,6 @@ if first and cmp(first[1], pos) > 0 then
   end
 end
 
-local entries = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', batch)
 local required, rename, keep, match = {}, {}, {}, {}
 for name in string.gmatch(ARGV[6], '[^,]+') do table.insert(required, name) end
 for a, b in string.gmatch(ARGV[7], '([^,=]+)=([^,]*)') do rename[a] = b end
@@ -99,8 +101,7 @@ local matching = false
 for a, b in string.gmatch(ARGV[9], '([^,=]+)=([^,]*)') do match[a] = b; matching = true end
 local transform = keeping or next(rename) ~= nil
 local copied, dead_count, filtered = 0, 0, 0
-for _, entry in ipairs(entries) do
-  local id, fields = entry[1], entry[2]
+local function take(id, fields)
   local size = 0
   for j = 1, #fields do size = size + #fields[j] end
   local reason = nil
@@ -145,15 +146,38 @@ for _, entry in ipairs(entries) do
       copied = copied + 1
     end
   end
-  pos = id
+  return size
 end
-seq = seq + #entries
+-- Read in chunks, doubling up to 256, each no more than the byte budget left holds at the
+-- largest entry seen so far (the first: at the largest a copyable entry may be, at most 8);
+-- stop once the budget is spent. A call holds about `budget`
+-- bytes of entries however large they are (one entry much larger than all before it can push
+-- one chunk past it), and small entries still go 1,000 per call in a few XRANGEs (each XRANGE
+-- seeks its start inside a listpack: about 10 us).
+local budget = tonumber(ARGV[11])
+local seen, bytes, largest, capped = 0, 0, 1, 0
+local want = math.max(1, math.min(batch, 8, math.floor(budget / max_bytes)))
+while true do
+  local entries = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', want)
+  for _, entry in ipairs(entries) do
+    local size = take(entry[1], entry[2])
+    bytes = bytes + size
+    if size > largest then largest = size end
+    pos = entry[1]
+  end
+  seen = seen + #entries
+  if #entries < want then break end
+  if seen >= batch then capped = 1; break end
+  if bytes >= budget then capped = 2; break end
+  want = math.max(1, math.min(want * 2, 256, batch - seen, math.floor((budget - bytes) / largest)))
+end
+seq = seq + seen
 redis.call('HSET', state, 'position', pos, 'source_seq', seq)
 redis.call('HINCRBY', state, 'bridged', copied)
 if dead_count > 0 then redis.call('HINCRBY', state, 'dead_lettered', dead_count) end
 if lost > 0 then redis.call('HINCRBY', state, 'lost', lost) end
 if filtered > 0 then redis.call('HINCRBY', state, 'filtered', filtered) end
-if #entries > 0 then redis.call('HSET', state, 'last_bridged_ms', now) end
+if seen > 0 then redis.call('HSET', state, 'last_bridged_ms', now) end
 if copied > 0 then
   for i = 4, #KEYS do
     if maxlen > 0 then redis.call('XTRIM', KEYS[i], 'MAXLEN', '~', maxlen) end
@@ -163,11 +187,12 @@ end
 local lag = src['entries-added'] - seq
 if lag < 0 then lag = 0 end
 local lag_ms = 0
-local waiting = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', 1)
+local waiting = {}
+if capped > 0 then waiting = redis.call('XRANGE', source, '(' .. pos, '+', 'COUNT', 1) end
 if #waiting > 0 then
   lag_ms = tonumber(now) - tonumber(string.match(waiting[1][1], '^(%d+)'))
   if lag_ms < 0 then lag_ms = 0 end
 end
 redis.call('HSET', state, 'lag', lag, 'lag_ms', lag_ms)
-return {'ok', copied, dead_count, pos, lag, lag_ms, filtered, unpack(events)}
+return {'ok', copied, dead_count, pos, lag, lag_ms, filtered, capped, unpack(events)}
 """

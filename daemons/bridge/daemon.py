@@ -14,6 +14,7 @@ from qtctl.daemons.bridge.copy_script import COPY_BATCH
 from qtctl.daemons.bridge.route import Route, parse_routes, validate
 
 log = logging.getLogger("qtctl.bridge")
+CAPPED_BY_COUNT = 1  # the copy script's `capped`: 0 source drained, 1 batch full, 2 bytes spent
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Bridge:
             ",".join(options.keep_fields),
             ",".join(f"{a}={b}" for a, b in options.match),
             minid,
+            settings.batch_max_bytes,
         ]
         reply = [text(x) for x in self.script(keys=keys, args=argv)]
         kind = reply[0]
@@ -109,7 +111,8 @@ class Bridge:
         copied, dead, state.position = int(reply[1]), int(reply[2]), reply[3]
         state.lag, state.lag_ms, filtered = int(reply[4]), int(reply[5]), int(reply[6])
         state.filtered += filtered
-        for event in reply[7:]:
+        capped = int(reply[7])
+        for event in reply[8:]:
             _log_event(route, event)
         if dead:
             log.error(
@@ -122,15 +125,15 @@ class Bridge:
         state.bridged += copied
         state.dead += dead
         moved = copied + dead + filtered
-        full = moved >= state.batch
         state.batches.append(moved)
         del state.batches[:-32]
-        # Backlog: double the batch up to batch_max; live traffic: back to small batches.
-        if full:
+        # Backlog: double the batch up to batch_max (not when the byte budget cut it short);
+        # live traffic: back to small batches.
+        if capped == CAPPED_BY_COUNT:
             state.batch = min(settings.batch_max, state.batch * 2)
-        elif moved < state.batch // 4:
+        elif not capped and moved < state.batch // 4:
             state.batch = max(settings.batch_min, state.batch // 2)
-        return full
+        return bool(capped)
 
     def _wait_for_entries(self) -> None:
         assert self.adapter is not None
