@@ -150,10 +150,9 @@ local function take(id, fields)
 end
 -- Read in chunks, doubling up to 256, each no more than the byte budget left holds at the
 -- largest entry seen so far (the first: at the largest a copyable entry may be, at most 8);
--- stop once the budget is spent. A call holds about `budget`
--- bytes of entries however large they are (one entry much larger than all before it can push
--- one chunk past it), and small entries still go 1,000 per call in a few XRANGEs (each XRANGE
--- seeks its start inside a listpack: about 10 us).
+-- stop once the budget is spent. A call holds about `budget` bytes of entries however large
+-- they are (entries much larger than all before them can push one chunk past it), and small
+-- entries still go 1,000 per call in a few XRANGEs (each seeks its start in a listpack: ~10 us).
 local budget = tonumber(ARGV[11])
 local seen, bytes, largest, capped = 0, 0, 1, 0
 local want = math.max(1, math.min(batch, 8, math.floor(budget / max_bytes)))
