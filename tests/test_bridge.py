@@ -387,6 +387,46 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(
             started.stop()
 
 
+@pytest.mark.parametrize("snapshot", [True, False], ids=["older-snapshot", "no-persistence"])
+def test_redis_coming_back_with_older_data_is_said_and_then_bridged_exactly(
+    tmp_path: Path, bridges: list[BridgeProcess], snapshot: bool
+) -> None:
+    """Nothing is lost beyond what Redis lost, and the bridge says what that was: a restart
+    from an RDB snapshot rolls the source, the destination and the position back together."""
+    server = start_redis()
+    servers = [server]
+    try:
+        client = redis.Redis(port=server.port, decode_responses=True)
+        seed(client, 1_000)
+        bridge = BridgeProcess(write_config(tmp_path / "b.toml", server.url))
+        bridges.append(bridge)
+        wait_until(lambda: client.exists(DST) and client.xlen(DST) == 1_000)
+        if snapshot:
+            client.save()
+        saved = ids(client, SRC)[-1]
+        seed(client, 500)
+        wait_until(lambda: client.xlen(DST) == 1_500)
+        newest = ids(client, SRC)[-1]
+        server.kill()
+        servers.append(start_redis(port=server.port, workdir=server.workdir))
+        client = redis.Redis(port=server.port, decode_responses=True)
+        wait_until(lambda: _ping(client))
+        assert client.xlen(SRC) == (1_000 if snapshot else 0)
+        seed(client, 200)
+        wait_until(lambda: client.exists(DST) and ids(client, DST) == ids(client, SRC))
+        assert bridge.proc.poll() is None
+        assert bridge.stop() == 0
+        log = bridge.stderr()
+        if snapshot:
+            assert f"the bridge's position went back from {newest} to {saved}" in log, log
+        else:
+            assert f"the bridge's state vanished from Redis (its position was {newest})" in log
+        assert "Traceback" not in log
+    finally:
+        for started in servers:
+            started.stop()
+
+
 def _ping(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())

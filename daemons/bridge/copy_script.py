@@ -10,7 +10,7 @@ from __future__ import annotations
 # KEYS: source, state hash, dead-letter stream, destination(s)
 # ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv),
 #       renames (csv of from=to), kept fields (csv), matches (csv of field=value), minid ('' none),
-#       byte budget of the call
+#       byte budget of the call, the position this bridge last saw ('' none: to report a rewind)
 # Returns {'ok', copied, dead-lettered, position, lag, lag_ms, filtered, capped (0: source
 # drained, 1: batch full, 2: byte budget spent), events...} or a refusal {kind, details...}.
 COPY_BATCH = r"""
@@ -63,6 +63,9 @@ if not pos then
   table.insert(events, 'new-route:' .. pos)
 end
 if not src then return {'no-source'} end
+if ARGV[12] ~= '' and #events == 0 and cmp(pos, ARGV[12]) < 0 then
+  table.insert(events, 'rewind:' .. ARGV[12] .. ':' .. pos)
+end
 
 local bridged = tonumber(redis.call('HGET', state, 'bridged') or '0')
 for i = 4, #KEYS do

@@ -81,6 +81,7 @@ class Bridge:
             ",".join(f"{a}={b}" for a, b in options.match),
             minid,
             settings.batch_max_bytes,
+            state.position,
         ]
         reply = [text(x) for x in self.script(keys=keys, args=argv)]
         kind = reply[0]
@@ -108,12 +109,13 @@ class Bridge:
                 "running?); the bridge copies source IDs and cannot go below them"
             )
         state.waiting_for_source = False
+        previous = state.position
         copied, dead, state.position = int(reply[1]), int(reply[2]), reply[3]
         state.lag, state.lag_ms, filtered = int(reply[4]), int(reply[5]), int(reply[6])
         state.filtered += filtered
         capped = int(reply[7])
         for event in reply[8:]:
-            _log_event(route, event)
+            _log_event(route, event, previous)
         if dead:
             log.error(
                 "route %s: %d poison entr%s moved to %s",
@@ -174,9 +176,20 @@ class Bridge:
             self.adapter = None
 
 
-def _log_event(route: Route, event: str) -> None:
+def _log_event(route: Route, event: str, previous: str) -> None:
+    """One event of the copy script, in words; `previous`: the position this process last saw."""
     kind, _, rest = event.partition(":")
-    if kind == "new-route":
+    if kind == "new-route" and previous:
+        log.error(
+            "route %s: the bridge's state vanished from Redis (its position was %s): Redis "
+            "restarted without persistence, or the key %s was deleted; starting again after %s "
+            "(bridge.start_id)",
+            route.label,
+            previous,
+            route.state_key,
+            rest,
+        )
+    elif kind == "new-route":
         log.info("route %s: new, starting after %s (bridge.start_id)", route.label, rest)
     elif kind == "gap":
         lost, start, first = rest.split(":", 2)
@@ -187,6 +200,19 @@ def _log_event(route: Route, event: str) -> None:
             lost,
             start,
             first,
+        )
+    elif kind == "rewind":
+        previous, position = rest.split(":", 1)
+        log.error(
+            "route %s: the bridge's position went back from %s to %s: Redis restarted from "
+            "older data (an RDB snapshot, or an AOF not yet fsynced) and lost its latest writes. "
+            "What producers wrote after %s is lost with them; readers may already have seen "
+            "destination entries up to %s that Redis no longer holds",
+            route.label,
+            previous,
+            position,
+            position,
+            previous,
         )
     elif kind == "destination-missing":
         log.error("route %s: destination %s was deleted; re-creating it", route.label, rest)
