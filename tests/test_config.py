@@ -109,3 +109,22 @@ def test_bad_per_stream_values_name_their_key(tmp_path: Path, table: str, messag
     with pytest.raises(ConfigError) as info:
         load_config(str(path), env={})
     assert message in str(info.value)
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    import dataclasses
+    import re
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    config = Config()
+    keys = [
+        f"{section.name}.{item.name}"
+        for section in dataclasses.fields(config)
+        if dataclasses.is_dataclass(getattr(config, section.name))
+        for item in dataclasses.fields(getattr(config, section.name))
+    ]
+    assert len(keys) > 50
+    documented = set(re.findall(r"`([a-z_]+\.[a-z_0-9]+)(?:\.\"[A-Z]+\")?`", readme))
+    assert [key for key in keys if key not in documented] == []
