@@ -187,3 +187,34 @@ def test_run_lists_daemons_and_refuses_unknown_ones() -> None:
     known = "known: bridge, risk-kernel, rl-agent (qtctl run --list)"
     assert f"unknown daemon 'nope'; {known}" in res.stderr
     assert run_cli("run").returncode == 2
+
+
+def test_every_command_and_option_is_documented_in_the_readme() -> None:
+    import re
+
+    import click
+    import typer
+
+    from qtctl.cli.app import app
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    missing: list[str] = []
+
+    def walk(command: click.Command, path: str) -> None:
+        for param in command.params:
+            names = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+            documented = any(
+                re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", readme)
+                for o in names
+            )
+            if names and names != ["--help"] and not documented:
+                missing.append(f"{path} {names[0]}")
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                if f"qtctl {path[6:]} {name}".replace("  ", " ") not in readme:
+                    missing.append(f"{path} {name}")
+                walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "qtctl")
+    assert missing == []
