@@ -7,6 +7,8 @@ same script as the copy: a crash at any moment leaves either both or neither.
 
 from __future__ import annotations
 
+import hashlib
+
 # KEYS: source, state hash, dead-letter stream, destination(s)
 # ARGV: batch, start ('0'|'$'), now_ms, max_entry_bytes, maxlen (0: none), required fields (csv),
 #       renames (csv of from=to), kept fields (csv), matches (csv of field=value), minid ('' none),
@@ -198,3 +200,5 @@ end
 redis.call('HSET', state, 'lag', lag, 'lag_ms', lag_ms)
 return {'ok', copied, dead_count, pos, lag, lag_ms, filtered, capped, unpack(events)}
 """
+
+COPY_BATCH_SHA = hashlib.sha1(COPY_BATCH.encode()).hexdigest()

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from qtctl.adapters import resp
 from qtctl.adapters.redis_client import RedisAdapter, text
 from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
-from qtctl.daemons.bridge.copy_script import COPY_BATCH
+from qtctl.daemons.bridge.copy_script import COPY_BATCH, COPY_BATCH_SHA
 from qtctl.daemons.bridge.route import Route, parse_routes, validate
 
 log = logging.getLogger("qtctl.bridge")
@@ -40,7 +41,6 @@ class Bridge:
         self.config = config
         self.routes = parse_routes(config)
         self.adapter: RedisAdapter | None = None
-        self.script: Any = None
         self.states = [RouteState(r, config.bridge.batch_min) for r in self.routes]
 
     def setup(self) -> None:
@@ -52,7 +52,7 @@ class Bridge:
         for route in self.routes:
             for note in validate(adapter.client, route, self.config):
                 log.info("route %s: %s", route.label, note)
-        self.script = adapter.client.register_script(COPY_BATCH)
+        adapter.client.script_load(COPY_BATCH)
 
     def step(self) -> bool:
         """One batch per route; when every route is idle, block briefly for new entries."""
@@ -83,7 +83,7 @@ class Bridge:
             settings.batch_max_bytes,
             state.position,
         ]
-        reply = [text(x) for x in self.script(keys=keys, args=argv)]
+        reply = self._evalsha(keys, argv)
         kind = reply[0]
         if kind == "no-source":
             if not state.waiting_for_source:
@@ -136,6 +136,22 @@ class Bridge:
         elif not capped and moved < state.batch // 4:
             state.batch = max(settings.batch_min, state.batch // 2)
         return bool(capped)
+
+    def _evalsha(self, keys: list[str], argv: list[Any]) -> list[str]:
+        """One copy call, packed here: redis-py's script call costs about 0.2 ms more per batch
+        (5 % of the backlog rate on a 2-core machine). Loaded again if Redis lost it."""
+        import redis
+
+        assert self.adapter is not None
+        client = self.adapter.client
+        command = resp.command("EVALSHA", COPY_BATCH_SHA, str(len(keys)), *keys, *map(str, argv))
+        reply = resp.execute(client, [command])[0]
+        if isinstance(reply, redis.ResponseError) and str(reply).startswith("NOSCRIPT"):
+            client.script_load(COPY_BATCH)  # a Redis restarted since setup
+            reply = resp.execute(client, [command])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return [text(x) for x in reply]
 
     def _wait_for_entries(self) -> None:
         assert self.adapter is not None
