@@ -18,9 +18,11 @@ from qtctl.diagnosis.env_files import (
 )
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import EnvFileFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 REPAIRABLE = frozenset({"inline-comment", "export-prefix", "crlf"})
+FIXABLE_CAUSES = REPAIRABLE | {"secrets-readable", "unreadable-by-user"}
 ENV_FILES = CodeDoc(
     code="QT703",
     title="environment file problems",
@@ -39,6 +41,7 @@ ENV_FILES = CodeDoc(
     fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
     "--unsafe it also rewrites misread lines (comment moved above, `export` dropped, LF), "
     "backed up and undoable. Keep one copy of each secret (or LoadCredential=).",
+    repair=EnvFileFacts,
 )
 
 
@@ -105,7 +108,7 @@ def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding |
             *(f"needs a person: line {m.line}: {m.kind}" for m in left),
         ),
         fix_hint=ENV_FILES.fix,
-        fixable=bool(set(causes) & (REPAIRABLE | {"secrets-readable", "unreadable-by-user"})),
+        facts=EnvFileFacts(env.path, tuple(causes)) if set(causes) & FIXABLE_CAUSES else None,
     )
 
 

@@ -17,6 +17,7 @@ from qtctl.diagnosis.exec_targets import (
 from qtctl.diagnosis.line_endings import classify
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import FileFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 SUMMARY_ROWS = 15
@@ -45,6 +46,7 @@ CRLF_EXECUTED = CodeDoc(
     "runs commands ending in \\r (`$'\\r': command not found`): the unit fails or misbehaves.",
     fix="Convert to LF (`sed -i 's/\\r$//' FILE`, or `qtctl fix --apply`, which keeps mode and "
     "owner and backs the original up), and configure git/editors to keep LF.",
+    repair=FileFacts,
 )
 CRLF_SOURCES = CodeDoc(
     code="QT302",
@@ -56,6 +58,7 @@ CRLF_SOURCES = CodeDoc(
     why="Such files break as soon as something executes or installs them, and produce noisy diffs.",
     fix="Convert to LF (`qtctl fix --apply --select QT302`) and add `* text=auto eol=lf` to "
     ".gitattributes.",
+    repair=FileFacts,
 )
 NOT_EXECUTABLE = CodeDoc(
     code="QT303",
@@ -118,7 +121,7 @@ def _executed(target: ExecTarget) -> Iterator[Finding]:
                 cause="crlf",
                 detail=(script,),
                 fix_hint="convert to LF, keeping mode and owner",
-                fixable=True,
+                facts=FileFacts((script,)),
             )
             return  # its shebang problem is this one
     if target.direct and script:
@@ -198,7 +201,7 @@ def _summary(files: list[FileEndings], severity: Severity, label: str, result: C
         cause="crlf-sources" if severity == Severity.WARNING else "crlf-other",
         detail=(*shown, *(f.path for f in files)),
         fix_hint="`qtctl fix --apply --select QT302` converts them to LF",
-        fixable=True,
+        facts=FileFacts(tuple(f.path for f in files)),
     )
 
 

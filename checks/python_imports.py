@@ -9,6 +9,7 @@ from qtctl.diagnosis.imports import ImportProblem, analyse, clear_caches
 from qtctl.diagnosis.python_units import python_services
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 UNRESOLVABLE = CodeDoc(
@@ -24,6 +25,7 @@ UNRESOLVABLE = CodeDoc(
     why="The service dies at start with ModuleNotFoundError (the incident that started qtctl).",
     fix="Set PYTHONPATH in a drop-in (`qtctl fix` writes it after proving that every import "
     "resolves with it); remove sys.path hacks that put a stale copy first.",
+    repair=UnitFacts,
 )
 SHADOWED = CodeDoc(
     code="QT203",
@@ -76,7 +78,7 @@ def _finding(unit: str, code: str, problems: list[ImportProblem]) -> Finding:
         fix_hint="qtctl fix writes a PYTHONPATH drop-in once it resolves every import"
         if code == "QT201"
         else "see qtctl explain " + code,
-        fixable=code == "QT201",
+        facts=UnitFacts(unit) if code == "QT201" else None,
     )
 
 

@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from qtctl.adapters.redis_client import (
     GroupInfo,
     StreamInfo,
-    id_ms,
     read_streams,
     stream_keys,
 )
 from qtctl.diagnosis.stream_names import bare, near_misses, references
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import ConsumerFacts, GroupFacts, MigrationFacts, StreamFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.wording import duration
 from qtctl.errors import AdapterUnavailable
+from qtctl.stream_ids import id_ms, order_or_zero
 from qtctl.stream_limits import StreamLimits, limits_for
 
 TOO_LONG = CodeDoc(
@@ -27,6 +29,7 @@ TOO_LONG = CodeDoc(
     "(entries added versus entries kept).",
     "Unbounded streams eat Redis memory until eviction or OOM takes the whole fleet down.",
     "Have producers XADD with MAXLEN ~ N, or trim to a retention (`XTRIM KEY MAXLEN ~ N`).",
+    repair=StreamFacts,
 )
 STALE = CodeDoc(
     "QT402",
@@ -46,6 +49,7 @@ GROUP_LAG = CodeDoc(
     "Consumers fell behind: decisions are made on old events, or entries are never processed.",
     "Scale or fix the consumer; XAUTOCLAIM pending entries of dead consumers. A group listed "
     "in the stream's `groups` that is missing: qtctl fix creates it at streams.group_start_id.",
+    repair=GroupFacts,
 )
 DEAD_CONSUMER = CodeDoc(
     "QT404",
@@ -55,6 +59,7 @@ DEAD_CONSUMER = CodeDoc(
     "Its entries stay pending forever unless another consumer claims them.",
     "XAUTOCLAIM its pending entries to a live consumer, then XGROUP DELCONSUMER it (qtctl fix "
     "--unsafe); leftover consumers with nothing pending are deleted by qtctl fix.",
+    repair=ConsumerFacts,
 )
 MISSING = CodeDoc(
     "QT405",
@@ -67,6 +72,7 @@ MISSING = CodeDoc(
     "A bridge writing one name while readers read another moves nothing, silently.",
     "Decide from the evidence which name readers and writers use; migrate entries and fix the "
     "other side's configuration (qtctl fix --unsafe migrates when the evidence agrees).",
+    repair=MigrationFacts,
 )
 BEHIND_TRIM = CodeDoc(
     "QT407",
@@ -118,7 +124,7 @@ def _length(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
         f"{stream.length} entries, {memory_mb:.1f} MiB; {trim}",
         cause="trimmed" if trimmed > 0 else "unbounded",
         fix_hint=TOO_LONG.fix,
-        fixable=True,
+        facts=StreamFacts(stream.name),
     )
 
 
@@ -159,14 +165,14 @@ def _producer_state(ctx: CheckContext, unit: str) -> tuple[str, str]:
 
 def _groups(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
     oldest = dict(stream.oldest_pending_idle_ms)
-    deleted = _id_tuple(stream.max_deleted) if stream.max_deleted else (0, 0)
+    deleted = order_or_zero(stream.max_deleted) if stream.max_deleted else (0, 0)
     trimmed = (stream.entries_added or 0) > stream.length and bool(stream.first_id)
     for group in stream.groups:
         subject = f"{stream.name} group {group.name}"
-        delivered = _id_tuple(group.last_delivered)
+        delivered = order_or_zero(group.last_delivered)
         # XDEL records max-deleted-entry-id; XTRIM does not (Redis 7.0), so a trim shows as
         # entries added > length with the group's last delivery before the first entry.
-        if deleted > delivered or (trimmed and delivered < _id_tuple(stream.first_id)):
+        if deleted > delivered or (trimmed and delivered < order_or_zero(stream.first_id)):
             lost = (stream.entries_added or 0) - stream.length
             yield Finding(
                 BEHIND_TRIM.code,
@@ -201,7 +207,7 @@ def _groups(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
             cause="group-missing",
             detail=(f"stream: {stream.name}", f"group: {missing}"),
             fix_hint="qtctl fix creates it at streams.group_start_id ($: new entries only)",
-            fixable=True,
+            facts=GroupFacts(stream.name, missing),
         )
     yield from _consumers(stream, settings)
 
@@ -224,7 +230,7 @@ def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
                     f"consumer: {consumer.name}",
                 ),
                 fix_hint="qtctl fix deletes it (only while it still holds nothing)",
-                fixable=True,
+                facts=ConsumerFacts(stream.name, group_name, consumer.name, 0, ()),
             )
         if consumer.pending and consumer.idle_ms > limit_ms:
             live = [
@@ -243,7 +249,9 @@ def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
                     f"live consumers: {', '.join(live)}",
                 ),
                 fix_hint=DEAD_CONSUMER.fix,
-                fixable=True,
+                facts=ConsumerFacts(
+                    stream.name, group_name, consumer.name, consumer.pending, tuple(live)
+                ),
             )
 
 
@@ -321,7 +329,15 @@ def _near_miss(
         named = f"named in {len(files)} file(s)" + (f": {', '.join(files[:5])}" if files else "")
         state = stream.error or f"{stream.length} entries, {age}"
         detail.append(f"{stream.name}: {state}; {groups}; {named}")
-    detail.extend(_direction(expected, others, files_of))
+    against = dict(_direction(expected, others, files_of))
+    detail.extend(
+        f"evidence: {why}" if why else f"migrate-from: {name}" for name, why in against.items()
+    )
+    facts = MigrationFacts(
+        expected.name,
+        tuple(name for name, why in against.items() if not why),
+        tuple(why for why in against.values() if why),
+    )
     names = ", ".join(s.name for s in others)
     message = (f"{problem}; " if problem else "") + f"near-miss name(s) with data: {names}"
     return Finding(
@@ -332,45 +348,35 @@ def _near_miss(
         cause="near-miss",
         detail=tuple(detail),
         fix_hint=MISSING.fix,
-        fixable=True,
+        facts=facts,
     )
 
 
 def _direction(
     expected: StreamInfo, others: list[StreamInfo], files_of: dict[str, list[str]]
-) -> Iterator[str]:
-    """Which way the evidence says entries should move: consumer groups and naming files."""
+) -> Iterator[tuple[str, str]]:
+    """Per near-miss name, the evidence against moving its entries (consumer groups and naming
+    files), or '' when they should move into the expected name."""
     for other in others:
         readers_there = bool(other.groups) and not expected.groups
         named_more = len(files_of[other.name]) > len(files_of[expected.name])
         if readers_there or named_more:
             groups = len(other.groups)
             yield (
-                f"evidence: readers use {other.name} ({groups} consumer group(s), named in "
-                f"{len(files_of[other.name])} file(s) against {len(files_of[expected.name])}): "
-                f"moving its entries into {expected.name} would take them from its readers; "
-                f"point the writer at {other.name}, or list it in streams.expected"
+                other.name,
+                (
+                    f"readers use {other.name} ({groups} consumer group(s), named in "
+                    f"{len(files_of[other.name])} file(s) against {len(files_of[expected.name])}): "
+                    f"moving its entries into {expected.name} would take them from its readers; "
+                    f"point the writer at {other.name}, or list it in streams.expected"
+                ),
             )
         else:
-            yield f"migrate-from: {other.name}"
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return 0, 0
+            yield other.name, ""
 
 
 def _ago(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
+    return duration(seconds, compact=True)
 
 
 CHECK = Check(name="redis_streams", codes=CODES, run=run)

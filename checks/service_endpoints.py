@@ -10,6 +10,7 @@ from qtctl.diagnosis.health_probe import Probe, probe_all
 from qtctl.diagnosis.unit_processes import Listener, discover
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.errors import AdapterUnavailable
 from qtctl.redaction import redact_text
@@ -29,6 +30,7 @@ HEALTH_FAILING = CodeDoc(
     fix="Read the unit's journal (`journalctl -u UNIT -n 50`) for the reason; `qtctl fix --apply "
     "--unsafe` restarts it under the same safety rules as QT101 (never protected, masked or "
     "disabled units; in live mode only with --only UNIT).",
+    repair=UnitFacts,
 )
 EXPOSED_LISTENER = CodeDoc(
     code="QT702",
@@ -117,7 +119,7 @@ def _failing(listener: Listener, probe: Probe, timeout: float) -> Finding:
         cause=probe.outcome,
         detail=tuple(detail),
         fix_hint=HEALTH_FAILING.fix,
-        fixable=probe.outcome != "degraded",
+        facts=UnitFacts(listener.unit) if probe.outcome != "degraded" else None,
     )
 
 

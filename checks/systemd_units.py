@@ -19,6 +19,7 @@ from qtctl.diagnosis.fleet import (
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import DanglingLink, NotFoundFacts, UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
@@ -37,6 +38,7 @@ UNIT_FAILED = CodeDoc(
     why="The service is down; whatever it produced (signals, proposals, closes) has stopped.",
     fix="Fix the root cause named in the finding, then `systemctl reset-failed UNIT && systemctl "
     "restart UNIT`; `qtctl fix` does the restart once the cause is gone or was transient.",
+    repair=UnitFacts,
 )
 UNIT_NOT_FOUND = CodeDoc(
     code="QT102",
@@ -49,6 +51,7 @@ UNIT_NOT_FOUND = CodeDoc(
     "fail to start.",
     fix="Remove the dangling symlinks, drop the references from the other units, "
     "`systemctl daemon-reload` and `systemctl reset-failed UNIT`.",
+    repair=NotFoundFacts,
 )
 UNIT_FLAPPING = CodeDoc(
     code="QT103",
@@ -117,7 +120,7 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
         cause=cause.kind,
         detail=detail,
         fix_hint=_restart_hint(cause),
-        fixable=True,
+        facts=UnitFacts(unit.name),
     )
 
 
@@ -160,7 +163,10 @@ def _not_found(unit: FleetUnit) -> Finding | None:
         parts.append(f"ordered against by {', '.join(ordered)}")
     if unit.active_state == "failed":
         parts.append("still listed as failed")
-    detail = tuple(f"dangling symlink {link} -> {os.readlink(link)}" for link in links)
+    dangling = tuple(DanglingLink(link, os.readlink(link)) for link in links)
+    detail = tuple(f"dangling symlink {d.path} -> {d.target}" for d in dangling)
+    failed = unit.active_state == "failed"
+    facts = NotFoundFacts(unit.name, tuple(referrers), dangling, failed)
     return Finding(
         code=UNIT_NOT_FOUND.code,
         severity=Severity.WARNING,
@@ -170,7 +176,7 @@ def _not_found(unit: FleetUnit) -> Finding | None:
         detail=detail,
         fix_hint="remove dangling links, daemon-reload, reset-failed; drop the references "
         "from the listed units by hand",
-        fixable=bool(links) or unit.active_state == "failed",
+        facts=facts if dangling or failed else None,
     )
 
 

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from qtctl.adapters.redis_client import text
+from qtctl.adapters.stream_quarantine import pending_ids
 from qtctl.daemons.rl_agent.records import Rejected, experience, source_maps
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import QuarantineFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 # Records that are wrong in themselves; test lanes, unknown producers and the agent's own output
@@ -38,6 +40,7 @@ GARBAGE_TRADES = CodeDoc(
     fix="Fix the producer named in the detail; `qtctl fix --apply --unsafe` archives the garbage "
     "records, copies them to `<stream>:quarantine` with the reason and deletes them from the "
     "stream (never entries a group still has pending).",
+    repair=QuarantineFacts,
 )
 
 
@@ -63,6 +66,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     ]
     if held:
         detail.append(f"pending in a consumer group (left alone by the fix): {len(held)}")
+    facts = QuarantineFacts(stream, tuple((entry_id, reason) for entry_id, reason, _ in bad))
     yield Finding(
         GARBAGE_TRADES.code,
         Severity.ERROR,
@@ -72,7 +76,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         cause="garbage-records",
         detail=tuple(detail),
         fix_hint=GARBAGE_TRADES.fix,
-        fixable=len(held) < len(bad),
+        facts=facts if len(held) < len(bad) else None,
     )
 
 
@@ -92,21 +96,6 @@ def garbage(ctx: CheckContext, entries: list[Any]) -> list[tuple[str, str, str]]
             if exc.reason in GARBAGE:
                 found.append((text(entry_id), exc.reason, fields.get("source", "")))
     return found
-
-
-def pending_ids(client: Any, stream: str) -> set[str]:
-    """Every entry ID some consumer group of the stream has delivered and not acknowledged."""
-    ids: set[str] = set()
-    try:
-        groups = client.xinfo_groups(stream)
-    except Exception:  # no groups, or the key vanished: nothing is pending
-        return ids
-    for group in groups:
-        name = text(group.get("name"))
-        if int(group.get("pending", 0)):
-            rows = client.xpending_range(stream, name, min="-", max="+", count=100_000)
-            ids.update(text(r["message_id"]) for r in rows)
-    return ids
 
 
 CHECK = Check(name="trade_records", codes=(GARBAGE_TRADES,), run=run)

@@ -18,6 +18,7 @@ from qtctl.diagnosis.unit_file import (
 from qtctl.diagnosis.unit_lint import Problem, UnitView, lint
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
+from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 REFUSED_STATES = ("bad-setting", "error")
@@ -40,6 +41,7 @@ UNIT_FILE_PROBLEMS = CodeDoc(
     "restart policy that never triggers, a service that cannot start.",
     fix="Edit the unit with `systemctl edit UNIT` (a drop-in) rather than the vendor file; "
     "`qtctl fix` adds Restart=on-failure as a drop-in.",
+    repair=UnitFacts,
 )
 
 
@@ -163,7 +165,7 @@ def _finding(name: str, problems: list[Problem]) -> Finding:
         fix_hint="drop-in with Restart=on-failure"
         if "no-restart" in kinds
         else "edit with `systemctl edit UNIT` (a drop-in), then daemon-reload",
-        fixable="no-restart" in kinds,
+        facts=UnitFacts(name) if "no-restart" in kinds else None,
     )
 
 

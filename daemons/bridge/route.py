@@ -2,59 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from qtctl.bridge_routes import Route
+from qtctl.bridge_routes import parse_routes as routes_from_config
 from qtctl.config import Config
 from qtctl.daemon.runtime import FatalDaemonError
 from qtctl.diagnosis.stream_names import near_misses
-from qtctl.route_options import RouteOptions, route_options
+from qtctl.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class Route:
-    """One source copied into one or more destinations (several during a rename)."""
-
-    source: str
-    destinations: tuple[str, ...]
-    state_key: str
-    dead_letter: str
-    options: RouteOptions = field(default_factory=RouteOptions)
-
-    @property
-    def label(self) -> str:
-        """`source -> destination[, destination]` for logs."""
-        return f"{self.source} -> {', '.join(self.destinations)}"
+__all__ = ["Route", "parse_routes", "validate"]
 
 
 def parse_routes(config: Config) -> list[Route]:
-    """`source->dest[|dest]` entries of bridge.routes, with the fleet prefix added."""
-    prefix, settings = config.streams.prefix, config.bridge
-    routes = []
-    for text in settings.routes:
-        source, arrow, targets = text.partition("->")
-        names = [t.strip() for t in targets.split("|") if t.strip()]
-        if not arrow or not source.strip() or not names:
-            raise FatalDaemonError(f"bridge.routes: {text!r} is not `source->destination`")
-        src = _key(prefix, source.strip())
-        dests = tuple(_key(prefix, n) for n in names)
-        if src in dests:
-            raise FatalDaemonError(f"bridge.routes: {text!r} copies a stream into itself")
-        table = settings.per_route.get(source.strip()) or settings.per_route.get(src)
-        routes.append(
-            Route(
-                src,
-                dests,
-                f"{settings.state_prefix}{src}",
-                f"{src}{settings.dead_letter_suffix}",
-                route_options(table),
-            )
-        )
-    return routes
-
-
-def _key(prefix: str, name: str) -> str:
-    return name if name.startswith(prefix) or ":" in name else prefix + name
+    """The configured routes; a malformed one stops the bridge (systemd does not retry it)."""
+    try:
+        return routes_from_config(config)
+    except ConfigError as exc:
+        raise FatalDaemonError(str(exc)) from None
 
 
 def validate(client: Any, route: Route, config: Config) -> list[str]:

@@ -75,3 +75,18 @@ def quarantine(client: Any, stream: str, reasons: dict[str, str]) -> tuple[int, 
     argv = [part for entry_id, reason in ordered for part in (entry_id, reason)]
     moved, held = client.eval(QUARANTINE, 2, stream, f"{stream}:quarantine", *argv)
     return int(moved), int(held)
+
+
+def pending_ids(client: Any, stream: str) -> set[str]:
+    """Every entry ID some consumer group of the stream has delivered and not acknowledged."""
+    ids: set[str] = set()
+    try:
+        groups = client.xinfo_groups(stream)
+    except Exception:  # no groups, or the key vanished: nothing is pending
+        return ids
+    for group in groups:
+        name = text(group.get("name"))
+        if int(group.get("pending", 0)):
+            rows = client.xpending_range(stream, name, min="-", max="+", count=100_000)
+            ids.update(text(r["message_id"]) for r in rows)
+    return ids

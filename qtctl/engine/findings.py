@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from qtctl.engine.facts import Facts, facts_dict
+
 
 class Severity(IntEnum):
     """How bad a finding is; ordered so `>=` compares badness."""
@@ -33,11 +35,17 @@ class Finding:
     cause: str = ""
     detail: tuple[str, ...] = ()
     fix_hint: str = ""
-    fixable: bool = False
+    facts: Facts | None = None  # what fix reads; message and detail are for people
     related: tuple[str, ...] = field(default=())
 
+    @property
+    def fixable(self) -> bool:
+        """Whether `qtctl fix` plans a repair for it: it carries the facts a repair needs."""
+        return self.facts is not None
+
     def as_dict(self) -> dict[str, object]:
-        """The stable JSON shape of a finding (schema qtctl.report/1)."""
+        """The stable JSON shape of a finding (schema qtctl.report/1; `facts` added, may be
+        null)."""
         return {
             "code": self.code,
             "severity": str(self.severity),
@@ -47,6 +55,7 @@ class Finding:
             "detail": list(self.detail),
             "fix_hint": self.fix_hint,
             "fixable": self.fixable,
+            "facts": facts_dict(self.facts),
             "related": list(self.related),
         }
 
@@ -61,3 +70,4 @@ class CodeDoc:
     meaning: str
     why: str
     fix: str
+    repair: type[Facts] | None = None  # the facts its fixable findings carry; None: never fixed

@@ -1,13 +1,25 @@
-"""The few things fix ever does to a host, each described exactly as a shell command would read."""
+"""The few things fix ever does to a host, each described exactly as a shell command would read.
+
+Every action declares its `stage` (when it runs within one apply), the journal `records` it
+writes, and `undo`: how `qtctl fix --undo` reverts it, or why it cannot. Apply and undo dispatch
+on these types with `match` + `assert_never`, so mypy fails when one is not handled.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from qtctl.fix.changes import Change, Stage
 
 
 @dataclass(frozen=True)
 class RemoveLink:
     """Delete a dangling unit symlink (its target is recorded for undo)."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.REMOVE_LINK,)
+    undo: ClassVar[str] = "the symlink is put back, pointing where it pointed"
 
     path: str
     target: str
@@ -20,6 +32,10 @@ class RemoveLink:
 @dataclass(frozen=True)
 class WriteDropIn:
     """Write a drop-in file; the previous content (or its absence) is backed up."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.WRITE_FILE,)
+    undo: ClassVar[str] = "the previous content is written back, or the file removed"
 
     path: str
     content: str
@@ -34,6 +50,10 @@ class WriteDropIn:
 class DaemonReload:
     """`systemctl daemon-reload`."""
 
+    stage: ClassVar[Stage] = Stage.RELOAD
+    records: ClassVar[tuple[Change, ...]] = (Change.DAEMON_RELOAD,)
+    undo: ClassVar[str] = "undo reloads again after putting unit files back"
+
     def describe(self) -> str:
         """The command."""
         return "systemctl daemon-reload"
@@ -42,6 +62,10 @@ class DaemonReload:
 @dataclass(frozen=True)
 class ResetFailed:
     """`systemctl reset-failed UNIT`."""
+
+    stage: ClassVar[Stage] = Stage.RESET
+    records: ClassVar[tuple[Change, ...]] = (Change.RESET_FAILED,)
+    undo: ClassVar[str] = "not undoable: a cleared failed state cannot be set again"
 
     unit: str
 
@@ -54,6 +78,10 @@ class ResetFailed:
 class Restart:
     """`systemctl restart UNIT`: disruptive, needs --unsafe and passes the safety rules."""
 
+    stage: ClassVar[Stage] = Stage.RESTART
+    records: ClassVar[tuple[Change, ...]] = (Change.RESTART,)
+    undo: ClassVar[str] = "not undoable: a restart cannot be taken back"
+
     unit: str
 
     def describe(self) -> str:
@@ -64,6 +92,10 @@ class Restart:
 @dataclass(frozen=True)
 class ConvertLF:
     """Rewrite a text file with LF endings (and no BOM before its shebang), backed up."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.CONVERT_LF, Change.SKIPPED)
+    undo: ClassVar[str] = "the original bytes are written back from the backup"
 
     path: str
 
@@ -76,6 +108,10 @@ class ConvertLF:
 class PatchSource:
     """Replace a service source file with a proven patch (the diff is shown in the plan)."""
 
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.PATCH_SOURCE,)
+    undo: ClassVar[str] = "the original bytes are written back from the backup"
+
     path: str
     new_text: str
 
@@ -87,6 +123,13 @@ class PatchSource:
 @dataclass(frozen=True)
 class TrimStream:
     """Archive a stream's oldest entries beyond `keep`, then remove exactly those."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.TRIM_STREAM,)
+    undo: ClassVar[str] = (
+        "not in place (Redis cannot insert old IDs before newer ones): undo names the "
+        "archive and `qtctl streams restore`"
+    )
 
     stream: str
     keep: int
@@ -105,6 +148,10 @@ class TrimStream:
 class HandOver:
     """Move a dead consumer's pending entries to a live one, then delete the dead consumer."""
 
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.HAND_OVER,)
+    undo: ClassVar[str] = "not undoable: the entries were delivered to the live consumer"
+
     stream: str
     group: str
     dead: str
@@ -122,6 +169,10 @@ class HandOver:
 class CreateGroup:
     """Create a missing consumer group at an explicit ID (never MKSTREAM)."""
 
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.CREATE_GROUP,)
+    undo: ClassVar[str] = "the group is destroyed"
+
     stream: str
     group: str
     start_id: str
@@ -134,6 +185,10 @@ class CreateGroup:
 @dataclass(frozen=True)
 class DeleteConsumer:
     """Delete an idle consumer, atomically checked to hold no pending entries."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.DELETE_CONSUMER,)
+    undo: ClassVar[str] = "not undoable: it held nothing, and a reader recreates its name"
 
     stream: str
     group: str
@@ -151,6 +206,12 @@ class DeleteConsumer:
 class MigrateStream:
     """Move a misnamed stream's entries into the expected one (IDs kept), then delete it."""
 
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.MIGRATE_STREAM,)
+    undo: ClassVar[str] = (
+        "the copied entries are removed from the target and the source is restored from its archive"
+    )
+
     source: str
     target: str
 
@@ -167,6 +228,10 @@ class MigrateStream:
 class SecureFile:
     """chown a file to its one reader and make it mode 600 (previous owner and mode recorded)."""
 
+    stage: ClassVar[Stage] = Stage.MODE
+    records: ClassVar[tuple[Change, ...]] = (Change.SECURE_FILE, Change.SKIPPED)
+    undo: ClassVar[str] = "the previous owner and mode are set back"
+
     path: str
     user: str
     mode: int = 0o600
@@ -179,6 +244,10 @@ class SecureFile:
 @dataclass(frozen=True)
 class RewriteFile:
     """Replace a config file's text with a proven rewrite (diff in the plan; original kept)."""
+
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.REWRITE_FILE,)
+    undo: ClassVar[str] = "the original bytes are written back from the backup"
 
     path: str
     new_text: str
@@ -193,6 +262,13 @@ class RewriteFile:
 class QuarantineEntries:
     """Archive chosen stream entries, copy them to `<stream>:quarantine`, then XDEL them."""
 
+    stage: ClassVar[Stage] = Stage.CONTENT
+    records: ClassVar[tuple[Change, ...]] = (Change.ARCHIVE, Change.QUARANTINE)
+    undo: ClassVar[str] = (
+        "not in place: the entries stay in `<stream>:quarantine` and the archive, and undo "
+        "names `qtctl streams restore`"
+    )
+
     stream: str
     reasons: tuple[tuple[str, str], ...]  # (entry id, why)
 
@@ -205,7 +281,8 @@ class QuarantineEntries:
         )
 
 
-Action = (
+# Actions on the host (files, links, systemd) and on Redis streams: one union each, and `Action`.
+HostAction = (
     RemoveLink
     | WriteDropIn
     | DaemonReload
@@ -213,12 +290,10 @@ Action = (
     | Restart
     | ConvertLF
     | PatchSource
-    | TrimStream
-    | HandOver
-    | CreateGroup
-    | DeleteConsumer
-    | MigrateStream
     | SecureFile
     | RewriteFile
-    | QuarantineEntries
 )
+StreamAction = (
+    TrimStream | HandOver | CreateGroup | DeleteConsumer | MigrateStream | QuarantineEntries
+)
+Action = HostAction | StreamAction

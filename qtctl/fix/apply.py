@@ -10,6 +10,7 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, assert_never
 
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.adapters.systemd import SystemdAdapter
@@ -18,24 +19,21 @@ from qtctl.errors import QtctlError
 from qtctl.fix.actions import (
     Action,
     ConvertLF,
-    CreateGroup,
     DaemonReload,
-    DeleteConsumer,
-    HandOver,
-    MigrateStream,
+    HostAction,
     PatchSource,
-    QuarantineEntries,
     RemoveLink,
     ResetFailed,
     Restart,
     RewriteFile,
     SecureFile,
-    TrimStream,
+    StreamAction,
     WriteDropIn,
 )
+from qtctl.fix.changes import Change
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.repair import Repair
-from qtctl.fix.stream_repairs import STREAM_ACTIONS, apply_stream_action, undo_stream_change
+from qtctl.fix.stream_repairs import apply_stream_action
 
 log = logging.getLogger(__name__)
 SETTLE_SEC = 10.0
@@ -48,18 +46,20 @@ def apply_repairs(
     record: FixRecord | None = None,
     redis: Callable[[], RedisAdapter] | None = None,
 ) -> FixRecord:
-    """Run every runnable repair; reloads are merged and restarts come last."""
+    """Run every runnable repair in stage order (files, one reload, reset-failed, restarts)."""
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
     for action in actions:
-        if isinstance(action, STREAM_ACTIONS):
+        before = len(record.changes)
+        if isinstance(action, StreamAction):
             try:
                 apply_stream_action(action, redis, record, journal)
             except QtctlError as exc:  # one stream refused: the others still run
                 log.warning("fix: %s", exc)
-                record.add("failed", action=action.describe(), error=str(exc))
+                record.add(Change.FAILED, action=action.describe(), error=str(exc))
         else:
             _apply(action, systemd, record, journal)
+        _check_declared(action, record.changes[before:])
         journal.save(record)
     restarted = [a.unit for a in actions if isinstance(a, Restart)]
     for unit in restarted:
@@ -68,68 +68,66 @@ def apply_repairs(
 
 
 def _order(actions: list[Action]) -> list[Action]:
-    """Files first, one daemon-reload, reset-failed, restarts last; duplicates dropped."""
-    rank = {
-        PatchSource: 0,
-        RemoveLink: 0,
-        WriteDropIn: 0,
-        ConvertLF: 0,
-        TrimStream: 0,
-        HandOver: 0,
-        CreateGroup: 0,
-        DeleteConsumer: 0,
-        MigrateStream: 0,
-        QuarantineEntries: 0,
-        RewriteFile: 0,
-        SecureFile: 1,  # after a rewrite, which keeps the old mode
-        DaemonReload: 1,
-        ResetFailed: 2,
-        Restart: 3,
-    }
-    unique = list(dict.fromkeys(actions))
-    return sorted(unique, key=lambda a: rank[type(a)])
+    """By each action's declared stage, keeping report order within a stage; duplicates
+    dropped."""
+    return sorted(dict.fromkeys(actions), key=lambda a: a.stage)
+
+
+def _check_declared(action: Action, changes: list[dict[str, Any]]) -> None:
+    """An action journals only what it declares (undo relies on the declaration)."""
+    allowed = {*action.records, Change.FAILED, Change.SKIPPED}
+    stray = [c["kind"] for c in changes if c["kind"] not in allowed]
+    assert not stray, f"{type(action).__name__} journaled undeclared {stray}"
 
 
 def _apply(
-    action: Action, systemd: Callable[[], SystemdAdapter], record: FixRecord, journal: FixJournal
+    action: HostAction,
+    systemd: Callable[[], SystemdAdapter],
+    record: FixRecord,
+    journal: FixJournal,
 ) -> None:
     log.info("fix: %s", action.describe())
-    if isinstance(action, ConvertLF):
-        _convert(action.path, record, journal)
-    elif isinstance(action, PatchSource | RewriteFile):
-        _patch(action, record, journal)
-    elif isinstance(action, SecureFile):
-        _secure(action, record)
-    elif isinstance(action, RemoveLink):
-        if os.path.islink(action.path) and not os.path.exists(action.path):
-            os.unlink(action.path)
-            record.add("remove-link", path=action.path, target=action.target)
-    elif isinstance(action, WriteDropIn):
-        previous = Path(action.path).read_text() if os.path.exists(action.path) else None
-        if previous != action.content:
-            write_atomic(action.path, action.content)
-            record.add("write-file", path=action.path, previous=previous)
-    elif isinstance(action, DaemonReload):
-        systemd().daemon_reload()
-        record.add("daemon-reload")
-    elif isinstance(action, ResetFailed):
-        systemd().reset_failed(action.unit)
-        record.add("reset-failed", unit=action.unit)
-    elif isinstance(action, Restart):
-        systemd().restart(action.unit)
-        record.add("restart", unit=action.unit)
+    match action:
+        case ConvertLF():
+            _convert(action.path, record, journal)
+        case PatchSource() | RewriteFile():
+            _patch(action, record, journal)
+        case SecureFile():
+            _secure(action, record)
+        case RemoveLink():
+            if os.path.islink(action.path) and not os.path.exists(action.path):
+                os.unlink(action.path)
+                record.add(Change.REMOVE_LINK, path=action.path, target=action.target)
+        case WriteDropIn():
+            previous = Path(action.path).read_text() if os.path.exists(action.path) else None
+            if previous != action.content:
+                write_atomic(action.path, action.content)
+                record.add(Change.WRITE_FILE, path=action.path, previous=previous)
+        case DaemonReload():
+            systemd().daemon_reload()
+            record.add(Change.DAEMON_RELOAD)
+        case ResetFailed():
+            systemd().reset_failed(action.unit)
+            record.add(Change.RESET_FAILED, unit=action.unit)
+        case Restart():
+            systemd().restart(action.unit)
+            record.add(Change.RESTART, unit=action.unit)
+        case _:
+            assert_never(action)
 
 
 def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
     if os.path.islink(path) or not os.path.isfile(path):
-        record.add("skipped", path=path, reason="not a regular file")
+        record.add(Change.SKIPPED, path=path, reason="not a regular file")
         return
     with open(path, "rb") as handle:
         original = handle.read()
     if not classify(original).needs_fix:
         return  # already LF: running the same fix twice changes nothing
     backup = journal.backup(record, original)
-    record.add("convert-lf", path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
+    record.add(
+        Change.CONVERT_LF, path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest()
+    )
     journal.save(record)  # the backup is on record before the file changes
     write_preserving(path, to_lf(original))
 
@@ -138,13 +136,13 @@ def _secure(action: SecureFile, record: FixRecord) -> None:
     """chown + chmod, the previous owner and mode on record first; a no-op when already so."""
     st = os.lstat(action.path)
     if stat.S_ISLNK(st.st_mode):
-        record.add("skipped", path=action.path, reason="a symlink: secure its target by hand")
+        record.add(Change.SKIPPED, path=action.path, reason="a symlink: secure its target by hand")
         return
     account = pwd.getpwnam(action.user)
     if (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.pw_uid, action.mode):
         return
     record.add(
-        "secure-file",
+        Change.SECURE_FILE,
         path=action.path,
         previous_mode=stat.S_IMODE(st.st_mode),
         previous_uid=st.st_uid,
@@ -160,7 +158,7 @@ def _patch(action: PatchSource | RewriteFile, record: FixRecord, journal: FixJou
     if original == new:
         return
     backup = journal.backup(record, original)
-    kind = "patch-source" if isinstance(action, PatchSource) else "rewrite-file"
+    kind = Change.PATCH_SOURCE if isinstance(action, PatchSource) else Change.REWRITE_FILE
     record.add(kind, path=action.path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
     journal.save(record)
     write_preserving(action.path, new)
@@ -191,44 +189,3 @@ def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:
         else:
             stable_since = 0.0
         time.sleep(0.1)
-
-
-def undo(
-    record: FixRecord,
-    systemd: Callable[[], SystemdAdapter],
-    journal: FixJournal,
-    redis: Callable[[], RedisAdapter] | None = None,
-) -> FixRecord:
-    """Put back files and links of a fix record; restarts cannot be undone and are listed."""
-    undo_record = journal.start()
-    reload_needed = False
-    for change in reversed(record.changes):
-        kind = change["kind"]
-        if kind == "remove-link" and not os.path.lexists(change["path"]):
-            os.symlink(change["target"], change["path"])
-            undo_record.add("restore-link", path=change["path"], target=change["target"])
-            reload_needed = True
-        elif kind == "write-file":
-            if change["previous"] is None:
-                if os.path.exists(change["path"]):
-                    os.unlink(change["path"])
-            else:
-                write_atomic(change["path"], change["previous"])
-            undo_record.add("restore-file", path=change["path"], undoes=record.id)
-            reload_needed = True
-        elif kind == "secure-file":
-            os.chown(change["path"], change["previous_uid"], change["previous_gid"])
-            os.chmod(change["path"], change["previous_mode"])
-            undo_record.add("restore-mode", path=change["path"], undoes=record.id)
-        elif kind in ("convert-lf", "patch-source", "rewrite-file"):
-            write_preserving(change["path"], Path(change["backup"]).read_bytes())
-            undo_record.add("restore-bytes", path=change["path"], undoes=record.id)
-        elif undo_stream_change(change, redis, undo_record):
-            pass
-        elif kind in ("restart", "reset-failed"):
-            undo_record.add("not-undoable", action=kind, unit=change["unit"])
-    if reload_needed:
-        systemd().daemon_reload()
-        undo_record.add("daemon-reload")
-    journal.save(undo_record)
-    return undo_record

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qtctl.errors import UsageError
+from qtctl.fix.changes import Change, Undone
 
 
 @dataclass
@@ -21,7 +22,7 @@ class FixRecord:
     started: float
     changes: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, kind: str, **data: Any) -> None:
+    def add(self, kind: Change | Undone, **data: Any) -> None:
         """Record one applied action with what undo needs."""
         self.changes.append({"kind": kind, "at": time.time(), **data})
 
@@ -76,7 +77,7 @@ class FixJournal:
             except (OSError, ValueError):
                 continue  # a damaged record must not stop fix; it is simply not counted
             for change in doc.get("changes", []):
-                if change.get("kind") == "restart":
+                if change.get("kind") == Change.RESTART:
                     found[change["unit"]] = max(found.get(change["unit"], 0.0), change["at"])
         return found
 

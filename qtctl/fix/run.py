@@ -10,11 +10,12 @@ from qtctl.doctor import run_doctor
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import Finding
 from qtctl.engine.report import Report
-from qtctl.fix.apply import apply_repairs, undo
+from qtctl.fix.apply import apply_repairs
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.planner import plan
 from qtctl.fix.policy import FixOptions
 from qtctl.fix.repair import Repair
+from qtctl.fix.undo import undo
 
 SCHEMA = "qtctl.fix/1"
 ROOT_CAUSE_HOLD = "root cause first"

@@ -1,11 +1,11 @@
-"""Carry out and undo the Redis stream repairs (QT401, QT403, QT404, QT405), journaled."""
+"""Carry out and undo the Redis stream repairs (QT401, QT403, QT404, QT405, QT504), journaled."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from qtctl.adapters.redis_client import RedisAdapter, text
 from qtctl.adapters.stream_archive import (
@@ -23,17 +23,13 @@ from qtctl.fix.actions import (
     HandOver,
     MigrateStream,
     QuarantineEntries,
+    StreamAction,
     TrimStream,
 )
+from qtctl.fix.changes import Change, Undone
 from qtctl.fix.journal import FixJournal, FixRecord
 
 log = logging.getLogger(__name__)
-StreamAction = (
-    TrimStream | HandOver | CreateGroup | DeleteConsumer | MigrateStream | QuarantineEntries
-)
-STREAM_ACTIONS = (
-    TrimStream, HandOver, CreateGroup, DeleteConsumer, MigrateStream, QuarantineEntries
-)
 
 
 def apply_stream_action(
@@ -48,37 +44,44 @@ def apply_stream_action(
     adapter = redis()
     log.info("fix: %s", action.describe())
     with adapter.guard(action.describe().split(";")[0]):
-        if isinstance(action, TrimStream):
-            _trim(adapter.client, action, record, journal)
-        elif isinstance(action, HandOver):
-            claimed, left = hand_over(
-                adapter.client, action.stream, action.group, action.dead, action.live
-            )
-            record.add(
-                "hand-over",
-                stream=action.stream,
-                group=action.group,
-                dead=action.dead,
-                live=action.live,
-                claimed=claimed,
-                left=left,
-            )
-        elif isinstance(action, CreateGroup):
-            _create_group(adapter.client, action, record)
-        elif isinstance(action, DeleteConsumer):
-            if delete_consumer_if_empty(
-                adapter.client, action.stream, action.group, action.consumer
-            ):
-                record.add(
-                    "delete-consumer",
-                    stream=action.stream,
-                    group=action.group,
-                    consumer=action.consumer,
-                )
-        elif isinstance(action, QuarantineEntries):
-            _quarantine(adapter.client, action, record, journal)
-        else:
-            _migrate(adapter.client, action, record, journal)
+        match action:
+            case TrimStream():
+                _trim(adapter.client, action, record, journal)
+            case HandOver():
+                _hand_over(adapter.client, action, record)
+            case CreateGroup():
+                _create_group(adapter.client, action, record)
+            case DeleteConsumer():
+                _delete_consumer(adapter.client, action, record)
+            case QuarantineEntries():
+                _quarantine(adapter.client, action, record, journal)
+            case MigrateStream():
+                _migrate(adapter.client, action, record, journal)
+            case _:
+                assert_never(action)
+
+
+def _hand_over(client: Any, action: HandOver, record: FixRecord) -> None:
+    claimed, left = hand_over(client, action.stream, action.group, action.dead, action.live)
+    record.add(
+        Change.HAND_OVER,
+        stream=action.stream,
+        group=action.group,
+        dead=action.dead,
+        live=action.live,
+        claimed=claimed,
+        left=left,
+    )
+
+
+def _delete_consumer(client: Any, action: DeleteConsumer, record: FixRecord) -> None:
+    if delete_consumer_if_empty(client, action.stream, action.group, action.consumer):
+        record.add(
+            Change.DELETE_CONSUMER,
+            stream=action.stream,
+            group=action.group,
+            consumer=action.consumer,
+        )
 
 
 def _quarantine(
@@ -87,11 +90,11 @@ def _quarantine(
     archive = journal.root / record.id / f"{key_filename(action.stream)}.quarantine.jsonl.gz"
     reasons = dict(action.reasons)
     archived = archive_entries(client, action.stream, list(reasons), archive)
-    record.add("archive", stream=action.stream, archive=str(archive), entries=archived)
+    record.add(Change.ARCHIVE, stream=action.stream, archive=str(archive), entries=archived)
     journal.save(record)  # the archive is on record before anything is deleted
     moved, held = quarantine(client, action.stream, reasons)
     record.add(
-        "quarantine",
+        Change.QUARANTINE,
         stream=action.stream,
         into=f"{action.stream}:quarantine",
         moved=moved,
@@ -112,7 +115,7 @@ def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJourna
     )
     if result:
         record.add(
-            "trim-stream",
+            Change.TRIM_STREAM,
             stream=action.stream,
             archive=result.archive,
             archived=result.archived,
@@ -128,7 +131,7 @@ def _create_group(client: Any, action: CreateGroup, record: FixRecord) -> None:
     if any(text(g["name"]) == action.group for g in client.xinfo_groups(action.stream)):
         return  # already there: running the same fix twice changes nothing
     client.xgroup_create(action.stream, action.group, id=action.start_id)
-    record.add("create-group", stream=action.stream, group=action.group, id=action.start_id)
+    record.add(Change.CREATE_GROUP, stream=action.stream, group=action.group, id=action.start_id)
 
 
 def _migrate(client: Any, action: MigrateStream, record: FixRecord, journal: FixJournal) -> None:
@@ -140,7 +143,7 @@ def _migrate(client: Any, action: MigrateStream, record: FixRecord, journal: Fix
     except MigrationRefused as exc:
         raise QtctlError(f"not migrating {action.source}: {exc}") from None
     record.add(
-        "migrate-stream",
+        Change.MIGRATE_STREAM,
         source=result.source,
         target=result.target,
         moved=result.moved,
@@ -153,42 +156,29 @@ def _migrate(client: Any, action: MigrateStream, record: FixRecord, journal: Fix
     )
 
 
-def undo_stream_change(
-    change: dict[str, Any], redis: Callable[[], RedisAdapter] | None, undo_record: FixRecord
-) -> bool:
-    """Reverse one journaled stream change where Redis allows; False if not a stream change."""
-    kind = change["kind"]
-    if kind in ("trim-stream", "quarantine"):
-        kept = f"the entries are in {change['into']} and the archive; " if "into" in change else ""
-        undo_record.add(
-            "restore-archive",
-            stream=change["stream"],
-            archive=change["archive"],
-            hint=f"{kept}qtctl streams restore {change['archive']} --into KEY "
-            "(Redis cannot insert old IDs before newer ones)",
-        )
-    elif kind == "archive":
-        pass  # the quarantine entry that follows it says how to get the entries back
-    elif kind == "hand-over":
-        undo_record.add("not-undoable", action=kind, unit=change["dead"])
-    elif kind == "delete-consumer":
-        undo_record.add("not-undoable", action=kind, unit=change["consumer"])
-    elif kind in ("create-group", "migrate-stream"):
-        if redis is None:
-            raise QtctlError(f"undoing {kind} needs a Redis connection")
-        client = redis().client
-        if kind == "create-group":
-            client.xgroup_destroy(change["stream"], change["group"])
-            undo_record.add("destroy-group", stream=change["stream"], group=change["group"])
-        else:
-            removed, restored = undo_migration(client, change)
-            undo_record.add(
-                "unmigrate-stream",
-                source=change["source"],
-                target=change["target"],
-                removed=removed,
-                restored=restored,
-            )
-    else:
-        return False
-    return True
+def undo_create_group(
+    redis: Callable[[], RedisAdapter] | None, change: dict[str, Any], undo_record: FixRecord
+) -> None:
+    """Destroy a consumer group fix created."""
+    _client(redis, change).xgroup_destroy(change["stream"], change["group"])
+    undo_record.add(Undone.DESTROY_GROUP, stream=change["stream"], group=change["group"])
+
+
+def undo_migration_change(
+    redis: Callable[[], RedisAdapter] | None, change: dict[str, Any], undo_record: FixRecord
+) -> None:
+    """Remove the entries a migration added and restore its source from the archive."""
+    removed, restored = undo_migration(_client(redis, change), change)
+    undo_record.add(
+        Undone.UNMIGRATE_STREAM,
+        source=change["source"],
+        target=change["target"],
+        removed=removed,
+        restored=restored,
+    )
+
+
+def _client(redis: Callable[[], RedisAdapter] | None, change: dict[str, Any]) -> Any:
+    if redis is None:
+        raise QtctlError(f"undoing {change['kind']} needs a Redis connection")
+    return redis().client

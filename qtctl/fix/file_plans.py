@@ -1,27 +1,48 @@
-"""Repairs for services at run time: env files (QT703) and failing health endpoints (QT701)."""
+"""Repairs of files: CRLF in an executed script (QT301) or in sources (QT302), and env files
+(QT703: mode 600 to the one reader; misread lines rewritten with --unsafe)."""
 
 from __future__ import annotations
 
 import difflib
-import time
+import os
 from collections.abc import Callable
 
 from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
 from qtctl.diagnosis.env_files import env_uses, secret_names
+from qtctl.engine.facts import EnvFileFacts, FileFacts
 from qtctl.engine.findings import Finding
-from qtctl.fix.actions import Action, QuarantineEntries, Restart, RewriteFile, SecureFile
-from qtctl.fix.policy import never_restart, restart_permission
+from qtctl.fix.actions import Action, ConvertLF, RewriteFile, SecureFile
 from qtctl.fix.repair import Planning, Repair
 
 OWNER_CAUSES = ("secrets-readable", "unreadable-by-user")
 SYNTAX_CAUSES = ("inline-comment", "export-prefix", "crlf")
-HEALTH_RECHECK_SEC = 600.0  # a unit qtctl restarted this recently that fails again is not retried
 
 
-def plan_env_file(finding: Finding, planning: Planning) -> Repair:
+def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
+    """QT301: convert the executed script to LF (the unit's restart is QT101's repair)."""
+    actions = tuple(ConvertLF(path) for path in facts.paths)
+    if any(os.path.islink(path) for path in facts.paths):
+        return Repair(finding, actions, held="a symlink: convert its target by hand")
+    return Repair(finding, actions)
+
+
+def plan_crlf_sources(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
+    """QT302: convert source files to LF, only when asked for explicitly."""
+    actions = tuple(ConvertLF(p) for p in facts.paths if os.path.isfile(p))
+    config = planning.ctx.config
+    asked = any(p.strip().upper() == "QT302" for p in config.doctor.select)
+    if not (asked or config.fix.convert_source_files):
+        return Repair(
+            finding,
+            actions,
+            held="converting source files needs --select QT302 or fix.convert_source_files = true",
+        )
+    return Repair(finding, actions)
+
+
+def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
     """QT703: mode 600 to the one reading user (safe); misread lines rewritten with --unsafe."""
-    causes = finding.cause.split(",")
-    path = finding.subject
+    causes, path = facts.causes, facts.path
     actions: list[Action] = []
     held: list[str] = []
     solved: list[str] = []
@@ -87,56 +108,3 @@ def _proven_rewrite(path: str, is_secret: Callable[[str], bool]) -> tuple[str, s
     if "\r\n" in original:
         diff = f"(CRLF line endings become LF)\n{diff}"
     return text, diff
-
-
-def plan_quarantine(finding: Finding, planning: Planning) -> Repair:
-    """QT504: move the garbage records (not pending in any group) out of the stream."""
-    from qtctl.checks.trade_records import garbage, pending_ids
-
-    adapter = planning.ctx.redis()
-    with adapter.guard("planning the quarantine"):
-        count = planning.ctx.config.daemons.trade_scan
-        entries = adapter.client.xrevrange(finding.subject, count=count)
-        pending = pending_ids(adapter.client, finding.subject)
-    reasons = tuple(
-        (entry_id, reason)
-        for entry_id, reason, _ in garbage(planning.ctx, entries)
-        if entry_id not in pending
-    )
-    if not reasons:
-        return Repair(finding, held="every garbage record is pending in a consumer group")
-    held = (
-        ""
-        if planning.options.unsafe
-        else (
-            "deleting entries from a stream consumers read needs --unsafe (they are archived and "
-            "kept in the quarantine stream)"
-        )
-    )
-    return Repair(
-        finding,
-        (QuarantineEntries(finding.subject, reasons),),
-        held=held,
-        manual="fix the producer named in the detail, or the garbage comes back",
-    )
-
-
-def plan_health_restart(finding: Finding, planning: Planning) -> Repair:
-    """QT701: restart the unit, under the same rules as QT101's restart."""
-    unit = planning.units.get(finding.subject)
-    if unit is None:
-        return Repair(finding, held="unit is no longer loaded (or systemd is unreachable)")
-    ours = planning.restarts.get(unit.name, 0.0)
-    again = ""
-    if ours and time.time() - ours < HEALTH_RECHECK_SEC:
-        when = time.strftime("%H:%M:%S UTC", time.gmtime(ours))
-        again = (
-            f"qtctl fix restarted it at {when} and its health still fails: a restart does "
-            "not cure it; read its journal"
-        )
-    held = (
-        never_restart(unit, planning.ctx.config)
-        or again
-        or restart_permission(unit, planning.options, planning.live)
-    )
-    return Repair(finding, (Restart(unit.name),), held=held)
