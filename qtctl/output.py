@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -51,6 +52,19 @@ class Output:
         """Plain text on stdout, never styled (Markdown, Prometheus, Nagios)."""
         write_raw(text if text.endswith("\n") else text + "\n")
 
+    def line(self, text: str) -> None:
+        """A result line on stdout through the console, taken literally (no markup)."""
+        self.out.print(text, markup=False, highlight=False)
+
+    def markup(self, text: str) -> None:
+        """A result line on stdout in Rich markup; escape what the caller did not write."""
+        self.out.print(text)
+
+    @property
+    def columns(self) -> int:
+        """The width stdout renders at: the `width` asked for, else COLUMNS or the terminal's."""
+        return self.out.width
+
     def report(self, report: Report) -> None:
         """Render a doctor report in the chosen format."""
         if self.format == "json":
@@ -69,6 +83,30 @@ class Output:
         for reason, names in by_reason.items():
             self.out.print(f"[magenta]skipped ({escape(reason)}):[/] {', '.join(names)}")
         self.out.print(summary_line(report), style=STATUS_STYLE[report.status])
+
+    def code_index(self, docs: Iterable[CodeDoc]) -> None:
+        """The `qtctl explain` listing: one line per code."""
+        for doc in docs:
+            self.out.print(f"[bold]{doc.code}[/]  {doc.title} ({doc.severity})")
+
+    def config_items(self, rows: Sequence[tuple[str, Any, str]]) -> None:
+        """`qtctl config show`: every key with its effective value and where it came from."""
+        if self.format == "json":
+            self.json({key: {"value": value, "source": src} for key, value, src in rows})
+        elif self.format == "markdown":
+            lines = ["| key | value | source |", "|---|---|---|"]
+            lines += [f"| {key} | `{_shown(value)}` | {src} |" for key, value, src in rows]
+            self.text("\n".join(lines))
+        else:
+            self._config_table(rows)
+
+    def _config_table(self, rows: Sequence[tuple[str, Any, str]]) -> None:
+        from rich.table import Table
+
+        table = Table("key", "value", "source")
+        for key, value, src in rows:
+            table.add_row(key, _shown(value), src)
+        self.out.print(table)
 
     def code_doc(self, doc: CodeDoc) -> None:
         """Render one `qtctl explain` entry."""
@@ -129,6 +167,10 @@ def report_markdown(report: Report) -> str:
     for skipped in report.skipped:
         lines.append(f"- skipped `{skipped.check}`: {skipped.reason}")
     return "\n".join(lines) + "\n"
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(value) if isinstance(value, tuple) else str(value)
 
 
 def _md_cell(text: str) -> str:

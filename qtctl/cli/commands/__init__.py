@@ -1,0 +1,1 @@
+"""One module per `qtctl` command; `qtctl.cli.app` registers each with one line."""

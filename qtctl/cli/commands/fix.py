@@ -1,0 +1,55 @@
+"""`qtctl fix`: preview or apply the repairs for what doctor found, or undo one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qtctl.cli.context import global_options
+from qtctl.cli.options import CommandConfigOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
+
+ApplyOpt = Annotated[
+    bool, typer.Option("--apply", envvar="QTCTL_APPLY", help="Carry out the plan.")
+]
+UnsafeOpt = Annotated[
+    bool, typer.Option("--unsafe", envvar="QTCTL_UNSAFE", help="Allow restarting services.")
+]
+OnlyOpt = Annotated[
+    str | None,
+    typer.Option("--only", envvar="QTCTL_ONLY", help="Units allowed to restart (comma list)."),
+]
+UndoOpt = Annotated[
+    str | None,
+    typer.Option("--undo", envvar="QTCTL_UNDO", help="Undo a recorded fix: LAST or its id."),
+]
+
+
+def fix(
+    ctx: typer.Context,
+    apply: ApplyOpt = False,
+    unsafe: UnsafeOpt = False,
+    only: OnlyOpt = None,
+    undo: UndoOpt = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    redis_url: RedisUrlOpt = None,
+    fmt: FormatOpt = None,
+    config: CommandConfigOpt = None,
+) -> None:
+    """Repair what doctor found: preview by default, --apply to act, journaled and undoable."""
+    from qtctl.fix.policy import FixOptions
+    from qtctl.fix.render import render_outcome, render_undo
+    from qtctl.fix.run import run_fix, run_undo
+
+    opts = global_options(ctx)
+    out = opts.output(fmt)
+    flags = {"doctor.select": select, "doctor.ignore": ignore, "redis.url": redis_url}
+    cfg = opts.config_for(config, flags)
+    if undo:
+        render_undo(out, *run_undo(cfg, undo))
+        return
+    names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
+    outcome = run_fix(cfg, FixOptions(apply=apply, unsafe=unsafe, only=names))
+    render_outcome(out, outcome)
+    raise typer.Exit(0 if outcome.ok else 1)

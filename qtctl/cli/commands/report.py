@@ -1,0 +1,72 @@
+"""`qtctl report`: doctor without fixes, in a monitoring format, for cron and timers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qtctl.cli.context import global_options, print_error
+from qtctl.cli.options import CommandConfigOpt, FailOnOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
+
+ReportFormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        envvar="QTCTL_REPORT_FORMAT",
+        help="json, markdown, prometheus (node_exporter textfile) or nagios.",
+    ),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        envvar="QTCTL_OUTPUT",
+        help="Write the report to FILE atomically (nothing on stdout).",
+    ),
+]
+PublishOpt = Annotated[
+    bool,
+    typer.Option(
+        "--redis-publish",
+        envvar="QTCTL_REDIS_PUBLISH",
+        help="Also store it in Redis (report.redis_key hash, report.redis_stream summary).",
+    ),
+]
+ExitZeroOpt = Annotated[
+    bool,
+    typer.Option("--exit-zero", envvar="QTCTL_EXIT_ZERO", help="Exit 0 whatever was found."),
+]
+
+
+def report(
+    ctx: typer.Context,
+    fmt: ReportFormatOpt = "json",
+    output: OutputOpt = None,
+    redis_publish: PublishOpt = False,
+    exit_zero: ExitZeroOpt = False,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    fail_on: FailOnOpt = None,
+    redis_url: RedisUrlOpt = None,
+    config: CommandConfigOpt = None,
+) -> None:
+    """The cron/timer health report: doctor without fixes, for monitoring."""
+    from qtctl.output import write_raw
+    from qtctl.report.run import ReportRequest, run_report
+
+    flags = {
+        "doctor.select": select,
+        "doctor.ignore": ignore,
+        "doctor.fail_on": fail_on,
+        "redis.url": redis_url,
+    }
+    cfg = global_options(ctx).config_for(config, flags)
+    result = run_report(cfg, ReportRequest(fmt, output, redis_publish, exit_zero))
+    if not result.written_to:
+        write_raw(result.text)
+    for warning in result.warnings:
+        print_error(warning)
+    raise typer.Exit(result.exit_code)
