@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 
-from qtctl.adapters.redis_client import id_ms
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.stream_ids import id_ms
 
 STATS_TIME_FIELDS = ("last_update", "last_update_time", "updated_at", "timestamp", "ts")
 EXPERIENCE_FIELDS = ("experiences_processed", "experiences", "experience_count")

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from qtctl.adapters.redis_client import id_ms, text
+from qtctl.adapters.redis_client import text
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.wording import duration
+from qtctl.stream_ids import id_ms
 
 TIME_FIELDS = (
     "ts",

@@ -208,11 +208,3 @@ def _reply_error(exc: Exception) -> str:
 def text(value: Any) -> str:
     """A Redis reply value as str (bytes decoded, undecodable bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def id_ms(entry_id: str) -> int:
-    """The millisecond timestamp of a stream entry ID ('1700000000000-3' -> 1700000000000)."""
-    try:
-        return int(entry_id.split("-", 1)[0])
-    except ValueError:
-        return 0

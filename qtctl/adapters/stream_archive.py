@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qtctl.stream_ids import order as order  # re-exported: its home before qtctl.stream_ids
+
 CHUNK = 10_000
 
 
@@ -124,12 +126,6 @@ def read_archive(archive: Path) -> Iterator[dict[str, Any]]:
 def key_filename(key: str) -> str:
     """A Redis key as a safe file name (archives, migration evidence)."""
     return key.replace("/", "_").replace(":", "_")
-
-
-def order(entry_id: str) -> tuple[int, int]:
-    """An entry ID as a sortable (ms, seq) pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def hand_over(client: Any, stream: str, group: str, dead: str, live: str) -> tuple[int, int]:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from qtctl.adapters.redis_client import text
-from qtctl.adapters.stream_archive import CHUNK, export_all, key_filename, order, restore
+from qtctl.adapters.stream_archive import CHUNK, export_all, key_filename, restore
+from qtctl.stream_ids import order
 
 # Delete KEYS[1] only if it still has ARGV[1] entries and ends at ARGV[2].
 DELETE_IF_UNCHANGED = """

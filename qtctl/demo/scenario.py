@@ -232,7 +232,8 @@ def count_losses(client: Any, planted: dict[str, Any]) -> dict[str, int]:
     """Run inside the box after the fix: how many planted entries exist nowhere."""
     from pathlib import Path
 
-    from qtctl.adapters.stream_archive import order, read_archive
+    from qtctl.adapters.stream_archive import read_archive
+    from qtctl.stream_ids import order
 
     archives = Path("/var/lib/qtctl/fixes").glob("*/*.jsonl.gz")
     archived = {e["id"]: e["fields"] for archive in archives for e in read_archive(archive)}
