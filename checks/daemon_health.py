@@ -17,7 +17,7 @@ RL_UNHEALTHY = CodeDoc(
     code="QT502",
     title="RL agent unhealthy",
     severity="warning/error",
-    meaning="The RL agent's stats hash (daemons.rl_stats_key) was not updated within twice its "
+    meaning="The RL agent's stats hash (rl.stats_key) was not updated within twice its "
     "interval, or its recent rewards are degenerate: all identical (every reward -1.0 is what "
     "PnL 0.00 / -100 % garbage records produce), outside [-1, 1], or zero experiences while "
     "trade.closed grows.",
@@ -29,7 +29,7 @@ BRIDGE_LAG = CodeDoc(
     code="QT503",
     title="bridge lag",
     severity="warning/error",
-    meaning="For each daemons.bridge_routes `source->destination`: source entries newer than the "
+    meaning="For each bridge.routes `source->destination`: source entries newer than the "
     "newest bridged entry, and how old the oldest of them is.",
     why="Readers of the destination act on old executions, or on none at all.",
     fix="Check the bridge unit (`qtctl doctor --select QT1`), its route names (QT405), and "
@@ -47,9 +47,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _routes(ctx: CheckContext) -> list[str]:
-    """daemons.bridge_routes plus qtctl's own bridge.routes, one `src->dst` per destination."""
+    """bridge.routes, one `src->dst` per destination."""
     routes: list[str] = []
-    for text in (*ctx.config.daemons.bridge_routes, *ctx.config.bridge.routes):
+    for text in ctx.config.bridge.routes:
         source, _, targets = text.partition("->")
         for target in targets.split("|"):
             route = f"{source.strip()}->{target.strip()}"
@@ -62,8 +62,8 @@ def _rl(ctx: CheckContext, client: object) -> Iterator[Finding]:
     settings = ctx.config.daemons
     prefix = ctx.config.streams.prefix
     pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
-    pipe.hgetall(settings.rl_stats_key)
-    pipe.xrevrange(prefix + settings.rl_rewards_stream, count=settings.rl_recent)
+    pipe.hgetall(ctx.config.rl.stats_key)
+    pipe.xrevrange(prefix + ctx.config.rl.reward_stream, count=settings.rl_recent)
     pipe.xlen(prefix + "trade.closed")
     stats, rewards, closed = pipe.execute(raise_on_error=False)
     stats = stats if isinstance(stats, dict) else {}
@@ -78,7 +78,7 @@ def _rl(ctx: CheckContext, client: object) -> Iterator[Finding]:
         yield Finding(
             RL_UNHEALTHY.code,
             worst,
-            settings.rl_stats_key,
+            ctx.config.rl.stats_key,
             problems[0][1],
             cause="rl-unhealthy",
             detail=tuple(p[1] for p in problems),

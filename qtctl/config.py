@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qtctl.config_values import coerce, read_file, validate
 from qtctl.errors import ConfigError
-from qtctl.redaction import mask_url, validate_redis_url
-from qtctl.route_options import parse_route_options
-from qtctl.stream_limits import parse_overrides
+from qtctl.redaction import mask_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/qtctl/qtctl.toml")
 ENV_PREFIX = "QTCTL__"
 SEVERITY_CHOICES = ("info", "warning", "error", "never")
+
+# Keys removed so that each fact has one home. A config still setting one is refused, naming the
+# home: mapping it over would change what a daemon writes or copies, not only what a check reads.
+MOVED = {
+    "daemons.rl_stats_key": ("rl.stats_key", "the hash the RL agent writes and QT502 reads"),
+    "daemons.rl_rewards_stream": ("rl.reward_stream", "the stream the RL agent and QT502 read"),
+    "daemons.bridge_routes": (
+        "bridge.routes",
+        "the routes qtctl's bridge copies and QT503 watches (list only what it is to copy)",
+    ),
+}
 
 
 def _choices(*values: str) -> dict[str, Any]:
@@ -228,13 +237,12 @@ class RlSettings:
 
 @dataclass(frozen=True)
 class DaemonHealthSettings:
-    """What the fleet's daemons publish, and how fresh and sane it must be (QT502, QT503)."""
+    """Thresholds for what the fleet's daemons publish (QT502-QT504).
 
-    rl_stats_key: str = "quantum:rl:agent:stats"
+    Where they publish it is set once, in the daemon's own section (`rl.stats_key`, ...)."""
+
     rl_stats_interval_sec: float = field(default=60.0, metadata={"min": 1})
-    rl_rewards_stream: str = "rl_rewards"
     rl_recent: int = field(default=50, metadata={"min": 5})
-    bridge_routes: tuple[str, ...] = ("execution.result->trade.execution.result",)
     bridge_lag_warn: int = field(default=100, metadata={"min": 1})
     bridge_lag_error: int = field(default=10_000, metadata={"min": 1})
     bridge_age_warn_sec: float = field(default=60.0, metadata={"min": 1})
@@ -327,7 +335,7 @@ def load_config(
     values: dict[str, dict[str, Any]] = {s: {} for s in _sections()}
     sources: dict[str, str] = {}
     file_path, required = resolve_config_path(path, env)
-    for key, value in _read_file(file_path, required).items():
+    for key, value in read_file(file_path, required).items():
         _assign(values, sources, key, value, f"file:{file_path}")
     for key, value in _env_values(env).items():
         _assign(values, sources, key, value, f"env:{ENV_PREFIX}{key.replace('.', '__').upper()}")
@@ -336,34 +344,6 @@ def load_config(
             _assign(values, sources, key, value, "flag")
     sections = {s: _build_section(s, values[s]) for s in values}
     return Config(**sections, sources=sources)
-
-
-def _read_file(path: Path, required: bool) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(f"config file {path} does not exist") from None
-        return {}
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return _flatten(data, path)
-
-
-def _flatten(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for section, body in data.items():
-        if not isinstance(body, dict):
-            raise ConfigError(f"expected a [{section}] table in {path}", key=section)
-        for key, value in body.items():
-            flat[f"{section}.{key}"] = value
-    return flat
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, str]:
@@ -378,6 +358,9 @@ def _env_values(env: Mapping[str, str]) -> dict[str, str]:
 def _assign(
     values: dict[str, dict[str, Any]], sources: dict[str, str], key: str, value: Any, src: str
 ) -> None:
+    if key in MOVED:
+        home, role = MOVED[key]
+        raise ConfigError(f"removed (from {src}); set {home} instead, {role}", key=key)
     section, _, name = key.partition(".")
     if section not in values:
         raise ConfigError(f"unknown section (from {src})", key=key)
@@ -395,73 +378,6 @@ def _build_section(section: str, raw: Mapping[str, Any]) -> Any:
     for f in dataclasses.fields(cls):
         if f.name in raw:
             path = f"{section}.{f.name}"
-            kwargs[f.name] = _validate(path, _coerce(path, raw[f.name], hints[f.name]), f.metadata)
+            value = coerce(path, raw[f.name], hints[f.name], f.metadata)
+            kwargs[f.name] = validate(path, value, f.metadata)
     return cls(**kwargs)
-
-
-def _coerce(path: str, value: Any, hint: Any) -> Any:
-    try:
-        if hint is bool:
-            return _to_bool(value)
-        if hint in (int, float):
-            if isinstance(value, bool):
-                raise ValueError
-            return hint(value)
-        if hint is str:
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-        if typing.get_origin(hint) is tuple:
-            return _to_tuple(value)
-        if typing.get_origin(hint) is Mapping:
-            if path == "bridge.per_route":
-                return parse_route_options(path, value)
-            return parse_overrides(path, value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        raise ConfigError(f"unsupported type {hint}", key=path)
-    kind = getattr(hint, "__name__", str(hint)).replace("tuple", "list of strings")
-    raise ConfigError(f"expected {kind}, got {value!r}", key=path)
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
-
-
-def _to_tuple(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError(value)
-
-
-def _validate(path: str, value: Any, meta: Mapping[str, Any]) -> Any:
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"must be one of {', '.join(meta['choices'])}, got {value!r}", key=path)
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"must be at least {meta['min']}, got {value!r}", key=path)
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"must be at most {meta['max']}, got {value!r}", key=path)
-    if meta.get("key_seconds"):
-        for item in value:
-            key, sep, seconds = item.rpartition("=")
-            try:
-                ok = bool(sep and key.strip()) and float(seconds) > 0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ConfigError(f"expected KEY=MAX_AGE_SEC, got {item!r}", key=path)
-    if meta.get("redis_url"):
-        problem = validate_redis_url(value)
-        if problem:
-            raise ConfigError(f"{problem} (got {mask_url(value)})", key=path)
-    return value

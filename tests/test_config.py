@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qtctl.config import Config, load_config
+from qtctl.config import MOVED, Config, load_config
 from qtctl.errors import ConfigError
+from tests.conftest import run_cli
 
 
 def test_defaults_fit_the_fleet() -> None:
@@ -128,3 +129,39 @@ def test_every_config_key_is_documented_in_the_readme() -> None:
     assert len(keys) > 50
     documented = set(re.findall(r"`([a-z_]+\.[a-z_0-9]+)(?:\.\"[A-Z]+\")?`", readme))
     assert [key for key in keys if key not in documented] == []
+
+
+@pytest.mark.parametrize(
+    ("old", "home"),
+    [
+        ("daemons.rl_stats_key", "rl.stats_key"),
+        ("daemons.rl_rewards_stream", "rl.reward_stream"),
+        ("daemons.bridge_routes", "bridge.routes"),
+    ],
+)
+def test_a_removed_key_in_the_file_exits_2_naming_its_new_home(
+    isolated_env: Path, old: str, home: str
+) -> None:
+    section, key = old.split(".")
+    isolated_env.write_text(f'[{section}]\n{key} = "x"\n')
+    res = run_cli("config", "show")
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr.startswith(
+        f"qtctl: error: {old}: removed (from file:{isolated_env}); set {home} instead, "
+    )
+    assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_a_removed_key_in_the_environment_exits_2_naming_the_variable() -> None:
+    res = run_cli("doctor", env={"QTCTL__DAEMONS__RL_STATS_KEY": "quantum:rl:agent:stats"})
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == (
+        "qtctl: error: daemons.rl_stats_key: removed (from env:QTCTL__DAEMONS__RL_STATS_KEY); "
+        "set rl.stats_key instead, the hash the RL agent writes and QT502 reads\n"
+    )
+
+
+def test_every_removed_key_points_at_a_key_that_exists() -> None:
+    keys = {path for path, _, _ in Config().items()}
+    assert {home for home, _ in MOVED.values()} <= keys
+    assert not set(MOVED) & keys
