@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import pwd
-import stat
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, assert_never
 
+from qtctl.adapters import safe_files
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.adapters.systemd import SystemdAdapter
-from qtctl.diagnosis.line_endings import classify, to_lf, write_preserving
+from qtctl.diagnosis.line_endings import classify, to_lf
 from qtctl.errors import QtctlError
 from qtctl.fix.actions import (
     Action,
@@ -31,7 +28,7 @@ from qtctl.fix.actions import (
     WriteDropIn,
 )
 from qtctl.fix.changes import Change
-from qtctl.fix.journal import FixJournal, FixRecord
+from qtctl.fix.journal import FixJournal, FixRecord, private_umask
 from qtctl.fix.repair import Repair
 from qtctl.fix.stream_repairs import apply_stream_action
 
@@ -49,22 +46,33 @@ def apply_repairs(
     """Run every runnable repair in stage order (files, one reload, reset-failed, restarts)."""
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
-    for action in actions:
-        before = len(record.changes)
-        if isinstance(action, StreamAction):
-            try:
-                apply_stream_action(action, redis, record, journal)
-            except QtctlError as exc:  # one stream refused: the others still run
-                log.warning("fix: %s", exc)
-                record.add(Change.FAILED, action=action.describe(), error=str(exc))
-        else:
-            _apply(action, systemd, record, journal)
-        _check_declared(action, record.changes[before:])
-        journal.save(record)
+    with private_umask():  # backups, records and stream archives: root's only from the start
+        _apply_all(actions, systemd, journal, record, redis)
     restarted = [a.unit for a in actions if isinstance(a, Restart)]
     for unit in restarted:
         _wait_settled(systemd(), unit)
     return record
+
+
+def _apply_all(
+    actions: list[Action],
+    systemd: Callable[[], SystemdAdapter],
+    journal: FixJournal,
+    record: FixRecord,
+    redis: Callable[[], RedisAdapter] | None,
+) -> None:
+    for action in actions:
+        before = len(record.changes)
+        try:
+            if isinstance(action, StreamAction):
+                apply_stream_action(action, redis, record, journal)
+            else:
+                _apply(action, systemd, record, journal)
+        except QtctlError as exc:  # one action refused: the others still run
+            log.warning("fix: %s", exc)
+            record.add(Change.FAILED, action=action.describe(), error=str(exc))
+        _check_declared(action, record.changes[before:])
+        journal.save(record)
 
 
 def _order(actions: list[Action]) -> list[Action]:
@@ -95,14 +103,11 @@ def _apply(
         case SecureFile():
             _secure(action, record)
         case RemoveLink():
-            if os.path.islink(action.path) and not os.path.exists(action.path):
-                os.unlink(action.path)
-                record.add(Change.REMOVE_LINK, path=action.path, target=action.target)
+            target = safe_files.remove_dangling_link(action.path)
+            if target is not None:
+                record.add(Change.REMOVE_LINK, path=action.path, target=target)
         case WriteDropIn():
-            previous = Path(action.path).read_text() if os.path.exists(action.path) else None
-            if previous != action.content:
-                write_atomic(action.path, action.content)
-                record.add(Change.WRITE_FILE, path=action.path, previous=previous)
+            _write_drop_in(action, record)
         case DaemonReload():
             systemd().daemon_reload()
             record.add(Change.DAEMON_RELOAD)
@@ -117,61 +122,87 @@ def _apply(
 
 
 def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
-    if os.path.islink(path) or not os.path.isfile(path):
-        record.add(Change.SKIPPED, path=path, reason="not a regular file")
+    try:
+        original, snapshot = safe_files.read_file(path)
+    except (safe_files.UnsafePath, OSError) as exc:
+        record.add(Change.SKIPPED, path=path, reason=f"not converted: {exc}")
         return
-    with open(path, "rb") as handle:
-        original = handle.read()
     if not classify(original).needs_fix:
         return  # already LF: running the same fix twice changes nothing
+    _replace(Change.CONVERT_LF, path, original, snapshot, to_lf(original), record, journal)
+
+
+def _patch(action: PatchSource | RewriteFile, record: FixRecord, journal: FixJournal) -> None:
+    original, snapshot = safe_files.read_file(action.path)
+    new = action.new_text.encode()
+    if original == new:
+        return
+    kind = Change.PATCH_SOURCE if isinstance(action, PatchSource) else Change.REWRITE_FILE
+    _replace(kind, action.path, original, snapshot, new, record, journal)
+
+
+def _replace(
+    kind: Change,
+    path: str,
+    original: bytes,
+    snapshot: safe_files.Snapshot,
+    new: bytes,
+    record: FixRecord,
+    journal: FixJournal,
+) -> None:
+    """Back up, journal, then replace the file only if it is still the one read."""
     backup = journal.backup(record, original)
     record.add(
-        Change.CONVERT_LF, path=path, backup=backup, sha256=hashlib.sha256(original).hexdigest()
+        kind, path=path, backup=backup, sha256=snapshot.sha256, written=safe_files.sha256(new)
     )
     journal.save(record)  # the backup is on record before the file changes
-    write_preserving(path, to_lf(original))
+    try:
+        safe_files.replace_file(path, new, snapshot)
+    except BaseException:
+        record.changes.pop()  # nothing was replaced: there is nothing to undo
+        raise
 
 
 def _secure(action: SecureFile, record: FixRecord) -> None:
-    """chown + chmod, the previous owner and mode on record first; a no-op when already so."""
-    st = os.lstat(action.path)
-    if stat.S_ISLNK(st.st_mode):
-        record.add(Change.SKIPPED, path=action.path, reason="a symlink: secure its target by hand")
-        return
+    """fchmod + fchown through an O_NOFOLLOW fd, the previous owner and mode on record first;
+    a no-op when already so."""
     account = pwd.getpwnam(action.user)
-    if (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.pw_uid, action.mode):
+    try:
+        _, before = safe_files.read_file(action.path)
+    except safe_files.UnsafePath as exc:
+        record.add(Change.SKIPPED, path=action.path, reason=f"not secured: {exc}")
+        return
+    if (before.uid, before.mode) == (account.pw_uid, action.mode):
         return
     record.add(
         Change.SECURE_FILE,
         path=action.path,
-        previous_mode=stat.S_IMODE(st.st_mode),
-        previous_uid=st.st_uid,
-        previous_gid=st.st_gid,
+        previous_mode=before.mode,
+        previous_uid=before.uid,
+        previous_gid=before.gid,
+        dev=before.dev,
+        ino=before.ino,
     )
-    os.chmod(action.path, action.mode)  # narrow first: never more readable on the way
-    os.chown(action.path, account.pw_uid, account.pw_gid)
+    safe_files.secure_file(
+        action.path, account.pw_uid, account.pw_gid, action.mode, (before.dev, before.ino)
+    )
 
 
-def _patch(action: PatchSource | RewriteFile, record: FixRecord, journal: FixJournal) -> None:
-    original = Path(action.path).read_bytes()
-    new = action.new_text.encode()
-    if original == new:
+def _write_drop_in(action: WriteDropIn, record: FixRecord) -> None:
+    try:
+        previous: str | None = safe_files.read_file(action.path)[0].decode(errors="replace")
+    except (safe_files.UnsafePath, FileNotFoundError):
+        previous = None  # absent (a symlink or odd file there is replaced, never followed)
+    if previous == action.content:
         return
-    backup = journal.backup(record, original)
-    kind = Change.PATCH_SOURCE if isinstance(action, PatchSource) else Change.REWRITE_FILE
-    record.add(kind, path=action.path, backup=backup, sha256=hashlib.sha256(original).hexdigest())
-    journal.save(record)
-    write_preserving(action.path, new)
+    write_atomic(action.path, action.content)
+    written = safe_files.sha256(action.content.encode())
+    record.add(Change.WRITE_FILE, path=action.path, previous=previous, written=written)
 
 
 def write_atomic(path: str, content: str) -> None:
-    """Write a file via a temporary sibling and rename, creating its directory."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.qtctl-tmp")
-    tmp.write_text(content)
-    tmp.chmod(0o644)
-    os.replace(tmp, target)
+    """A unit file or drop-in (mode 644), written without following any planted name."""
+    safe_files.write_file(path, content.encode(), 0o644, (0, 0))
 
 
 def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:

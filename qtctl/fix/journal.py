@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qtctl.errors import UsageError
+from qtctl.adapters import safe_files
+from qtctl.errors import QtctlError, UsageError
 from qtctl.fix.changes import Change, Undone
+
+RECORD_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
 
 
 @dataclass
@@ -28,44 +35,56 @@ class FixRecord:
 
 
 class FixJournal:
-    """Records under `<state_dir>/fixes/<id>.json`, written atomically after every change."""
+    """Records under `<state_dir>/fixes/<id>.json`, written atomically after every change.
+
+    The folders are root's own and mode 0700 from the start, every record and backup 0600; a
+    record or folder that is not (the fleet user could have planted it) is refused."""
 
     def __init__(self, state_dir: str) -> None:
-        self.root = Path(state_dir) / "fixes"
+        self.state = Path(state_dir)
+        self.root = self.state / "fixes"
 
     def start(self) -> FixRecord:
         """A new record with a sortable id."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         return FixRecord(id=f"{stamp}-{secrets.token_hex(2)}", started=time.time())
 
+    def folder(self, record: FixRecord) -> Path:
+        """The record's own private folder (backups, stream archives), made on first use."""
+        return self._private(self.root / record.id)
+
     def backup(self, record: FixRecord, data: bytes) -> str:
-        """Keep original bytes next to the record; returns the backup's path."""
-        folder = self.root / record.id
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{len(record.changes):05d}.orig"
-        path.write_bytes(data)
+        """Keep original bytes next to the record (mode 600); returns the backup's path."""
+        path = self.folder(record) / f"{len(record.changes):05d}.orig"
+        safe_files.write_file(str(path), data, 0o600)
         return str(path)
 
+    def read_backup(self, record: FixRecord, path: str) -> bytes:
+        """A backup of this record, only from inside its own folder."""
+        folder = self.root / record.id
+        if Path(path).parent != folder or not Path(path).name.endswith(".orig"):
+            raise UsageError(f"record {record.id} names a backup outside {folder}: {path}")
+        _check_private(folder)
+        return safe_files.read_file(path)[0]
+
     def save(self, record: FixRecord) -> Path:
-        """Write the record atomically (tmp file + rename)."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.root / f"{record.id}.json"
-        tmp = path.with_suffix(".tmp")
+        """Write the record atomically (a 0600 temp file created O_EXCL, then renamed)."""
+        path = self._private(self.root) / f"{record.id}.json"
         doc = {"id": record.id, "started": record.started, "changes": record.changes}
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, path)
+        safe_files.write_file(str(path), json.dumps(doc, indent=2).encode(), 0o600)
         return path
 
     def load(self, ref: str) -> FixRecord:
-        """A record by id, or the newest for LAST."""
+        """A record by id, or the newest for LAST; only ids of records in the state folder."""
+        if ref.upper() != "LAST" and not RECORD_ID.fullmatch(ref):
+            raise UsageError(f"{ref!r} is not a fix record id (such as 20261202T130000Z-1a2b)")
         ids = self.ids()
         if not ids:
             raise UsageError(f"no fix has been applied yet ({self.root} is empty)")
         chosen = ids[-1] if ref.upper() == "LAST" else ref
-        path = self.root / f"{chosen}.json"
-        if not path.is_file():
+        if chosen not in ids:
             raise UsageError(f"no fix {ref!r} in {self.root}; known: {', '.join(ids[-5:])}")
-        doc = json.loads(path.read_text())
+        doc = self._read(chosen)
         return FixRecord(doc["id"], doc["started"], doc["changes"])
 
     def last_restarts(self) -> dict[str, float]:
@@ -73,8 +92,8 @@ class FixJournal:
         found: dict[str, float] = {}
         for ref in self.ids():
             try:
-                doc = json.loads((self.root / f"{ref}.json").read_text())
-            except (OSError, ValueError):
+                doc = self._read(ref)
+            except (OSError, ValueError, QtctlError):
                 continue  # a damaged record must not stop fix; it is simply not counted
             for change in doc.get("changes", []):
                 if change.get("kind") == Change.RESTART:
@@ -85,4 +104,46 @@ class FixJournal:
         """Ids of all records, oldest first (undo records included)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.stem for p in self.root.glob("*.json") if p.is_file())
+        _check_private(self.root)
+        return sorted(p.stem for p in self.root.glob("*.json") if RECORD_ID.fullmatch(p.stem))
+
+    def _read(self, ref: str) -> dict[str, Any]:
+        path = self.root / f"{ref}.json"
+        data, snapshot = safe_files.read_file(str(path))
+        if snapshot.uid != os.geteuid() or snapshot.mode & 0o022:
+            raise UsageError(
+                f"{path} was not written by qtctl (owner uid {snapshot.uid}, mode "
+                f"{snapshot.mode:04o}): refused"
+            )
+        doc: dict[str, Any] = json.loads(data)
+        return doc
+
+    def _private(self, folder: Path) -> Path:
+        with private_umask():
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_private(self.state)
+        _check_private(folder)
+        return folder
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created meanwhile are the creator's only (0600/0700) from the start."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _check_private(folder: Path) -> None:
+    """A real folder of ours that no one else can write (qtctl makes them 0700; an older,
+    more readable one is still used, its files being 0600)."""
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        link = ", a symlink" if stat.S_ISLNK(info.st_mode) else ""
+        raise UsageError(
+            f"{folder} must be a folder of uid {os.geteuid()} that no one else can write (it is "
+            f"uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}{link}): fix refuses to "
+            "keep its journal there"
+        )

@@ -87,7 +87,7 @@ def _delete_consumer(client: Any, action: DeleteConsumer, record: FixRecord) -> 
 def _quarantine(
     client: Any, action: QuarantineEntries, record: FixRecord, journal: FixJournal
 ) -> None:
-    archive = journal.root / record.id / f"{key_filename(action.stream)}.quarantine.jsonl.gz"
+    archive = journal.folder(record) / f"{key_filename(action.stream)}.quarantine.jsonl.gz"
     reasons = dict(action.reasons)
     archived = archive_entries(client, action.stream, list(reasons), archive)
     record.add(Change.ARCHIVE, stream=action.stream, archive=str(archive), entries=archived)
@@ -104,7 +104,7 @@ def _quarantine(
 
 
 def _trim(client: Any, action: TrimStream, record: FixRecord, journal: FixJournal) -> None:
-    archive = journal.root / record.id / f"{key_filename(action.stream)}.jsonl.gz"
+    archive = journal.folder(record) / f"{key_filename(action.stream)}.jsonl.gz"
     result = trim_with_archive(
         client,
         action.stream,
@@ -137,7 +137,7 @@ def _create_group(client: Any, action: CreateGroup, record: FixRecord) -> None:
 def _migrate(client: Any, action: MigrateStream, record: FixRecord, journal: FixJournal) -> None:
     if not client.exists(action.source):
         return  # already migrated and deleted
-    workdir = journal.root / record.id
+    workdir = journal.folder(record)
     try:
         result = migrate(client, action.source, action.target, workdir)
     except MigrationRefused as exc:

@@ -6,17 +6,16 @@ what cannot be undone (a restart, redelivered entries) is listed as such in the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, assert_never
 
+from qtctl.adapters import safe_files
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.adapters.systemd import SystemdAdapter
-from qtctl.diagnosis.line_endings import write_preserving
+from qtctl.errors import UsageError
 from qtctl.fix.apply import write_atomic
 from qtctl.fix.changes import Change, Undone
-from qtctl.fix.journal import FixJournal, FixRecord
+from qtctl.fix.journal import FixJournal, FixRecord, private_umask
 from qtctl.fix.stream_repairs import undo_create_group, undo_migration_change
 
 
@@ -29,15 +28,19 @@ def undo(
     """Put back files, links, modes and groups of a fix record; the rest is listed."""
     undo_record = journal.start()
     reload_needed = False
-    for change in reversed(record.changes):
-        kind = _kind(change)
-        if kind is None:
-            continue  # an undo record's own entries: nothing of fix's to put back
-        reload_needed = _undo_one(kind, change, record, undo_record, redis) or reload_needed
-    if reload_needed:
-        systemd().daemon_reload()
-        undo_record.add(Undone.DAEMON_RELOAD)
-    journal.save(undo_record)
+    try:
+        for change in reversed(record.changes):
+            kind = _kind(change)
+            if kind is None:
+                continue  # an undo record's own entries: nothing of fix's to put back
+            with private_umask():
+                undone = _undo_one(kind, change, record, undo_record, journal, redis)
+            reload_needed = undone or reload_needed
+    finally:  # what was put back before a refusal stays on record
+        if reload_needed:
+            systemd().daemon_reload()
+            undo_record.add(Undone.DAEMON_RELOAD)
+        journal.save(undo_record)
     return undo_record
 
 
@@ -53,29 +56,24 @@ def _undo_one(
     change: dict[str, Any],
     record: FixRecord,
     undo_record: FixRecord,
+    journal: FixJournal,
     redis: Callable[[], RedisAdapter] | None,
 ) -> bool:
     """Undo one change; True when a unit file or link was put back (a daemon-reload is due)."""
     match kind:
         case Change.REMOVE_LINK:
-            if not os.path.lexists(change["path"]):
-                os.symlink(change["target"], change["path"])
+            if safe_files.restore_link(change["path"], change["target"]):
                 undo_record.add(Undone.RESTORE_LINK, path=change["path"], target=change["target"])
                 return True
         case Change.WRITE_FILE:
-            if change["previous"] is None:
-                if os.path.exists(change["path"]):
-                    os.unlink(change["path"])
-            else:
-                write_atomic(change["path"], change["previous"])
+            _restore_written(change)
             undo_record.add(Undone.RESTORE_FILE, path=change["path"], undoes=record.id)
             return True
         case Change.SECURE_FILE:
-            os.chown(change["path"], change["previous_uid"], change["previous_gid"])
-            os.chmod(change["path"], change["previous_mode"])
+            _restore_mode(change)
             undo_record.add(Undone.RESTORE_MODE, path=change["path"], undoes=record.id)
         case Change.CONVERT_LF | Change.PATCH_SOURCE | Change.REWRITE_FILE:
-            write_preserving(change["path"], Path(change["backup"]).read_bytes())
+            _restore_bytes(change, journal.read_backup(record, change["backup"]))
             undo_record.add(Undone.RESTORE_BYTES, path=change["path"], undoes=record.id)
         case Change.TRIM_STREAM | Change.QUARANTINE:
             kept = (
@@ -103,3 +101,58 @@ def _undo_one(
         case _:
             assert_never(kind)
     return False
+
+
+def _restore_bytes(change: dict[str, Any], original: bytes) -> None:
+    """Put the original bytes back, only over exactly what fix wrote (a later edit is kept)."""
+    path = change["path"]
+    _, snapshot = safe_files.read_file(path)
+    if snapshot.sha256 == change["sha256"]:
+        return  # it holds the original again: undone already
+    _unchanged_since_fix(change, snapshot.sha256)
+    if safe_files.sha256(original) != change["sha256"]:
+        raise UsageError(f"{change['backup']} is not the backup fix recorded for {path}")
+    safe_files.replace_file(path, original, snapshot)
+
+
+def _restore_written(change: dict[str, Any]) -> None:
+    path, previous = change["path"], change["previous"]
+    try:
+        snapshot = safe_files.read_file(path)[1]
+    except (safe_files.UnsafePath, FileNotFoundError):
+        snapshot = None
+    if snapshot is not None and previous is not None and snapshot.sha256 == _sha(previous):
+        return  # it holds the previous content again: undone already
+    if snapshot is not None:
+        _unchanged_since_fix(change, snapshot.sha256)
+    if previous is None:
+        if snapshot is not None:
+            safe_files.remove_file(path, snapshot.sha256)
+    else:
+        write_atomic(path, previous)
+
+
+def _restore_mode(change: dict[str, Any]) -> None:
+    """The previous owner and mode, through an O_NOFOLLOW fd on the inode fix changed; never
+    setuid, setgid or sticky, whatever the record says."""
+    expect = (change["dev"], change["ino"]) if "ino" in change else None
+    if expect is None:
+        raise UsageError(f"{change['path']}: the record names no inode; restore its mode by hand")
+    mode = int(change["previous_mode"]) & 0o777
+    uid, gid = int(change["previous_uid"]), int(change["previous_gid"])
+    current = safe_files.read_file(change["path"])[1]
+    if (current.uid, current.gid, current.mode) == (uid, gid, mode):
+        return  # undone already (a later undo of a rewrite may have replaced the inode since)
+    safe_files.secure_file(change["path"], uid, gid, mode, expect)
+
+
+def _unchanged_since_fix(change: dict[str, Any], sha256: str) -> None:
+    if change.get("written") != sha256:
+        raise UsageError(
+            f"{change['path']} changed since fix wrote it (or the record does not say what it "
+            "wrote): undo stops here rather than overwrite a later edit"
+        )
+
+
+def _sha(text: str) -> str:
+    return safe_files.sha256(text.encode())
