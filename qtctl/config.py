@@ -265,6 +265,8 @@ class ReportSettings:
     redis_key: str = "quantum:qtctl:health"
     redis_stream: str = "quantum:stream:health"
     lock_wait_sec: float = field(default=30.0, metadata={"min": 0})
+    output_mode: str = field(default="0644", metadata={"file_mode": True})
+    lock_dir: str = ""  # '': beside a root-only output, else /run/qtctl (root) or the user's
 
 
 @dataclass(frozen=True)

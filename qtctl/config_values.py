@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -106,6 +107,8 @@ def validate(path: str, value: Any, meta: Mapping[str, Any]) -> Any:
                 ok = False
             if not ok:
                 raise ConfigError(f"expected KEY=MAX_AGE_SEC, got {item!r}", key=path)
+    if meta.get("file_mode") and not re.fullmatch(r"0?[0-7]{3}", value):
+        raise ConfigError(f"expected an octal file mode such as 0644, got {value!r}", key=path)
     if meta.get("redis_url"):
         problem = validate_redis_url(value)
         if problem:

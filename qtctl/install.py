@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from qtctl.adapters import safe_files
 from qtctl.errors import UsageError
 
 UNIT_DIR = "etc/systemd/system"
@@ -155,11 +156,9 @@ def write(units: list[UnitFile]) -> list[UnitFile]:
     for unit in units:
         if unit.state == "unchanged":
             continue
-        unit.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = unit.path.with_name(f".{unit.name}.qtctl-tmp")
-        tmp.write_text(unit.content, encoding="utf-8")
-        tmp.chmod(0o644)
-        os.replace(tmp, unit.path)
+        # Through the folder's fd, temp file O_EXCL|O_NOFOLLOW: a staging tree another user can
+        # write cannot redirect the write through a planted symlink.
+        safe_files.write_file(str(unit.path.absolute()), unit.content.encode("utf-8"), 0o644)
         written.append(unit)
     return written
 
@@ -233,7 +232,8 @@ def uninstall(options: InstallOptions) -> list[str]:
         finally:
             systemd.close()
     for name in present:
-        (folder / name).unlink()
+        with safe_files.parent_of(str((folder / name).absolute())) as (parent, base):
+            os.unlink(base, dir_fd=parent)
         done.append(f"rm {folder / name}")
     if not options.staging:
         systemd = SystemdAdapter.connect(SystemdSettings())

@@ -62,6 +62,16 @@ class Snapshot:
         )
 
 
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created meanwhile are the creator's only (0600/0700) from the start."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def sha256(data: bytes) -> str:
     """The hex digest qtctl records for file contents."""
     return hashlib.sha256(data).hexdigest()

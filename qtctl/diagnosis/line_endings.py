@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 BOM = b"\xef\xbb\xbf"
@@ -56,31 +55,13 @@ def convert_file(path: str) -> bytes | None:
     """Rewrite a text file with LF endings, atomically, keeping mode, owner and group.
 
     Returns the original bytes (for the fix journal), or None when nothing had to change
-    (binary, already LF). Writes a temporary file in the same directory, fsyncs, renames.
+    (binary, already LF). Goes through `safe_files`: no planted symlink is followed, and the
+    file is replaced only if it is still the one read.
     """
-    with open(path, "rb") as handle:
-        original = handle.read()
+    from qtctl.adapters import safe_files
+
+    original, snapshot = safe_files.read_file(os.path.abspath(path))
     if not classify(original).needs_fix:
         return None
-    write_preserving(path, to_lf(original))
+    safe_files.replace_file(os.path.abspath(path), to_lf(original), snapshot)
     return original
-
-
-def write_preserving(path: str, data: bytes) -> None:
-    """Replace a file's content atomically, keeping its mode, owner and group."""
-    info = os.stat(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".qtctl-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, info.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

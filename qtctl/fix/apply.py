@@ -10,6 +10,7 @@ from typing import Any, assert_never
 
 from qtctl.adapters import safe_files
 from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.safe_files import private_umask
 from qtctl.adapters.systemd import SystemdAdapter
 from qtctl.diagnosis.line_endings import classify, to_lf
 from qtctl.errors import QtctlError
@@ -28,7 +29,7 @@ from qtctl.fix.actions import (
     WriteDropIn,
 )
 from qtctl.fix.changes import Change
-from qtctl.fix.journal import FixJournal, FixRecord, private_umask
+from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.repair import Repair
 from qtctl.fix.stream_repairs import apply_stream_action
 

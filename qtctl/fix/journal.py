@@ -8,13 +8,12 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qtctl.adapters import safe_files
+from qtctl.adapters.safe_files import private_umask
 from qtctl.errors import QtctlError, UsageError
 from qtctl.fix.changes import Change, Undone
 
@@ -124,16 +123,6 @@ class FixJournal:
         _check_private(self.state)
         _check_private(folder)
         return folder
-
-
-@contextmanager
-def private_umask() -> Iterator[None]:
-    """Files and folders created meanwhile are the creator's only (0600/0700) from the start."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _check_private(folder: Path) -> None:

@@ -11,11 +11,12 @@ from typing import Any, assert_never
 
 from qtctl.adapters import safe_files
 from qtctl.adapters.redis_client import RedisAdapter
+from qtctl.adapters.safe_files import private_umask
 from qtctl.adapters.systemd import SystemdAdapter
 from qtctl.errors import UsageError
 from qtctl.fix.apply import write_atomic
 from qtctl.fix.changes import Change, Undone
-from qtctl.fix.journal import FixJournal, FixRecord, private_umask
+from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.stream_repairs import undo_create_group, undo_migration_change
 
 

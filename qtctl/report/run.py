@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from qtctl.adapters.safe_files import private_umask
 from qtctl.config import Config
 from qtctl.engine.exitcodes import exit_code
 from qtctl.errors import AdapterUnavailable, QtctlError
@@ -47,11 +49,11 @@ def run_report(config: Config, request: ReportRequest) -> ReportResult:
     output = Path(request.output) if request.output else None
     if output:
         _check_writable(output)
-    with report_lock(_lock_path(output), config.report.lock_wait_sec):
+    with report_lock(lock_path(output, config.report.lock_dir), config.report.lock_wait_sec):
         health = collect(config)
         text, code = render(health, request.format, config.doctor.fail_on)
         if output:
-            write_atomic(output, text)
+            write_atomic(output, text, int(config.report.output_mode, 8))
         warnings = _publish(config, health) if request.redis_publish else ()
     return ReportResult(
         text, 0 if request.exit_zero else code, str(output) if output else None, warnings
@@ -94,11 +96,34 @@ def _publish(config: Config, health: HealthReport) -> tuple[str, ...]:
     return ()
 
 
-def _lock_path(output: Path | None) -> Path:
-    """Beside the output (node_exporter reads only *.prom), else one per user in /tmp."""
-    if output:
+def lock_path(output: Path | None, lock_dir: str) -> Path:
+    """Beside the output when only we can write its folder (node_exporter reads only *.prom),
+    else one per output in a folder of our own: never a predictable name in a shared /tmp."""
+    if output and not lock_dir and _only_ours(output.absolute().parent):
         return output.with_name(f".{output.name}.lock")
-    return Path(tempfile.gettempdir()) / f"qtctl-report-{os.getuid()}.lock"
+    name = hashlib.sha256(str(output.absolute() if output else "").encode()).hexdigest()[:16]
+    folder = Path(lock_dir or _own_runtime_dir())
+    with private_umask():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not _only_ours(folder):
+        raise QtctlError(f"the report lock folder {folder} is not ours alone (report.lock_dir)")
+    return folder / f"report-{name}.lock"
+
+
+def _own_runtime_dir() -> str:
+    if os.geteuid() == 0:
+        return "/run/qtctl"
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    return f"{runtime}/qtctl" if runtime else os.path.expanduser("~/.cache/qtctl")
+
+
+def _only_ours(folder: Path) -> bool:
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    loose = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not loose
 
 
 def _check_writable(output: Path) -> None:

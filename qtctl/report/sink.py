@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import tempfile
+import stat
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from qtctl.adapters import safe_files
 from qtctl.errors import QtctlError
 
 HEALTH_STREAM_MAXLEN = 10_000
@@ -21,23 +22,15 @@ class ReportBusy(QtctlError):
     """Another `qtctl report` holds the lock for the same output."""
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old or the new report,
-    never half of one; on any failure the previous report stays and the temp file is removed."""
-    folder = path.parent
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Temp file created O_EXCL|O_NOFOLLOW in the same folder (through its fd), mode set on the
+    fd, fsync, rename: readers see the old or the new report, never half of one, and a name the
+    fleet user planted there is replaced, never followed; on failure the previous report stays."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        safe_files.write_file(str(path.absolute()), text.encode("utf-8"), mode)
+    except safe_files.UnsafePath as exc:
+        raise QtctlError(f"cannot write the report to {path}: {exc}") from None
     except OSError as exc:
-        raise QtctlError(f"cannot write the report to {path}: {_why(exc)}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
         raise QtctlError(
             f"cannot write the report to {path}: {_why(exc)}; the previous report is unchanged"
         ) from None
@@ -45,16 +38,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 @contextmanager
 def report_lock(lock_path: Path, wait_sec: float) -> Iterator[None]:
-    """One report at a time per lock file: wait up to `wait_sec`, then give up cleanly."""
-    try:
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the block
-    except OSError as exc:
-        raise QtctlError(f"cannot open the report lock {lock_path}: {_why(exc)}") from None
+    """One report at a time per lock file: wait up to `wait_sec`, then give up cleanly. The lock
+    is a plain file of ours, opened without following a symlink; anything else is refused."""
+    fd = _open_lock(lock_path)
     deadline = time.monotonic() + wait_sec
     try:
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -65,7 +56,27 @@ def report_lock(lock_path: Path, wait_sec: float) -> Iterator[None]:
                 time.sleep(0.05)
         yield
     finally:
-        handle.close()
+        os.close(fd)
+
+
+def _open_lock(lock_path: Path) -> int:
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        with safe_files.parent_of(str(lock_path.absolute())) as (folder, name):
+            fd = os.open(name, flags, 0o600, dir_fd=folder)
+    except safe_files.UnsafePath as exc:
+        raise QtctlError(f"cannot open the report lock {lock_path}: {exc}") from None
+    except OSError as exc:
+        why = "it is a symlink" if exc.errno == errno.ELOOP else _why(exc)
+        raise QtctlError(f"cannot open the report lock {lock_path}: {why}; refused") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(fd)
+        raise QtctlError(
+            f"the report lock {lock_path} is not a plain file of uid {os.geteuid()} (uid "
+            f"{info.st_uid}): refused; remove it if you know where it came from"
+        )
+    return fd
 
 
 def publish(client: Any, key: str, stream: str, doc: dict[str, Any], status: str) -> None:
@@ -87,11 +98,6 @@ def publish(client: Any, key: str, stream: str, doc: dict[str, Any], status: str
     pipe.hset(key, mapping={**fields, "report": json.dumps(doc)})
     pipe.xadd(stream, fields, maxlen=HEALTH_STREAM_MAXLEN, approximate=True)
     pipe.execute()
-
-
-def _remove(path: str) -> None:
-    with suppress(OSError):
-        os.unlink(path)
 
 
 def _why(exc: OSError) -> str:

@@ -1,0 +1,375 @@
+"""Root-run qtctl against a hostile fleet user: planted symlinks, races run by a concurrent
+attacker as `nobody`, undo traversal and tampered records, and the modes of what qtctl keeps.
+
+Each test owns a temp tree under /tmp (the fleet user's folder is `nobody`'s) with a root-only
+"victim" file that an attack would chown, chmod or overwrite; the victim must stay untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qtctl.adapters import safe_files
+from qtctl.diagnosis.line_endings import to_lf
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="attacks root-run qtctl: needs root")
+NOBODY = pwd.getpwnam("nobody")
+VICTIM_BYTES = b"root:$6$secret:19000:0:99999:7:::\r\nqt:!:19000::::::\r\n"
+SETPRIV = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+
+
+@dataclass(frozen=True)
+class Arena:
+    """A temp tree: `fleet` belongs to the fleet user, `victim` is root's own."""
+
+    root: Path
+    fleet: Path
+    victim: Path
+
+    def victim_intact(self) -> bool:
+        info = os.lstat(self.victim)
+        return (
+            stat.S_ISREG(info.st_mode)
+            and (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o600)
+            and self.victim.read_bytes() == VICTIM_BYTES
+        )
+
+    def fleet_file(self, rel: str, data: bytes, mode: int = 0o644) -> Path:
+        path = self.fleet / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chown(path.parent, NOBODY.pw_uid, NOBODY.pw_gid)
+        if path.is_symlink():
+            path.unlink()  # an attack that left a link here must not steer the set-up itself
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fchown(fd, NOBODY.pw_uid, NOBODY.pw_gid)
+        os.close(fd)
+        return path
+
+    def as_fleet_user(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*SETPRIV, *argv], capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def arena() -> Iterator[Arena]:
+    root = Path(tempfile.mkdtemp(prefix="qtctl-attack-"))
+    root.chmod(0o755)
+    fleet = root / "fleet"
+    fleet.mkdir()
+    os.chown(fleet, NOBODY.pw_uid, NOBODY.pw_gid)
+    victim = root / "shadow"
+    victim.write_bytes(VICTIM_BYTES)
+    victim.chmod(0o600)
+    try:
+        yield Arena(root, fleet, victim)
+    finally:
+        shutil.rmtree(root)
+
+
+class Attacker:
+    """A loop run as `nobody` (system python, os only), stopped by its pid."""
+
+    def __init__(self, body: str) -> None:
+        script = f"import os, time\nwhile True:\n{body}"
+        self.proc = subprocess.Popen([*SETPRIV, "/usr/bin/python3", "-c", script])
+
+    def __enter__(self) -> Attacker:
+        time.sleep(0.2)  # the loop is running
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _steal_temp_files(folder: Path, victim: Path) -> str:
+    """Rename every qtctl temp file away and put a symlink to the victim in its place."""
+    return (
+        f"    for n in os.listdir({str(folder)!r}):\n"
+        "        if 'qtctl' in n and not n.endswith('.stolen'):\n"
+        "            try:\n"
+        f"                p = os.path.join({str(folder)!r}, n)\n"
+        "                os.rename(p, p + '.stolen')\n"
+        f"                os.symlink({str(victim)!r}, p)\n"
+        "            except OSError:\n"
+        "                pass\n"
+    )
+
+
+def test_temp_file_swapped_for_a_symlink_never_reaches_the_victim(arena: Arena) -> None:
+    """The attack that worked on the old path-based chmod/chown after mkstemp (victim chowned to
+    nobody and made 0755 within 29 rewrites): now the mode and owner are set through the fd."""
+    target = arena.fleet / "exit_watch.sh"
+    refused = 0
+    with Attacker(_steal_temp_files(arena.fleet, arena.victim)):
+        for _ in range(400):
+            arena.fleet_file("exit_watch.sh", b"#!/bin/sh\r\necho hi\r\n", 0o755)
+            try:
+                data, snapshot = safe_files.read_file(str(target))
+                safe_files.replace_file(str(target), to_lf(data), snapshot)
+            except (safe_files.UnsafePath, OSError):
+                refused += 1
+    assert arena.victim_intact()
+    print(f"{refused} of 400 rewrites refused under attack")
+
+
+def test_parent_folder_swapped_for_a_symlink_between_read_and_write(arena: Arena) -> None:
+    real, decoy = arena.fleet / "scripts", arena.fleet / "scripts.real"
+    victim_dir = arena.root / "sudoers.d"
+    victim_dir.mkdir(mode=0o750)
+    arena.victim.rename(victim_dir / "run.sh")
+    victim = Arena(arena.root, arena.fleet, victim_dir / "run.sh")
+    swap = (
+        "    try:\n"
+        f"        os.rename({str(real)!r}, {str(decoy)!r})\n"
+        f"        os.symlink({str(victim_dir)!r}, {str(real)!r})\n"
+        "        time.sleep(0.0005)\n"
+        f"        os.unlink({str(real)!r})\n"
+        f"        os.rename({str(decoy)!r}, {str(real)!r})\n"
+        "        time.sleep(0.001)\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    arena.fleet_file("scripts/run.sh", b"echo a\r\n")
+    done = 0
+    with Attacker(swap):
+        for _ in range(400):
+            try:
+                data, snapshot = safe_files.read_file(str(real / "run.sh"))
+                time.sleep(0.0002)
+                safe_files.replace_file(str(real / "run.sh"), to_lf(data) + b"#", snapshot)
+                done += 1
+            except (safe_files.UnsafePath, OSError):
+                pass
+    assert victim.victim_intact()
+    print(f"{done} of 400 rewrites went through, all to the fleet's own file")
+
+
+def test_a_symlinked_folder_in_the_fleet_tree_is_not_followed(arena: Arena) -> None:
+    victim_dir = arena.root / "etc"
+    victim_dir.mkdir()
+    arena.victim.rename(victim_dir / "shadow")
+    os.symlink(victim_dir, arena.fleet / "conf")
+    with pytest.raises(safe_files.UnsafePath, match="symlink in a folder another user can"):
+        safe_files.read_file(str(arena.fleet / "conf" / "shadow"))
+    with pytest.raises(safe_files.UnsafePath, match="symlink"):
+        safe_files.write_file(str(arena.fleet / "conf" / "shadow"), b"owned\n")
+    assert Arena(arena.root, arena.fleet, victim_dir / "shadow").victim_intact()
+
+
+def _code_fleet(arena: Arena, config: Path) -> Path:
+    """A code root the fleet user owns: one CRLF source, and a planted link to the victim."""
+    code = arena.fleet / "code"
+    legacy = arena.fleet_file("code/legacy.py", b"import os\r\nprint(os.getcwd())\r\n")
+    os.symlink(arena.victim, code / "evil.py")
+    os.lchown(code / "evil.py", NOBODY.pw_uid, NOBODY.pw_gid)
+    config.write_text(
+        f"[fleet]\ncode_roots = ['{code}']\n[fix]\nstate_dir = '{arena.root / 'state'}'\n"
+        "convert_source_files = true\n"
+    )
+    return legacy
+
+
+def _apply_qt302() -> dict[str, object]:
+    res = run_cli("--format", "json", "fix", "--select", "QT302", "--apply")
+    assert res.returncode in (0, 1), res.stderr
+    doc: dict[str, object] = json.loads(res.stdout)
+    return doc
+
+
+def test_fix_converts_the_fleet_file_and_leaves_a_planted_link_alone(
+    arena: Arena, isolated_env: Path
+) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    doc = _apply_qt302()
+    assert legacy.read_bytes() == b"import os\nprint(os.getcwd())\n"
+    info = os.stat(legacy)
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (NOBODY.pw_uid, 0o644)  # kept
+    assert arena.victim_intact()
+    assert os.path.islink(legacy.parent / "evil.py")
+    state = arena.root / "state" / "fixes"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state.parent).st_mode) == 0o700
+    record = state / f"{doc['record']}.json"
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    [backup] = (state / str(doc["record"])).iterdir()
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(backup.parent).st_mode) == 0o700
+
+
+def test_undo_refuses_a_target_replaced_by_a_symlink(arena: Arena, isolated_env: Path) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    doc = _apply_qt302()
+    arena.as_fleet_user("rm", str(legacy))
+    arena.as_fleet_user("ln", "-s", str(arena.victim), str(legacy))
+    undo = run_cli("fix", "--undo", str(doc["record"]))
+    assert undo.returncode != 0
+    assert "is a symlink" in undo.stderr
+    assert arena.victim_intact()
+
+
+def test_undo_keeps_a_later_edit(arena: Arena, isolated_env: Path) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    doc = _apply_qt302()
+    arena.as_fleet_user("sh", "-c", f"echo '# edited later' >> {legacy}")
+    undo = run_cli("fix", "--undo", str(doc["record"]))
+    assert undo.returncode == 2
+    assert "changed since fix wrote it" in undo.stderr
+    assert legacy.read_bytes().endswith(b"# edited later\n")
+
+
+@pytest.mark.parametrize(
+    "ref", ["../../../etc/passwd", "/etc/passwd", "20261202T130000Z-1a2b/../../x", "LAST.json"]
+)
+def test_undo_accepts_only_record_ids(arena: Arena, isolated_env: Path, ref: str) -> None:
+    _code_fleet(arena, isolated_env)
+    _apply_qt302()
+    res = run_cli("fix", "--undo", ref)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"qtctl: error: {ref!r} is not a fix record id")
+
+
+def test_undo_refuses_records_the_fleet_user_could_have_planted(
+    arena: Arena, isolated_env: Path
+) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    doc = _apply_qt302()
+    fixes = arena.root / "state" / "fixes"
+    forged = fixes / "29990101T000000Z-beef.json"
+    forged.write_text(
+        json.dumps(
+            {
+                "id": forged.stem,
+                "started": 0,
+                "changes": [
+                    {"kind": "secure-file", "path": str(arena.victim), "previous_mode": 0o4777}
+                ],
+            }
+        )
+    )
+    os.chown(forged, NOBODY.pw_uid, NOBODY.pw_gid)
+    res = run_cli("fix", "--undo", "LAST")
+    assert res.returncode == 2
+    assert "was not written by qtctl (owner uid 65534" in res.stderr
+    forged.unlink()
+    os.symlink(fixes / f"{doc['record']}.json", forged)
+    res = run_cli("fix", "--undo", forged.stem)
+    assert res.returncode != 0 and "symlink" in res.stderr
+    assert arena.victim_intact()
+    assert legacy.read_bytes() == b"import os\nprint(os.getcwd())\n"  # nothing was undone
+
+
+def _env_fleet(arena: Arena, config: Path) -> Path:
+    envs = arena.fleet / "env"
+    exposed = arena.fleet_file("env/exchange.env", b"EXCHANGE_API_SECRET=s3cr3t-value\n")
+    shared = arena.root / "shared.env"  # root's, world-readable: not the fleet's to narrow
+    shared.write_bytes(b"BINANCE_API_SECRET=another-value\n")
+    shared.chmod(0o644)
+    os.symlink(shared, envs / "planted.env")
+    config.write_text(
+        f"[services]\nenv_dirs = ['{envs}']\n[fix]\nstate_dir = '{arena.root / 'state'}'\n"
+    )
+    return exposed
+
+
+def test_secure_file_acts_through_the_fd_and_undo_never_sets_setuid(
+    arena: Arena, isolated_env: Path
+) -> None:
+    exposed = _env_fleet(arena, isolated_env)
+    res = run_cli("--format", "json", "fix", "--select", "QT703", "--apply")
+    doc = json.loads(res.stdout)
+    assert stat.S_IMODE(os.stat(exposed).st_mode) == 0o600
+    shared = os.stat(arena.root / "shared.env")
+    assert (shared.st_uid, stat.S_IMODE(shared.st_mode)) == (0, 0o644)  # the link was not followed
+    record = arena.root / "state" / "fixes" / f"{doc['record']}.json"
+    data = json.loads(record.read_text())
+    for change in data["changes"]:
+        if change["kind"] == "secure-file":
+            change["previous_mode"] = 0o6777  # whatever the record says
+    record.write_text(json.dumps(data))
+    undo = run_cli("fix", "--undo", doc["record"])
+    assert undo.returncode == 0, undo.stderr
+    mode = stat.S_IMODE(os.stat(exposed).st_mode)
+    assert mode & 0o7000 == 0 and mode == 0o777
+    assert os.stat(exposed).st_uid == NOBODY.pw_uid
+
+
+def test_secure_file_refuses_an_inode_swapped_after_the_record(
+    arena: Arena, isolated_env: Path
+) -> None:
+    exposed = _env_fleet(arena, isolated_env)
+    doc = json.loads(run_cli("--format", "json", "fix", "--select", "QT703", "--apply").stdout)
+    # The fleet user owns the folder: it moves the secured file away and puts another there.
+    arena.as_fleet_user("sh", "-c", f"mv {exposed} {exposed}.old && echo X=1 > {exposed}")
+    os.chmod(exposed, 0o600)
+    undo = run_cli("fix", "--undo", doc["record"])
+    assert undo.returncode != 0
+    assert "is not the file qtctl recorded (inode changed)" in undo.stderr
+    assert stat.S_IMODE(os.stat(exposed).st_mode) == 0o600
+
+
+def test_report_output_planted_as_a_symlink_is_replaced_not_followed(
+    arena: Arena, isolated_env: Path
+) -> None:
+    out = arena.fleet / "health.prom"
+    os.symlink(arena.victim, out)
+    lock_dir = arena.root / "locks"
+    isolated_env.write_text(
+        "[redis]\nurl = 'redis://127.0.0.1:1/0'\n"
+        f"[report]\nlock_dir = '{lock_dir}'\noutput_mode = '0640'\n"
+    )
+    res = run_cli("report", "--format", "prometheus", "--output", str(out))
+    assert res.returncode in (0, 1, 2), res.stderr
+    assert arena.victim_intact()
+    info = os.lstat(out)
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o640
+    assert "qtctl_health_status" in out.read_text()
+    assert stat.S_IMODE(os.stat(lock_dir).st_mode) == 0o700
+    assert not [p for p in arena.fleet.iterdir() if p.name.endswith(".lock")]
+
+
+def test_report_lock_that_is_a_symlink_or_foreign_is_refused(
+    arena: Arena, isolated_env: Path
+) -> None:
+    out = arena.root / "health.json"  # root's own folder: the lock goes beside the output
+    lock = arena.root / ".health.json.lock"
+    os.symlink(arena.victim, lock)
+    isolated_env.write_text("[redis]\nurl = 'redis://127.0.0.1:1/0'\n")
+    res = run_cli("report", "--output", str(out))
+    assert res.returncode == 3
+    assert res.stderr.strip() == (
+        f"qtctl: error: cannot open the report lock {lock}: it is a symlink; refused"
+    )
+    lock.unlink()
+    lock.write_text("")
+    os.chown(lock, NOBODY.pw_uid, NOBODY.pw_gid)
+    res = run_cli("report", "--output", str(out))
+    assert res.returncode == 3 and "is not a plain file of uid 0 (uid 65534)" in res.stderr
+    assert arena.victim_intact() and not out.exists()
+
+
+def test_install_root_refuses_a_planted_unit_folder_link(arena: Arena) -> None:
+    victim_dir = arena.root / "sudoers.d"
+    victim_dir.mkdir(mode=0o750)
+    (arena.fleet / "etc" / "systemd").mkdir(parents=True)
+    os.chown(arena.fleet / "etc", NOBODY.pw_uid, NOBODY.pw_gid)
+    os.chown(arena.fleet / "etc" / "systemd", NOBODY.pw_uid, NOBODY.pw_gid)
+    os.symlink(victim_dir, arena.fleet / "etc" / "systemd" / "system")
+    res = run_cli("install", "bridge", "--root", str(arena.fleet))
+    assert res.returncode != 0
+    assert "symlink in a folder another user can write" in res.stderr
+    assert list(victim_dir.iterdir()) == []
