@@ -40,6 +40,12 @@ class FleetUnit:
         return self.loader(self.object_path)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """Every name systemd knows the unit by: its id, then its aliases (the Names property)."""
+        listed = [str(n) for n in self.props.get("Names") or []]
+        return tuple(dict.fromkeys([self.name, *listed]))
+
+    @property
     def file_state(self) -> str:
         """enabled, disabled, masked, static, ... (UnitFileState)."""
         return str(self.props.get("UnitFileState", ""))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from qtctl.diagnosis.env_files import env_uses, secret_names
 from qtctl.engine.facts import EnvFileFacts, FileFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import Action, ConvertLF, RewriteFile, SecureFile
+from qtctl.fix.policy import never_change
 from qtctl.fix.repair import Planning, Repair
 
 OWNER_CAUSES = ("secrets-readable", "unreadable-by-user")
@@ -21,6 +23,9 @@ SYNTAX_CAUSES = ("inline-comment", "export-prefix", "crlf")
 def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
     """QT301: convert the executed script to LF (the unit's restart is QT101's repair)."""
     actions = tuple(ConvertLF(path) for path in facts.paths)
+    protected = never_change(finding.subject, planning.units, planning.ctx.config)
+    if protected:
+        return Repair(finding, actions, held=protected)  # the script a protected unit runs
     if any(os.path.islink(path) for path in facts.paths):
         return Repair(finding, actions, held="a symlink: convert its target by hand")
     return Repair(finding, actions)
@@ -41,7 +46,16 @@ def plan_crlf_sources(finding: Finding, facts: FileFacts, planning: Planning) ->
 
 
 def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
-    """QT703: mode 600 to the one reading user (safe); misread lines rewritten with --unsafe."""
+    """QT703: mode 600 to the one reading user (safe); misread lines rewritten with --unsafe;
+    shown and held for a file a protected unit reads."""
+    repair = _plan_env_file(finding, facts, planning)
+    config = planning.ctx.config
+    readers = sorted({u.unit for u in env_uses(config.fleet.units) if u.path == facts.path})
+    protected = next(filter(None, (never_change(u, planning.units, config) for u in readers)), "")
+    return dataclasses.replace(repair, held=protected) if protected else repair
+
+
+def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
     causes, path = facts.causes, facts.path
     actions: list[Action] = []
     held: list[str] = []

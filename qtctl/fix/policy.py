@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit
+from qtctl.diagnosis.unit_file import UNIT_DIRS
 
 
 @dataclass(frozen=True)
@@ -19,23 +21,109 @@ class FixOptions:
     only: tuple[str, ...] = ()
 
 
+# UnitFileState values under which systemd itself starts a unit. `indirect` only with a loaded
+# unit that pulls it in: systemd also says `indirect` for a disabled unit with a stray alias.
+STARTABLE = frozenset({"enabled", "enabled-runtime", "static", "indirect", "generated"})
+PULLED_IN_BY = ("WantedBy", "RequiredBy", "BoundBy", "UpheldBy", "TriggeredBy")
+
+
 def never_restart(unit: FleetUnit, config: Config) -> str:
     """Why fix must never restart `unit`, whatever the options, or ''."""
-    if unit.file_state.startswith("masked"):
+    state = unit.file_state
+    if state.startswith("masked"):
         return "unit is masked: fix never unmasks or starts a masked unit"
-    if unit.file_state in ("disabled", "indirect") or not unit.file_state:
-        return f"unit is {unit.file_state or 'not enabled'}: fix never starts a disabled unit"
-    if any(fnmatch.fnmatchcase(unit.name, p) for p in config.fleet.protected):
-        return "protected unit (fleet.protected): restart it by hand if you are sure"
-    return ""
+    if state == "disabled":
+        return "unit is disabled: fix never starts a disabled unit"
+    if state not in STARTABLE:
+        return (
+            f"unit is {state or 'without a unit file state'}: fix only starts units that are "
+            "enabled, static, indirect or generated"
+        )
+    if state == "indirect" and not any(unit.props.get(p) for p in PULLED_IN_BY):
+        return (
+            "unit is indirect and no loaded unit wants, requires or triggers it: nothing "
+            "enabled starts it, so fix does not either"
+        )
+    match = protected_match(names_of(unit), config)
+    return f"protected unit ({match}): restart it by hand if you are sure" if match else ""
+
+
+def never_change(name: str, units: Mapping[str, FleetUnit], config: Config) -> str:
+    """Why fix must not change the unit `name` at all (drop-ins, patches, its files), or ''."""
+    unit = find_unit(units, name)
+    names = [*(unit.names if unit else [name]), *aliases_on_disk(name)]
+    if "@." in name:  # a template: a drop-in for it is a drop-in for every instance
+        names += [n for u in units.values() if template_of(u.name) == name for n in u.names]
+    match = protected_match([*names, *filter(None, map(template_of, names))], config)
+    if not match:
+        return ""
+    return f"protected unit ({match}): fix changes nothing of a protected unit; do it by hand"
+
+
+def aliases_on_disk(name: str) -> list[str]:
+    """Symlinks in the unit directories that name the unit file `name` under another name: the
+    aliases of a unit systemd has not loaded (and so reports no Names for)."""
+    found = []
+    for base in UNIT_DIRS:
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            continue
+        links = [e for e in entries if e != name and os.path.islink(os.path.join(base, e))]
+        found += [e for e in links if os.path.basename(os.path.realpath(f"{base}/{e}")) == name]
+    return found
 
 
 def restart_permission(unit: FleetUnit, options: FixOptions, live: str) -> str:
     """What the operator still has to say before `unit` may be restarted, or ''."""
     if not options.unsafe:
         return "restarting a service needs --unsafe"
-    if live and unit.name not in options.only:
+    if live and not named(unit, options):
         return f"live mode: name the unit to restart it (--only {unit.name}); {live}"
+    return ""
+
+
+def stream_permission(stream: str, options: FixOptions, live: str) -> str:
+    """In live mode, a repair that changes what consumers of `stream` read needs it named."""
+    if live and stream not in options.only:
+        return (
+            f"live mode: trading consumers read {stream}: name the stream to change it "
+            f"(--only {stream}); {live}"
+        )
+    return ""
+
+
+def named(unit: FleetUnit, options: FixOptions) -> bool:
+    """Whether --only names the unit, by any of its names."""
+    return not set(unit.names).isdisjoint(options.only)
+
+
+def find_unit(units: Mapping[str, FleetUnit], name: str) -> FleetUnit | None:
+    """The loaded unit that has `name` among its names (an alias finds the unit)."""
+    if name in units:
+        return units[name]
+    return next((u for u in units.values() if name in u.names), None)
+
+
+def names_of(unit: FleetUnit) -> tuple[str, ...]:
+    """The unit's names (systemd's Names: id and aliases) and the templates they instantiate."""
+    templates = [template_of(n) for n in unit.names]
+    return tuple(dict.fromkeys([*unit.names, *filter(None, templates)]))
+
+
+def template_of(name: str) -> str:
+    """`a@b.service` -> `a@.service`; '' when `name` is no template instance."""
+    prefix, at, rest = name.partition("@")
+    instance, dot, suffix = rest.rpartition(".")
+    return f"{prefix}@.{suffix}" if at and dot and instance else ""
+
+
+def protected_match(names: Iterable[str], config: Config) -> str:
+    """'NAME matches fleet.protected PATTERN' for the first protected name, or ''."""
+    for name in names:
+        for pattern in config.fleet.protected:
+            if fnmatch.fnmatchcase(name, pattern):
+                return f"{name} matches fleet.protected {pattern!r}"
     return ""
 
 

@@ -3,6 +3,7 @@ every import with it, else a proven source patch (needs --unsafe)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from qtctl.config import Config
@@ -12,6 +13,7 @@ from qtctl.diagnosis.python_units import PythonService, python_services
 from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import DaemonReload, PatchSource, WriteDropIn
+from qtctl.fix.policy import never_change
 from qtctl.fix.repair import Planning, Repair
 from qtctl.fix.source_patch import propose
 
@@ -19,7 +21,14 @@ PYTHON_DROP_IN = "qtctl-python.conf"
 
 
 def plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
-    """QT201: the minimal PYTHONPATH drop-in, proven by re-resolving every import with it."""
+    """QT201: the minimal PYTHONPATH drop-in, proven by re-resolving every import with it; for
+    a protected unit, shown and held."""
+    repair = _plan_pythonpath(finding, facts, planning)
+    protected = never_change(facts.unit, planning.units, planning.ctx.config)
+    return dataclasses.replace(repair, held=protected) if protected else repair
+
+
+def _plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
     config = planning.ctx.config
     service = _python_service(facts.unit, config.fleet.units)
     if service is None:

@@ -23,6 +23,7 @@ from qtctl.fix.actions import (
     QuarantineEntries,
     TrimStream,
 )
+from qtctl.fix.policy import stream_permission
 from qtctl.fix.repair import Planning, Repair
 from qtctl.stream_limits import limits_for
 
@@ -36,13 +37,15 @@ def plan_trim(finding: Finding, facts: StreamFacts, planning: Planning) -> Repai
         if planning.options.unsafe
         else "trimming a stream needs --unsafe (the trimmed entries are archived and restorable)"
     )
-    return Repair(finding, (action,), held=held)
+    return Repair(finding, (action,), held=held or _live(planning, facts.stream))
 
 
 def plan_group(finding: Finding, facts: GroupFacts, planning: Planning) -> Repair:
-    """QT403 group-missing: create it at streams.group_start_id (additive, no --unsafe)."""
+    """QT403 group-missing: create it at streams.group_start_id (additive, no --unsafe); in live
+    mode, a group at 0 hands its consumer the whole history, so the stream must be named."""
     start = planning.ctx.config.streams.group_start_id
-    return Repair(finding, (CreateGroup(facts.stream, facts.group, start),))
+    held = _live(planning, facts.stream) if start == "0" else ""
+    return Repair(finding, (CreateGroup(facts.stream, facts.group, start),), held=held)
 
 
 def plan_hand_over(finding: Finding, facts: ConsumerFacts, planning: Planning) -> Repair:
@@ -62,7 +65,7 @@ def plan_hand_over(finding: Finding, facts: ConsumerFacts, planning: Planning) -
         if planning.options.unsafe
         else ("redelivering entries can process an event twice: needs --unsafe")
     )
-    return Repair(finding, (action,), held=held)
+    return Repair(finding, (action,), held=held or _live(planning, facts.stream))
 
 
 def plan_migrate(finding: Finding, facts: MigrationFacts, planning: Planning) -> Repair:
@@ -79,7 +82,7 @@ def plan_migrate(finding: Finding, facts: MigrationFacts, planning: Planning) ->
         else "moving entries between streams changes what consumers read: needs --unsafe "
         "(the source is archived first)"
     )
-    return Repair(finding, actions, held=held)
+    return Repair(finding, actions, held=held or _live(planning, facts.target))
 
 
 def _bridge_conflict(planning: Planning, sources: tuple[str, ...], target: str) -> str:
@@ -131,6 +134,10 @@ def plan_quarantine(finding: Finding, facts: QuarantineFacts, planning: Planning
     return Repair(
         finding,
         (QuarantineEntries(facts.stream, reasons),),
-        held=held,
+        held=held or _live(planning, facts.stream),
         manual="fix the producer named in the detail, or the garbage comes back",
     )
+
+
+def _live(planning: Planning, stream: str) -> str:
+    return stream_permission(stream, planning.options, planning.live)

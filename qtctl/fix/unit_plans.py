@@ -19,7 +19,14 @@ from qtctl.fix.actions import (
     Restart,
     WriteDropIn,
 )
-from qtctl.fix.policy import FixOptions, never_restart, restart_permission
+from qtctl.fix.policy import (
+    FixOptions,
+    find_unit,
+    named,
+    never_change,
+    never_restart,
+    restart_permission,
+)
 from qtctl.fix.python_plans import imports_still_fail
 from qtctl.fix.repair import Planning, Repair
 
@@ -33,7 +40,7 @@ TRANSIENT_CAUSES = frozenset(
 
 def plan_unit_failed(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
     """QT101: reset-failed and restart, once the root cause is gone or was transient."""
-    unit = planning.units.get(facts.unit)
+    unit = find_unit(planning.units, facts.unit)
     if unit is None:
         return Repair(finding, held="unit is no longer loaded (or systemd is unreachable)")
     actions = (ResetFailed(unit.name), Restart(unit.name))
@@ -81,7 +88,7 @@ def _root_cause_still_there(
         return imports_still_fail(unit, config)
     if cause in TRANSIENT_CAUSES:
         return ""  # a restart may cure it, and the re-check says honestly if not
-    if unit.name in options.only:
+    if named(unit, options):
         return ""  # the operator vouches that the cause in the code was fixed
     return (
         f"root cause {cause} is in the service itself: fix it, then "
@@ -103,20 +110,21 @@ def plan_not_found(finding: Finding, facts: NotFoundFacts, planning: Planning) -
         actions.append(ResetFailed(unit.name))
     referrers = ", ".join(facts.referrers)
     manual = f"remove {facts.unit} from the unit files of {referrers}" if referrers else ""
-    return Repair(finding, tuple(actions), manual=manual)
+    held = never_change(facts.unit, planning.units, planning.ctx.config)
+    return Repair(finding, tuple(actions), held=held if actions else "", manual=manual)
 
 
 def plan_drop_in(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
     """QT104 'no Restart=': a drop-in, never an edit of the vendor unit file."""
     path = f"/etc/systemd/system/{facts.unit}.d/{DROP_IN_NAME}"
-    return Repair(
-        finding, (WriteDropIn(path, RESTART_DROP_IN), DaemonReload()), resolves="no-restart"
-    )
+    actions = (WriteDropIn(path, RESTART_DROP_IN), DaemonReload())
+    held = never_change(facts.unit, planning.units, planning.ctx.config)
+    return Repair(finding, actions, held=held, resolves="no-restart")
 
 
 def plan_health_restart(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
     """QT701: restart the unit, under the same rules as QT101's restart."""
-    unit = planning.units.get(facts.unit)
+    unit = find_unit(planning.units, facts.unit)
     if unit is None:
         return Repair(finding, held="unit is no longer loaded (or systemd is unreachable)")
     ours = planning.restarts.get(unit.name, 0.0)
