@@ -20,6 +20,7 @@ from qtctl.adapters import safe_files
 from qtctl.errors import UsageError
 
 UNIT_DIR = "etc/systemd/system"
+MAX_UNIT_BYTES = 1 << 20  # systemd itself refuses unit files this large
 STATE_DIR = "/var/lib/qtctl-report"  # StateDirectory= of qtctl-report.service
 DAEMON_UNITS = {
     "bridge": "qtctl-bridge.service",
@@ -47,8 +48,9 @@ class InstallOptions:
 
     @property
     def staging(self) -> bool:
-        """Writing into a staging tree: never talk to systemd."""
-        return os.path.realpath(self.root) != "/"
+        """Writing into a staging tree: never talk to systemd. Decided from the path as given,
+        never by resolving it: a staging folder someone swaps for a link to / stays staging."""
+        return os.path.normpath(self.root) not in ("/", "//")
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,20 @@ def plan(options: InstallOptions) -> list[UnitFile]:
     units = []
     for name in unit_names(options):
         path = folder / name
-        installed = path.read_text(encoding="utf-8") if path.exists() else None
-        units.append(UnitFile(name, path, render(name, options), installed))
+        units.append(UnitFile(name, path, render(name, options), _installed(path)))
     return units
+
+
+def _installed(path: Path) -> str | None:
+    """The unit file there now, read without following a planted link (nor blocking on a FIFO,
+    nor reading without end); None when there is none."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = safe_files.read_file(str(path.absolute()), MAX_UNIT_BYTES)[0]
+    except safe_files.UnsafePath as exc:
+        raise UsageError(f"not installing over {path}: {exc}") from None
+    return data.decode("utf-8", errors="replace")
 
 
 def write(units: list[UnitFile]) -> list[UnitFile]:
@@ -214,7 +227,7 @@ def ensure_user(options: InstallOptions) -> list[str]:
 def uninstall(options: InstallOptions) -> list[str]:
     """Stop, disable and remove the selected units qtctl installed; returns what was done."""
     folder = Path(options.root) / UNIT_DIR
-    present = [n for n in unit_names(options) if (folder / n).exists()]
+    present = [n for n in unit_names(options) if os.path.lexists(folder / n)]
     done: list[str] = []
     if not present:
         return done

@@ -24,6 +24,7 @@ import pytest
 from qtctl.adapters import safe_files
 from qtctl.diagnosis.line_endings import to_lf
 from tests.conftest import run_cli
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="attacks root-run qtctl: needs root")
 NOBODY = pwd.getpwnam("nobody")
@@ -373,3 +374,142 @@ def test_install_root_refuses_a_planted_unit_folder_link(arena: Arena) -> None:
     assert res.returncode != 0
     assert "symlink in a folder another user can write" in res.stderr
     assert list(victim_dir.iterdir()) == []
+
+
+# Attacks found by an outside review (a session that knew only the CLI and the README).
+
+
+def test_a_staging_root_swapped_for_a_link_to_slash_stays_staging(arena: Arena) -> None:
+    from qtctl.install import InstallOptions
+
+    link = arena.fleet / "stage"
+    os.symlink("/", link)
+    assert InstallOptions(root=str(link)).staging  # never systemd, never useradd
+    assert not InstallOptions(root="/").staging and not InstallOptions(root="/./").staging
+    victim_root = arena.root / "rootfs"  # a stand-in for /: the test never writes the host's
+    (victim_root / "etc" / "systemd" / "system").mkdir(parents=True)
+    os.unlink(link)
+    os.symlink(victim_root, link)
+    res = run_cli("install", "bridge", "--root", str(link), "--no-start")
+    assert res.returncode != 0 and "symlink in a folder another user can write" in res.stderr
+    assert list((victim_root / "etc" / "systemd" / "system").iterdir()) == []
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "zero"])
+def test_install_never_reads_a_planted_unit_file(arena: Arena, planted: str) -> None:
+    units = arena.fleet / "etc" / "systemd" / "system"
+    units.mkdir(parents=True)
+    target = units / "qtctl-bridge.service"
+    if planted == "symlink":
+        os.symlink(arena.victim, target)
+    elif planted == "fifo":
+        os.mkfifo(target)
+    else:
+        os.symlink("/dev/zero", target)
+    res = subprocess.run(
+        [*run_cli_argv(), "install", "bridge", "--root", str(arena.fleet), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(f"qtctl: error: not installing over {target}: ")
+    assert "secret" not in res.stdout + res.stderr
+    assert arena.victim_intact()
+
+
+def run_cli_argv() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "qtctl"]
+
+
+def test_secure_file_refuses_a_hard_link_to_a_file_outside_the_fleet(
+    arena: Arena, isolated_env: Path
+) -> None:
+    envs = arena.fleet / "env"
+    envs.mkdir()
+    outside = arena.root / "db.env"  # root's, world-readable, with a secret
+    outside.write_bytes(b"DB_PASSWORD=hunter2hunter2\n")
+    outside.chmod(0o644)
+    os.link(outside, envs / "h.env")  # what protected_hardlinks=0 lets the fleet user do
+    isolated_env.write_text(
+        f"[services]\nenv_dirs = ['{envs}']\n[fix]\nstate_dir = '{arena.root / 'state'}'\n"
+    )
+    res = run_cli("--format", "json", "fix", "--select", "QT703", "--apply", "--unsafe")
+    assert res.returncode == 1, res.stderr
+    [failure] = json.loads(res.stdout)["failures"]
+    assert "has 2 hard links; not changing it" in failure["error"]
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
+    assert os.stat(outside).st_uid == 0
+
+
+def test_failed_or_empty_undos_leave_no_record_and_last_means_the_last_fix(
+    arena: Arena, isolated_env: Path
+) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    doc = _apply_qt302()
+    assert run_cli("fix", "--undo", "").returncode == 2  # a mistake, not a preview
+    arena.as_fleet_user("sh", "-c", f"echo '# edited' >> {legacy}")
+    assert run_cli("fix", "--undo", "LAST").returncode == 2  # refused: a later edit
+    fixes = arena.root / "state" / "fixes"
+    assert sorted(p.stem for p in fixes.glob("*.json")) == [doc["record"]]
+    arena.as_fleet_user("sh", "-c", f"printf 'import os\\nprint(os.getcwd())\\n' > {legacy}")
+    undone = run_cli("fix", "--undo", "LAST")
+    assert undone.returncode == 0, undone.stderr
+    assert legacy.read_bytes() == b"import os\r\nprint(os.getcwd())\r\n"
+    again = run_cli("fix", "--undo", "LAST")  # the newest fix, not the undo just recorded
+    assert again.returncode == 0 and f"undo of {doc['record']}" in again.stdout
+
+
+def test_an_untrusted_state_folder_is_refused_before_anything_is_created(
+    arena: Arena, isolated_env: Path
+) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    state = arena.fleet / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)
+    os.chown(state, NOBODY.pw_uid, NOBODY.pw_gid)
+    isolated_env.write_text(isolated_env.read_text().replace(str(arena.root / "state"), str(state)))
+    res = run_cli("fix", "--select", "QT302", "--apply")
+    assert res.returncode == 2 and "fix refuses to keep its journal there" in res.stderr
+    assert list(state.iterdir()) == []
+    assert legacy.read_bytes().endswith(b"\r\n")  # nothing changed without a journal
+
+
+def test_streams_restore_quotes_none_of_a_non_archive(
+    arena: Arena, isolated_env: Path, redis_server: RedisServer
+) -> None:
+    isolated_env.write_text(f"[redis]\nurl = '{redis_server.url}'\n")
+    os.symlink(arena.victim, arena.fleet / "x.jsonl.gz")
+    res = run_cli("streams", "restore", str(arena.fleet / "x.jsonl.gz"), "--into", "k")
+    assert res.returncode == 2 and "symlink" in res.stderr
+    (arena.root / "y.jsonl.gz").write_bytes(VICTIM_BYTES)
+    res = run_cli("streams", "restore", str(arena.root / "y.jsonl.gz"), "--into", "k")
+    assert res.returncode == 2, res.stderr
+    said = f"{arena.root / 'y.jsonl.gz'} is not an archive qtctl wrote (gzip JSON lines)"
+    assert res.stderr == f"qtctl: error: {said}\n"  # no byte of the file quoted
+
+
+def test_the_code_scan_never_reads_through_a_link_the_fleet_user_planted(
+    arena: Arena, isolated_env: Path
+) -> None:
+    secret_dir = arena.root / "root-only"
+    secret_dir.mkdir(mode=0o700)
+    (secret_dir / "secret.py").write_bytes(
+        b'import sys\r\nsys.path.insert(0, "/x")  # pw hunter2\r\n'
+    )
+    arena.as_fleet_user("ln", "-s", str(secret_dir), str(arena.fleet / "code"))
+    arena.as_fleet_user("mkdir", str(arena.fleet / "other"))
+    arena.as_fleet_user("ln", "-s", str(secret_dir), str(arena.fleet / "other" / "pkg"))
+    isolated_env.write_text(
+        f"[fleet]\ncode_roots = ['{arena.fleet / 'code'}', '{arena.fleet / 'other'}']\n"
+    )
+    res = run_cli("--format", "json", "doctor", "--select", "QT2,QT3")
+    assert "hunter2" not in res.stdout + res.stderr
+    assert "secret.py" not in res.stdout
+    [skipped] = [f for f in json.loads(res.stdout)["findings"] if f["cause"] == "skipped"]
+    assert skipped["detail"] == [
+        f"{arena.fleet / 'code'}: not scanned: {arena.fleet / 'code'}: code is a symlink in a "
+        "folder another user can write; qtctl does not follow it (act on the real path by hand)"
+    ]

@@ -91,10 +91,30 @@ def parent_of(path: str, create: bool = False, mode: int = 0o755) -> Iterator[tu
         os.close(fd)
 
 
-def read_file(path: str) -> tuple[bytes, Snapshot]:
-    """A plain file's bytes and snapshot; a symlink or special file is refused."""
+def open_folder(path: str) -> int:
+    """An fd of the folder at `path` (the caller closes it), reached like `parent_of`: a link on
+    the way (the folder itself included) is followed only where nobody else could plant it."""
+    if not path.startswith("/"):
+        raise UnsafePath(f"{path}: not an absolute path")
+    return _walk([p for p in path.split("/") if p not in ("", ".")], path, False, 0)
+
+
+def read_file(path: str, max_bytes: int = 0) -> tuple[bytes, Snapshot]:
+    """A plain file's bytes and snapshot; a symlink, a special file, or (with `max_bytes`) a
+    file larger than that is refused."""
     with parent_of(path) as (folder, name):
-        return _read_at(folder, name, path)
+        return _read_at(folder, name, path, max_bytes)
+
+
+@contextmanager
+def open_plain(path: str) -> Iterator[int]:
+    """An fd of a plain file for streaming reads (archives), reached like `read_file`."""
+    with parent_of(path) as (folder, name):
+        fd = _open_plain(folder, name, path)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def replace_file(path: str, data: bytes, expect: Snapshot) -> Snapshot:
@@ -130,6 +150,8 @@ def secure_file(
             before = _snapshot(fd, b"")
             if expect is not None and (before.dev, before.ino) != expect:
                 raise UnsafePath(f"{path}: is not the file qtctl recorded (inode changed)")
+            if before.nlink > 1:  # another name elsewhere would be changed too
+                raise UnsafePath(f"{path}: has {before.nlink} hard links; not changing it")
             os.fchmod(fd, mode & 0o777)  # never more readable on the way, never setuid
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode & 0o777)
@@ -243,12 +265,15 @@ def _open_plain(folder: int, name: str, path: str) -> int:
     return fd
 
 
-def _read_at(folder: int, name: str, path: str) -> tuple[bytes, Snapshot]:
+def _read_at(folder: int, name: str, path: str, max_bytes: int = 0) -> tuple[bytes, Snapshot]:
     fd = _open_plain(folder, name, path)
     try:
-        chunks = []
+        chunks, size = [], 0
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
+            size += len(chunk)
+            if max_bytes and size > max_bytes:
+                raise UnsafePath(f"{path}: larger than {max_bytes} bytes; not read")
         data = b"".join(chunks)
         return data, _snapshot(fd, data)
     finally:

@@ -7,8 +7,10 @@ written and fsynced before anything is trimmed.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +119,30 @@ def _add_batch(client: Any, target: str, batch: list[dict[str, Any]]) -> int:
 
 
 def read_archive(archive: Path) -> Iterator[dict[str, Any]]:
-    """The archived entries, in order."""
-    with gzip.open(archive, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
+    """The archived entries, in order; a file that is not an archive of qtctl's is a ValueError
+    that quotes none of its bytes."""
+    from qtctl.adapters import safe_files
+
+    try:
+        with (
+            safe_files.open_plain(str(archive.absolute())) as fd,
+            os.fdopen(os.dup(fd), "rb") as raw,
+            gzip.GzipFile(fileobj=raw) as packed,
+        ):
+            for line in packed:
+                yield json.loads(line)
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{archive} is not an archive qtctl wrote (gzip JSON lines)") from None
+    except safe_files.UnsafePath as exc:
+        raise ValueError(str(exc)) from None
 
 
 def key_filename(key: str) -> str:
-    """A Redis key as a safe file name (archives, migration evidence)."""
-    return key.replace("/", "_").replace(":", "_")
+    """A Redis key as a safe file name (archives, migration evidence): a digest of the whole key
+    first (`c/d`, `c:d` and `c_d` must not share an archive), then a readable part."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", key).lstrip(".")[:120]
+    return f"{digest}-{readable}"
 
 
 def hand_over(client: Any, stream: str, group: str, dead: str, live: str) -> tuple[int, int]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.line_endings import BINARY_PROBE, BOM, Endings, classify
 
 SKIP_DIRS = frozenset(
@@ -27,6 +30,7 @@ SKIP_DIRS = frozenset(
 EXECUTED_EXTENSIONS = frozenset({".py", ".sh", ".service", ".timer", ".socket", ".bash"})
 HEAD = 65536
 SYS_PATH = re.compile(rb"sys\.path\.(?:insert|append)\s*\(")
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -61,45 +65,54 @@ class CodeScan:
 
 
 def scan(roots: Sequence[str], max_bytes: int, max_files: int = 500_000) -> CodeScan:
-    """Walk the roots (no symlinked directories, no VCS/venv folders), reading each file once."""
+    """Walk the roots (no symlinked directories, no VCS/venv folders), reading each file once.
+
+    The walk goes by directory fds (`os.fwalk`), so a folder the fleet user swaps for a symlink
+    mid-scan is never followed; a root is reached only through links nobody else could plant."""
     result = CodeScan(tuple(roots))
     for root in roots:
-        if not os.path.isdir(root):
+        try:
+            top = safe_files.open_folder(os.path.abspath(root))
+        except safe_files.UnsafePath as exc:
+            result.skipped.append((root, f"not scanned: {exc}"))
+            continue
+        except OSError:
             result.missing_roots.append(root)
             continue
-        for path in _files(root, result):
-            if result.files_seen >= max_files:
-                result.skipped.append((root, f"stopped after {max_files} files"))
+        try:
+            if not _scan_root(root, top, result, max_bytes, max_files):
                 return result
-            _scan_file(path, result, max_bytes)
+        finally:
+            os.close(top)
     result.crlf.sort(key=lambda f: f.path)  # deterministic output, sorted once
     result.sys_path.sort(key=lambda line: (line.path, line.line))
     return result
 
 
-def _files(root: str, result: CodeScan) -> Iterator[str]:
-    """Regular files under root, depth first; never follows symlinks, never opens FIFOs."""
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                listing = list(entries)
-        except OSError as exc:
-            result.skipped.append((folder, f"unreadable: {exc.strerror}"))
-            continue
-        dirs = []
-        for entry in listing:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS:
-                    dirs.append(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                yield entry.path
-        stack.extend(reversed(dirs))
+def _scan_root(root: str, top: int, result: CodeScan, max_bytes: int, max_files: int) -> bool:
+    """False once max_files is reached."""
+    walk = os.fwalk(".", dir_fd=top, follow_symlinks=False, onerror=_unreadable(root, result))
+    for rel, dirs, files, folder in walk:
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        base = root if rel == "." else os.path.join(root, rel[2:])
+        for name in sorted(files):
+            if result.files_seen >= max_files:
+                result.skipped.append((root, f"stopped after {max_files} files"))
+                return False
+            _scan_file(os.path.join(base, name), name, folder, result, max_bytes)
+    return True
 
 
-def _scan_file(path: str, result: CodeScan, max_bytes: int) -> None:
-    data = _read(path, result, max_bytes)
+def _unreadable(root: str, result: CodeScan) -> Callable[[OSError], None]:
+    def record(exc: OSError) -> None:
+        where = exc.filename if isinstance(exc.filename, str) else root
+        result.skipped.append((where, f"unreadable: {exc.strerror}"))
+
+    return record
+
+
+def _scan_file(path: str, name: str, folder: int, result: CodeScan, max_bytes: int) -> None:
+    data = _read(path, name, folder, result, max_bytes)
     if data is None:
         return
     if b"\r" in data or data.startswith(BOM):  # the common LF file costs one memchr
@@ -110,29 +123,32 @@ def _scan_file(path: str, result: CodeScan, max_bytes: int) -> None:
         result.sys_path += _sys_path_lines(path, data)
 
 
-def _read(path: str, result: CodeScan, max_bytes: int) -> bytes | None:
-    """The file's bytes, or None for binaries, oversized and unreadable files.
+def _read(path: str, name: str, folder: int, result: CodeScan, max_bytes: int) -> bytes | None:
+    """The file's bytes, or None for binaries, oversized, unreadable and non-plain files.
 
-    The first read takes up to 64 KiB: a shorter answer is the whole file, so most files cost
-    open + read + close; only bigger ones are fstat'ed against the size limit.
+    Opened relative to its folder's fd without following a symlink; the first read takes up to
+    64 KiB: a shorter answer is the whole file, so most files cost open + fstat + read + close.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, READ_FLAGS, dir_fd=folder)
     except OSError as exc:
-        result.skipped.append((path, f"unreadable: {exc.strerror}"))
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):  # a symlink or a socket: not code
+            result.skipped.append((path, f"unreadable: {exc.strerror}"))
         return None
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a FIFO or device where a file was listed: never read
         data = os.read(fd, HEAD)
         result.files_seen += 1
         if data.find(b"\0", 0, BINARY_PROBE) >= 0:
             result.bytes_read += len(data)
             return None  # binary (models, pickles): never read on
         if len(data) == HEAD:
-            size = os.fstat(fd).st_size
-            if size > max_bytes:
+            if info.st_size > max_bytes:
                 result.skipped.append((path, f"larger than {max_bytes // 2**20} MiB"))
                 return None
-            data += os.read(fd, max(size - HEAD, 0))
+            data += os.read(fd, max(info.st_size - HEAD, 0))
     except OSError as exc:
         result.skipped.append((path, f"unreadable: {exc.strerror}"))
         return None

@@ -184,9 +184,13 @@ def _secure(action: SecureFile, record: FixRecord) -> None:
         dev=before.dev,
         ino=before.ino,
     )
-    safe_files.secure_file(
-        action.path, account.pw_uid, account.pw_gid, action.mode, (before.dev, before.ino)
-    )
+    try:
+        safe_files.secure_file(
+            action.path, account.pw_uid, account.pw_gid, action.mode, (before.dev, before.ino)
+        )
+    except BaseException:
+        record.changes.pop()  # refused before any change: nothing to undo
+        raise
 
 
 def _write_drop_in(action: WriteDropIn, record: FixRecord) -> None:

@@ -27,6 +27,7 @@ class FixRecord:
     id: str
     started: float
     changes: list[dict[str, Any]] = field(default_factory=list)
+    undoes: str = ""  # set on the record of a `fix --undo`: the id it undid
 
     def add(self, kind: Change | Undone, **data: Any) -> None:
         """Record one applied action with what undo needs."""
@@ -69,7 +70,10 @@ class FixJournal:
     def save(self, record: FixRecord) -> Path:
         """Write the record atomically (a 0600 temp file created O_EXCL, then renamed)."""
         path = self._private(self.root) / f"{record.id}.json"
-        doc = {"id": record.id, "started": record.started, "changes": record.changes}
+        doc: dict[str, Any] = {"id": record.id, "started": record.started}
+        if record.undoes:
+            doc["undoes"] = record.undoes
+        doc["changes"] = record.changes
         safe_files.write_file(str(path), json.dumps(doc, indent=2).encode(), 0o600)
         return path
 
@@ -80,11 +84,21 @@ class FixJournal:
         ids = self.ids()
         if not ids:
             raise UsageError(f"no fix has been applied yet ({self.root} is empty)")
-        chosen = ids[-1] if ref.upper() == "LAST" else ref
-        if chosen not in ids:
+        if ref.upper() == "LAST":
+            return self._last_fix(ids)
+        if ref not in ids:
             raise UsageError(f"no fix {ref!r} in {self.root}; known: {', '.join(ids[-5:])}")
-        doc = self._read(chosen)
-        return FixRecord(doc["id"], doc["started"], doc["changes"])
+        doc = self._read(ref)
+        return FixRecord(doc["id"], doc["started"], doc["changes"], doc.get("undoes", ""))
+
+    def _last_fix(self, ids: list[str]) -> FixRecord:
+        """The newest record of a fix (not of an undo: undoing an undo puts nothing back)."""
+        for ref in reversed(ids):
+            doc = self._read(ref)
+            kinds = {c.get("kind") for c in doc["changes"]}
+            if not doc.get("undoes") and not (kinds and kinds <= set(Undone)):
+                return FixRecord(doc["id"], doc["started"], doc["changes"])
+        raise UsageError(f"no fix to undo in {self.root}: every record there is an undo")
 
     def last_restarts(self) -> dict[str, float]:
         """Unit -> time qtctl fix last restarted it, from every record."""
@@ -118,6 +132,9 @@ class FixJournal:
         return doc
 
     def _private(self, folder: Path) -> Path:
+        for existing in (self.state, self.root, folder):  # refuse before creating anything
+            if os.path.lexists(existing):
+                _check_private(existing)
         with private_umask():
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         _check_private(self.state)

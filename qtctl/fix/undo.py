@@ -6,6 +6,7 @@ what cannot be undone (a restart, redelivered entries) is listed as such in the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -27,7 +28,7 @@ def undo(
     redis: Callable[[], RedisAdapter] | None = None,
 ) -> FixRecord:
     """Put back files, links, modes and groups of a fix record; the rest is listed."""
-    undo_record = journal.start()
+    undo_record = dataclasses.replace(journal.start(), undoes=record.id)
     reload_needed = False
     try:
         for change in reversed(record.changes):
@@ -41,7 +42,8 @@ def undo(
         if reload_needed:
             systemd().daemon_reload()
             undo_record.add(Undone.DAEMON_RELOAD)
-        journal.save(undo_record)
+        if undo_record.changes:  # an undo that put nothing back leaves no record to confuse LAST
+            journal.save(undo_record)
     return undo_record
 
 

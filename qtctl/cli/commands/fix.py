@@ -46,7 +46,7 @@ def fix(
     out = opts.output(fmt)
     flags = {"doctor.select": select, "doctor.ignore": ignore, "redis.url": redis_url}
     cfg = opts.config_for(config, flags)
-    if undo:
+    if undo is not None:  # `--undo ""` is a mistake to report, not a preview
         render_undo(out, *run_undo(cfg, undo))
         return
     names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
