@@ -29,13 +29,14 @@ ENV_FILES = CodeDoc(
     severity="error/warning",
     meaning="For every EnvironmentFile= of a fleet unit and every *.env file in "
     "services.env_dirs: the file is missing without the `-` prefix (error: the unit cannot "
-    "start); secrets (names matching services.secret_patterns: *_KEY, *_SECRET, *PASSWORD*, "
-    "*TOKEN*) in a file other users can read (error); the file is not readable by the unit's "
-    "User= (systemd reads it as root, the service's own dotenv load cannot); lines systemd "
-    "reads differently than meant: inline comments (kept in the value), `export` (the line is "
-    "ignored), an unclosed quote (swallows the following lines), invalid names, CRLF (systemd "
-    "strips it, shells that source the file do not); the same secret value in several files "
-    "(the files are named, never the value).",
+    "start); secrets (names matching services.secret_patterns: *PASS*, *SECRET*, *TOKEN*, "
+    "*KEY* unless its value is a key or stream name, path, number or boolean, *PRIVATE*, "
+    "*CREDENTIAL*, AUTH*) in a file other users can read (error); the file is not readable by "
+    "the unit's User= (systemd reads it as root, the service's own dotenv load cannot); lines "
+    "systemd reads differently than meant: inline comments (kept in the value), `export` (the "
+    "line is ignored), an unclosed quote (swallows the following lines), invalid names, CRLF "
+    "(systemd strips it, shells that source the file do not); the same secret value in "
+    "several files (the files are named, never the value).",
     why="A stray ` # comment` silently becomes part of an API key; a world-readable exchange key "
     "is one `cat` away from anyone on the host; copies of one key in five files rot apart.",
     fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
@@ -88,7 +89,7 @@ def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding |
     except OSError:  # removed since it was read
         return None
     problems = [
-        *_exposure(mode, secret_names(list(environment(text)), patterns)),
+        *_exposure(mode, secret_names(environment(text), patterns)),
         *_readers(env),
         *_syntax(text),
     ]

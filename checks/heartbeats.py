@@ -14,6 +14,7 @@ from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.wording import duration
+from qtctl.escaping import undecodable
 from qtctl.stream_ids import id_ms
 
 TIME_FIELDS = (
@@ -36,7 +37,8 @@ STALE_HEARTBEAT = CodeDoc(
     "times that (error), or is missing (error). The age is read from the value: a Unix time in "
     "s or ms, an ISO 8601 time, JSON or a hash with a ts/timestamp/updated_at field, or a "
     "stream's newest entry ID. Keys in services.heartbeat_ttl_keys must carry a TTL (warning "
-    "without one).",
+    "without one). A matching key whose name is not valid UTF-8 is reported (warning, cause "
+    "undecodable-name) and not read.",
     why="A service that hangs keeps its unit `active`; its heartbeat is the only sign. A "
     "heartbeat without a TTL outlives its writer and looks alive forever.",
     fix="Look at the writer's unit (`qtctl doctor --select QT1,QT701`) and its journal; write "
@@ -75,17 +77,16 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         seconds, micros = client.time()
         now = float(seconds) + float(micros) / 1e6
         keys = {rule: _keys(client, rule.pattern, count) for rule in rules}
-        unique = sorted({key for found in keys.values() for key in found})
+        ttl_keys = [k for p in settings.heartbeat_ttl_keys for k in _keys(client, p, count)]
+        every = {key for found in keys.values() for key in found} | set(ttl_keys)
+        unique = sorted(key for key in every if not undecodable(key))
         values = dict(zip(unique, _read(client, unique), strict=True))
-        no_ttl = [
-            key
-            for pattern in settings.heartbeat_ttl_keys
-            for key, ttl in _ttls(client, _keys(client, pattern, count))
-            if ttl == -1
-        ]
+        ttls = _ttls(client, [key for key in ttl_keys if not undecodable(key)])
+    yield from (_undecodable(key) for key in sorted(filter(undecodable, every)))
+    no_ttl = [key for key, ttl in ttls if ttl == -1]
     for rule, found in keys.items():
-        present = [key for key in found if values[key][0] != "none"]
-        if not present:
+        present = [key for key in found if key in values and values[key][0] != "none"]
+        if not present and not any(map(undecodable, found)):
             yield _missing(rule)
         for key in present:
             kind, value, ttl = values[key]
@@ -166,6 +167,17 @@ def _judge(
         cause="stale",
         detail=(f"rule: {rule.pattern}={rule.max_age:g}", f"last beat at {_utc(when)}"),
         fix_hint=STALE_HEARTBEAT.fix,
+    )
+
+
+def _undecodable(key: str) -> Finding:
+    return Finding(
+        STALE_HEARTBEAT.code,
+        Severity.WARNING,
+        key,
+        "heartbeat key name is not valid UTF-8: its age is not checked",
+        cause="undecodable-name",
+        fix_hint="fix the writer's key name (the bytes are shown as \\xNN)",
     )
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qtctl.adapters.redis_client import (
-    GroupInfo,
-    StreamInfo,
-    read_streams,
-    stream_keys,
-)
+from qtctl.adapters.redis_client import NOT_UTF8, GroupInfo, StreamInfo, read_streams, stream_keys
 from qtctl.diagnosis.stream_names import bare, near_misses, references
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -17,6 +12,7 @@ from qtctl.engine.facts import ConsumerFacts, GroupFacts, MigrationFacts, Stream
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.wording import duration
 from qtctl.errors import AdapterUnavailable
+from qtctl.escaping import undecodable
 from qtctl.stream_ids import id_ms, order_or_zero
 from qtctl.stream_limits import StreamLimits, limits_for
 
@@ -68,7 +64,9 @@ MISSING = CodeDoc(
     "An expected stream (streams.expected) does not exist or is not a stream, or another stream "
     "has a near-miss name (a truncation, prefix or small edit, with or without the fleet "
     "prefix). Both names are reported with counts, newest entry, consumer groups, and the files "
-    "(code roots, env files) that name each: follow the evidence, not the spelling.",
+    "(code roots, env files) that name each: follow the evidence, not the spelling. A stream "
+    "whose name is not valid UTF-8 is reported (warning, cause undecodable-name) and not "
+    "checked further: nothing can name it as text.",
     "A bridge writing one name while readers read another moves nothing, silently.",
     "Decide from the evidence which name readers and writers use; migrate entries and fix the "
     "other side's configuration (qtctl fix --unsafe migrates when the evidence agrees).",
@@ -98,6 +96,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     ctx.memo("stream_infos", lambda: infos)  # the health report's per-stream metrics
     now_ms = int(ctx.clock() * 1000)
     for stream in infos.values():
+        if stream.error == NOT_UTF8:
+            yield _undecodable(stream)
+            continue
         if stream.error and stream.name not in expected:
             continue
         limits = limits_for(settings, stream.name)
@@ -105,6 +106,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from _staleness(ctx, stream, limits, now_ms)
         yield from _groups(stream, limits)
     yield from _names(ctx, infos, keys, now_ms)
+
+
+def _undecodable(stream: StreamInfo) -> Finding:
+    what = "stream key name is not valid UTF-8: its length, groups and lag are not checked"
+    hint = "fix the producer's key name (the bytes are shown as \\xNN): no reader can name it"
+    return Finding(MISSING.code, Severity.WARNING, stream.name, what, "undecodable-name", (), hint)
 
 
 def _length(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
@@ -230,7 +237,7 @@ def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
                     f"consumer: {consumer.name}",
                 ),
                 fix_hint="qtctl fix deletes it (only while it still holds nothing)",
-                facts=ConsumerFacts(stream.name, group_name, consumer.name, 0, ()),
+                facts=_named(ConsumerFacts(stream.name, group_name, consumer.name, 0, ())),
             )
         if consumer.pending and consumer.idle_ms > limit_ms:
             live = [
@@ -249,8 +256,10 @@ def _consumers(stream: StreamInfo, settings: StreamLimits) -> Iterator[Finding]:
                     f"live consumers: {', '.join(live)}",
                 ),
                 fix_hint=DEAD_CONSUMER.fix,
-                facts=ConsumerFacts(
-                    stream.name, group_name, consumer.name, consumer.pending, tuple(live)
+                facts=_named(
+                    ConsumerFacts(
+                        stream.name, group_name, consumer.name, consumer.pending, tuple(live)
+                    )
                 ),
             )
 
@@ -373,6 +382,12 @@ def _direction(
             )
         else:
             yield other.name, ""
+
+
+def _named(facts: ConsumerFacts) -> ConsumerFacts | None:
+    """No repair for names that are not UTF-8: fix could not send them back to Redis."""
+    names = (facts.stream, facts.group, facts.consumer, *facts.live)
+    return None if any(map(undecodable, names)) else facts
 
 
 def _ago(seconds: float) -> str:

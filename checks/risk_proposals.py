@@ -10,6 +10,7 @@ from datetime import datetime
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.escaping import undecodable
 
 INVALID_PROPOSAL = CodeDoc(
     code="QT501",
@@ -22,7 +23,8 @@ INVALID_PROPOSAL = CodeDoc(
     "explicit exit signal (`trading_state=exit-now`) carries no stop and is not an error; a "
     "proposal the risk kernel holds back (`trading_state=held`) is a warning with its reason; "
     "proposals the kernel rejected for failing its invariants (counter `rejected_invariant` "
-    "in risk.stats_key) are an error.",
+    "in risk.stats_key) are an error. A proposal key whose name is not valid UTF-8 is reported "
+    "(warning, cause undecodable-name) and not read.",
     why="The old publisher emitted `SL=$106.1072 TP=$106.0695` for a long: acting on it closes "
     "positions at a loss or never takes profit.",
     fix="Stop whatever consumes the proposals, fix the publisher (qtctl's risk kernel never "
@@ -41,9 +43,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     adapter = ctx.redis()
     with adapter.guard("the risk proposal check"):
         client = adapter.client
-        keys = sorted(
+        found = sorted(
             client.scan_iter(match=f"{settings.proposal_prefix}*", count=1000, _type="hash")
         )
+        keys = [key for key in found if not undecodable(key)]
+        yield from (_undecodable(key) for key in found if undecodable(key))
         if not keys:
             return
         pipe = client.pipeline(transaction=False)
@@ -80,6 +84,17 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 detail=tuple(problems),
                 fix_hint=INVALID_PROPOSAL.fix,
             )
+
+
+def _undecodable(key: str) -> Finding:
+    return Finding(
+        INVALID_PROPOSAL.code,
+        Severity.WARNING,
+        key,
+        "proposal key name is not valid UTF-8: it is not checked (and no consumer can name it)",
+        cause="undecodable-name",
+        fix_hint="fix the publisher's key name (the bytes are shown as \\xNN) and delete the key",
+    )
 
 
 def problems_of(

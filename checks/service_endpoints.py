@@ -13,7 +13,6 @@ from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.errors import AdapterUnavailable
-from qtctl.redaction import redact_text
 
 HEALTH_FAILING = CodeDoc(
     code="QT701",
@@ -110,7 +109,7 @@ def _failing(listener: Listener, probe: Probe, timeout: float) -> Finding:
     detail = [f"url: {probe.url}", f"process: {listener.process} pid {listener.pid}"]
     detail.append(f"probe took {probe.elapsed * 1000:.0f} ms")
     if probe.excerpt:
-        detail.append(f"body: {redact_text(probe.excerpt)}")
+        detail.append(f"body: {probe.excerpt}")  # redacted with every finding (engine runner)
     return Finding(
         HEALTH_FAILING.code,
         Severity.WARNING if probe.outcome == "degraded" else Severity.ERROR,

@@ -12,7 +12,7 @@ from typing import Any
 
 from qtctl.config_values import coerce, read_file, validate
 from qtctl.errors import ConfigError
-from qtctl.redaction import mask_url
+from qtctl.redaction import DEFAULT_PATTERNS, mask_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/qtctl/qtctl.toml")
 ENV_PREFIX = "QTCTL__"
@@ -108,7 +108,7 @@ class ServiceSettings:
     loopback_only: bool = True
     public_listeners: tuple[str, ...] = ()  # `unit` or `unit:port` globs allowed on 0.0.0.0/::
     env_dirs: tuple[str, ...] = ("/etc/quantum",)
-    secret_patterns: tuple[str, ...] = ("*_KEY", "*_SECRET", "*PASSWORD*", "*TOKEN*")
+    secret_patterns: tuple[str, ...] = DEFAULT_PATTERNS  # QT703 and every redaction
     heartbeats: tuple[str, ...] = field(default=(), metadata={"key_seconds": True})
     heartbeat_ttl_keys: tuple[str, ...] = ()  # keys (globs) that must carry a TTL
     heartbeat_error_factor: float = field(default=5.0, metadata={"min": 1})

@@ -1,9 +1,14 @@
-"""All terminal output goes through here: one rich Console, three formats."""
+"""All terminal output goes through here: one rich Console, three formats.
+
+Rich markup is only ever qtctl's own: text from the fleet goes through `line()` (no markup) or
+is escaped, emoji shortcodes are off (`quantum:heartbeat:x` is a key, not a heart), and nothing
+that is not printable reaches the terminal (shown as `\\xNN`, see `qtctl.escaping`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +19,8 @@ from rich.markup import escape
 
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.report import Report
+from qtctl.escaping import md_code, md_name, md_text, printable
+from qtctl.redaction import DEFAULT as REDACT
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "unknown": "magenta"}
@@ -30,19 +37,18 @@ class Output:
 
     def __post_init__(self) -> None:
         no_color = not self.color or "NO_COLOR" in os.environ
-        self.out = Console(no_color=no_color, width=self.width, highlight=False, soft_wrap=False)
-        self.err = Console(
-            stderr=True, no_color=no_color, width=self.width, highlight=False, soft_wrap=True
-        )
+        common: dict[str, Any] = {"no_color": no_color, "width": self.width, "highlight": False}
+        self.out = Console(soft_wrap=False, emoji=False, **common)
+        self.err = Console(stderr=True, soft_wrap=True, emoji=False, **common)
 
     def error(self, message: str) -> None:
-        """One line on stderr: `qtctl: error: ...`."""
-        self.err.print(f"[bold red]qtctl: error:[/] {escape(message)}")
+        """One line on stderr: `qtctl: error: ...` (secrets masked, escaped)."""
+        self.err.print(f"[bold red]qtctl: error:[/] {escape(REDACT.shown(message))}")
 
     def note(self, message: str) -> None:
         """An informational line on stderr, hidden by -q."""
         if self.verbosity >= 0:
-            self.err.print(escape(message), style="dim")
+            self.err.print(escape(REDACT.shown(message)), style="dim")
 
     def json(self, data: Any) -> None:
         """Machine output: plain JSON on stdout, never styled."""
@@ -50,15 +56,39 @@ class Output:
 
     def text(self, text: str) -> None:
         """Plain text on stdout, never styled (Markdown, Prometheus, Nagios)."""
+        text = printable(text, keep="\n")
         write_raw(text if text.endswith("\n") else text + "\n")
 
-    def line(self, text: str) -> None:
-        """A result line on stdout through the console, taken literally (no markup)."""
-        self.out.print(text, markup=False, highlight=False)
+    def line(self, text: str, style: str | None = None, soft_wrap: bool | None = None) -> None:
+        """Result lines on stdout through the console, taken literally (no markup): the way
+        for any text qtctl did not write itself."""
+        self.out.print(printable(text, keep="\n"), markup=False, style=style, soft_wrap=soft_wrap)
 
     def markup(self, text: str) -> None:
         """A result line on stdout in Rich markup; escape what the caller did not write."""
-        self.out.print(text)
+        self.out.print(printable(text, keep="\n"))
+
+    def rule(self, title: str) -> None:
+        """A horizontal rule with a title in Rich markup (escape what the caller did not write)."""
+        self.out.rule(printable(title))
+
+    def panel(self, text: str, title: str, style: str = "cyan") -> None:
+        """A boxed paragraph, its text taken literally."""
+        from rich.panel import Panel
+        from rich.text import Text
+
+        self.out.print(Panel(Text(printable(text, keep="\n")), title=title, border_style=style))
+
+    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+        """A table whose cells are Rich markup (escape what the caller did not write)."""
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(printable(cell) for cell in row))
+        self.out.print(table)
 
     @property
     def columns(self) -> int:
@@ -76,18 +106,18 @@ class Output:
 
     def _report_table(self, report: Report) -> None:
         for finding in report.findings:
-            self.out.print(finding_block(finding, self.verbosity))
+            self.markup(finding_block(finding, self.verbosity))
         by_reason: dict[str, list[str]] = {}
         for skipped in report.skipped:
             by_reason.setdefault(f"{skipped.backend} unreachable", []).append(skipped.check)
         for reason, names in by_reason.items():
-            self.out.print(f"[magenta]skipped ({escape(reason)}):[/] {', '.join(names)}")
-        self.out.print(summary_line(report), style=STATUS_STYLE[report.status])
+            self.markup(f"[magenta]skipped ({escape(reason)}):[/] {escape(', '.join(names))}")
+        self.line(summary_line(report), style=STATUS_STYLE[report.status])
 
     def code_index(self, docs: Iterable[CodeDoc]) -> None:
         """The `qtctl explain` listing: one line per code."""
         for doc in docs:
-            self.out.print(f"[bold]{doc.code}[/]  {doc.title} ({doc.severity})")
+            self.markup(f"[bold]{doc.code}[/]  {escape(doc.title)} ({doc.severity})")
 
     def config_items(self, rows: Sequence[tuple[str, Any, str]]) -> None:
         """`qtctl config show`: every key with its effective value and where it came from."""
@@ -95,7 +125,10 @@ class Output:
             self.json({key: {"value": value, "source": src} for key, value, src in rows})
         elif self.format == "markdown":
             lines = ["| key | value | source |", "|---|---|---|"]
-            lines += [f"| {key} | `{_shown(value)}` | {src} |" for key, value, src in rows]
+            lines += [
+                f"| {key} | {_md_cell(md_code(_shown(value)))} | {src} |"
+                for key, value, src in rows
+            ]
             self.text("\n".join(lines))
         else:
             self._config_table(rows)
@@ -105,7 +138,7 @@ class Output:
 
         table = Table("key", "value", "source")
         for key, value, src in rows:
-            table.add_row(key, _shown(value), src)
+            table.add_row(key, escape(printable(_shown(value))), escape(src))
         self.out.print(table)
 
     def code_doc(self, doc: CodeDoc) -> None:
@@ -113,9 +146,9 @@ class Output:
         if self.format == "json":
             self.json(doc.__dict__)
             return
-        self.out.print(f"[bold]{doc.code}[/] {escape(doc.title)} ({doc.severity})\n")
+        self.markup(f"[bold]{doc.code}[/] {escape(doc.title)} ({doc.severity})\n")
         for label, text in (("What", doc.meaning), ("Why it matters", doc.why), ("Fix", doc.fix)):
-            self.out.print(f"[bold]{label}:[/] {escape(text)}")
+            self.markup(f"[bold]{label}:[/] {escape(text)}")
 
 
 def write_raw(text: str, stream: TextIO | None = None) -> None:
@@ -162,10 +195,10 @@ def report_markdown(report: Report) -> str:
             "|---|---|---|---|---|---|",
         ]
         for f in report.findings:
-            cells = (str(f.severity), f.code, f.subject, f.message, f.cause, f.fix_hint)
-            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+            cells = (md_name(f.subject), *(md_text(t) for t in (f.message, f.cause, f.fix_hint)))
+            lines.append(f"| {f.severity} | {f.code} | " + " | ".join(map(_md_cell, cells)) + " |")
     for skipped in report.skipped:
-        lines.append(f"- skipped `{skipped.check}`: {skipped.reason}")
+        lines.append(f"- skipped {md_code(skipped.check)}: {md_text(skipped.reason)}")
     return "\n".join(lines) + "\n"
 
 
@@ -174,9 +207,5 @@ def _shown(value: Any) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
-
-
-def printable_detail(lines: tuple[str, ...] | list[str]) -> list[str]:
-    """Detail lines as they are safe to print."""
-    return [line.replace("\r", "^M") for line in lines]
+    """A table cell: a `|` even inside a code span must be escaped (GFM)."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text).replace("\n", " ")

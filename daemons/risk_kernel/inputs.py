@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -18,7 +19,9 @@ from numpy.typing import NDArray
 from qtctl.adapters import resp
 from qtctl.adapters.resp import Template
 from qtctl.daemons.risk_kernel.kernel import Inputs
+from qtctl.escaping import shown, undecodable
 
+log = logging.getLogger("qtctl.risk_kernel")
 REGIME = ("p_trend", "p_mr", "p_chop")
 STAMP_FIELDS = ("timestamp", "updated_at", "computed_at_utc", "ts_utc")
 POSITION_FIELDS = (
@@ -235,9 +238,24 @@ def _stamp(market: Reply) -> float:
 
 
 def scan_symbols(client: Any, prefix: str) -> list[str]:
-    """Symbols with a position hash (SCAN, never KEYS)."""
-    keys = client.scan_iter(match=f"{prefix}*", count=1000, _type="hash")
-    return sorted((k.decode() if isinstance(k, bytes) else k)[len(prefix) :] for k in keys)
+    """Symbols with a position hash (SCAN, never KEYS), names read as bytes: a key whose name
+    is not UTF-8 cannot be named in a command, so it is skipped and logged (once), never a
+    crash that stops the stops of every other position."""
+    keys = client.scan_iter(match=f"{prefix}*", count=1000, _type="hash", NEVER_DECODE=True)
+    symbols = []
+    for key in keys:
+        name = key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key
+        if undecodable(name):
+            _skip_once(shown(name))
+            continue
+        symbols.append(name[len(prefix) :])
+    return sorted(symbols)
+
+
+@lru_cache(maxsize=1024)
+def _skip_once(name: str) -> None:
+    """One log line per such key, not one every rescan."""
+    log.error("position key %s skipped: its name is not valid UTF-8", name)
 
 
 def now() -> float:

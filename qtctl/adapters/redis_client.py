@@ -10,7 +10,10 @@ from typing import Any
 
 from qtctl.config import RedisSettings
 from qtctl.errors import AdapterUnavailable
+from qtctl.escaping import undecodable
 from qtctl.redaction import mask_url
+
+NOT_UTF8 = "name is not valid UTF-8"
 
 
 class RedisAdapter:
@@ -27,7 +30,9 @@ class RedisAdapter:
         """Connect and PING, or raise AdapterUnavailable with a one-line, masked reason.
 
         `decode=False` keeps replies as bytes (daemons that move other people's data);
-        `block_sec` extends the read timeout for blocking commands such as XREAD BLOCK."""
+        `block_sec` extends the read timeout for blocking commands such as XREAD BLOCK. Decoded
+        replies never fail on bytes that are not UTF-8: they arrive surrogate-escaped
+        (`qtctl.escaping.undecodable` tells), and such a name is never sent back."""
         import redis
 
         masked = mask_url(settings.url)
@@ -37,6 +42,7 @@ class RedisAdapter:
                 socket_timeout=settings.socket_timeout + block_sec,
                 socket_connect_timeout=settings.socket_timeout,
                 decode_responses=decode,
+                encoding_errors="surrogateescape",
             )
             client.ping()
         except redis.AuthenticationError as exc:
@@ -120,15 +126,17 @@ def stream_keys(client: Any, match: str, count: int) -> list[str]:
 
 def read_streams(client: Any, names: list[str]) -> dict[str, StreamInfo]:
     """XINFO STREAM + XINFO GROUPS + MEMORY USAGE for every name in one pipeline; consumers of
-    groups with pending entries in a second. Per-key errors are returned, not raised."""
+    groups with pending entries in a second. Per-key errors are returned, not raised; a name
+    that is not UTF-8 is not read (error NOT_UTF8)."""
+    readable = [name for name in names if not undecodable(name)]
     pipe = client.pipeline(transaction=False)
-    for name in names:
+    for name in readable:
         pipe.xinfo_stream(name)
         pipe.xinfo_groups(name)
         pipe.memory_usage(name)
-    replies = pipe.execute(raise_on_error=False)
-    infos = {}
-    for i, name in enumerate(names):
+    replies = pipe.execute(raise_on_error=False) if readable else []
+    infos = {name: StreamInfo(name, error=NOT_UTF8) for name in names}
+    for i, name in enumerate(readable):
         info, groups, memory = replies[3 * i : 3 * i + 3]
         infos[name] = _stream(name, info, groups, memory)
     return _with_consumers(client, infos)
@@ -164,7 +172,10 @@ def _group(raw: dict[Any, Any]) -> GroupInfo:
 
 def _with_consumers(client: Any, infos: dict[str, StreamInfo]) -> dict[str, StreamInfo]:
     wanted = [
-        (s.name, g.name) for s in infos.values() for g in s.groups if g.pending or g.consumers
+        (s.name, g.name)
+        for s in infos.values()
+        for g in s.groups
+        if (g.pending or g.consumers) and not undecodable(g.name)
     ]
     if not wanted:
         return infos

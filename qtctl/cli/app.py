@@ -28,6 +28,7 @@ from qtctl.cli.commands.uninstall import uninstall
 from qtctl.cli.context import GlobalOptions, print_error
 from qtctl.cli.options import ConfigOpt, FormatOpt
 from qtctl.errors import QtctlError
+from qtctl.redaction import LogRedaction
 
 app = typer.Typer(
     name="qtctl",
@@ -96,6 +97,9 @@ def _root(
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:  # log lines quote errors: mask secrets there
+        if not any(isinstance(f, LogRedaction) for f in handler.filters):
+            handler.addFilter(LogRedaction())
 
 
 def main(argv: list[str] | None = None) -> int:

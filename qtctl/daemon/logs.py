@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from qtctl.redaction import LogRedaction
+
 # syslog priorities, understood by journald as a `<N>` prefix on each stderr line
 PRIORITY = {
     logging.DEBUG: 7,
@@ -60,6 +62,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     journald = bool(os.environ.get("JOURNAL_STREAM"))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(journald))
+    handler.addFilter(LogRedaction())  # the journal is output too: secrets masked
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

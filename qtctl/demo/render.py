@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 
 from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 
 from qtctl.demo.scenario import DemoRun, Step
 from qtctl.output import Output
@@ -31,49 +29,46 @@ class StepPrinter:
 
     def intro(self) -> None:
         """What is about to happen."""
-        self.out.out.print(Panel(escape(INTRO), title="qtctl demo", border_style="cyan"))
+        self.out.panel(INTRO, title="qtctl demo")
 
     def __call__(self, step: Step) -> None:
         self.count += 1
-        console = self.out.out
-        console.rule(f"[bold]{self.count}. {escape(step.title)}[/]")
-        console.print(f"[dim]{escape(step.why)}[/]")
+        self.out.rule(f"[bold]{self.count}. {escape(step.title)}[/]")
+        self.out.line(step.why, style="dim")
         command = " ".join(("qtctl", *step.argv))
-        console.print(
+        self.out.markup(
             f"[bold cyan]$ {escape(command)}[/]  [dim]({step.seconds:.1f} s, "
             f"exit {step.returncode})[/]"
         )
-        console.print(escape(step.output.rstrip()), highlight=False, soft_wrap=True)
+        self.out.line(step.output.rstrip(), soft_wrap=True)  # qtctl's own output, quoted
         if self.pause:
             input("\n-- press Enter for the next step --")
 
 
 def summary(out: Output, run: DemoRun) -> None:
     """The proof: every fault found and fixed, what is left, nothing lost."""
-    table = Table(title="planted faults", show_lines=False)
-    for column in ("subject", "expected", "found"):
-        table.add_column(column)
+    rows = []
     for subject, wanted in sorted(run.as_dict()["expected"].items()):
         got = run.found.get(subject, [])
         ok = all(pair in got for pair in wanted)
-        table.add_row(
-            escape(subject),
-            escape(", ".join(f"{c} {k}" for c, k in wanted)),
-            "[green]yes[/]" if ok else "[bold red]MISSING[/]",
+        rows.append(
+            (
+                escape(subject),
+                escape(", ".join(f"{c} {k}" for c, k in wanted)),
+                "[green]yes[/]" if ok else "[bold red]MISSING[/]",
+            )
         )
-    out.out.print(table)
+    out.table("planted faults", ("subject", "expected", "found"), rows)
     fixed = sum(1 for r in run.repairs if r["result"] == "fixed")
-    out.out.print(
+    out.line(
         f"repairs: {fixed} fixed of {len(run.repairs)}; doctor afterwards exits "
         f"{run.after_code}; lost entries: {sum(run.lost.values())}"
     )
     advisory = [f for f in run.after if f["severity"] != "error"]
     for f in advisory:
-        out.out.print(
-            f"[dim]left, by design: {f['code']} {escape(f['subject'])}: {escape(f['message'])}[/]"
-        )
+        out.line(f"left, by design: {f['code']} {f['subject']}: {f['message']}", style="dim")
     verdict = "[bold green]the fleet is healthy[/]" if run.ok else "[bold red]demo FAILED[/]"
-    out.out.print(
+    out.markup(
         f"{verdict} in {run.timings.get('total', 0):.1f} s "
         f"(boot {run.timings.get('boot', 0):.1f} s)"
     )

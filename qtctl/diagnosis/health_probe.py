@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from qtctl.diagnosis.unit_processes import family
+from qtctl.redaction import DEFAULT
 
 UNHEALTHY_WORDS = frozenset(
     {"unhealthy", "error", "fail", "failed", "failing", "down", "critical", "dead", "not ok"}
@@ -193,4 +194,5 @@ def _excerpt(body: bytes, limit: int = 160) -> str:
         return f"<{len(body)} bytes of binary read>"
     text = body.decode("utf-8", "replace")
     printable = "".join(c if c.isprintable() else " " for c in text).strip()
+    printable = DEFAULT.text(printable)  # before the cut: a cut secret no longer looks like one
     return printable[:limit] + ("..." if len(printable) > limit else "")

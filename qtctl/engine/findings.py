@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -42,6 +44,19 @@ class Finding:
     def fixable(self) -> bool:
         """Whether `qtctl fix` plans a repair for it: it carries the facts a repair needs."""
         return self.facts is not None
+
+    def cleaned(self, clean: Callable[[str], str]) -> Finding:
+        """The finding with `clean` (redaction and escaping) applied to every text it shows;
+        code and facts (machine data, what fix reads) stay as they are."""
+        return dataclasses.replace(
+            self,
+            subject=clean(self.subject),
+            message=clean(self.message),
+            cause=clean(self.cause),
+            detail=tuple(clean(line) for line in self.detail),
+            fix_hint=clean(self.fix_hint),
+            related=tuple(clean(item) for item in self.related),
+        )
 
     def as_dict(self) -> dict[str, object]:
         """The stable JSON shape of a finding (schema qtctl.report/1; `facts` added, may be

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.linking import link_by_subject
 from qtctl.engine.report import Report, Skipped
 from qtctl.errors import AdapterUnavailable
+from qtctl.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +57,17 @@ def run_checks(
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     ran: list[str] = []
+    # The one gate for everything a report shows: secrets masked, non-printables escaped.
+    shown = Redactor.of(ctx.config.services.secret_patterns).shown
     for check in checks:
         if not selection.wants_check(check):
             continue
         outcome = _run_one(check, ctx, timeout)
         if isinstance(outcome, Skipped):
-            skipped.append(outcome)
+            skipped.append(dataclasses.replace(outcome, reason=shown(outcome.reason)))
             continue
         ran.append(check.name)
-        findings.extend(f for f in outcome if selection.wants(f.code))
+        findings.extend(f.cleaned(shown) for f in outcome if selection.wants(f.code))
     linked = link_by_subject(findings)
     return Report(tuple(linked), tuple(skipped), tuple(ran), time.monotonic() - started)
 

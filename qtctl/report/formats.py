@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 from qtctl.engine.findings import Finding, Severity
+from qtctl.escaping import md_code, md_text, shown
 from qtctl.report.collect import HealthReport
 
 SCHEMA = "qtctl.health/1"
@@ -18,7 +19,7 @@ def to_json(health: HealthReport) -> str:
     """Doctor's JSON document plus the inventory, host and generation time."""
     doc = health.report.as_dict()
     doc["schema"] = SCHEMA
-    doc["host"] = health.host
+    doc["host"] = shown(health.host)
     doc["generated_at"] = _iso(health.generated_at)
     doc["units"] = (
         None
@@ -30,9 +31,11 @@ def to_json(health: HealthReport) -> str:
         if health.streams is None
         else [
             {
-                "name": s.name,
+                "name": shown(s.name),
                 "length": s.length,
-                "groups": [{"name": g.name, "lag": g.lag, "pending": g.pending} for g in s.groups],
+                "groups": [
+                    {"name": shown(g.name), "lag": g.lag, "pending": g.pending} for g in s.groups
+                ],
             }
             for s in health.streams
         ]
@@ -45,7 +48,7 @@ def to_markdown(health: HealthReport) -> str:
     report = health.report
     counts = report.summary()
     lines = [
-        f"# Fleet health on {health.host}: **{report.status.upper()}**",
+        f"# Fleet health on {md_text(health.host)}: **{report.status.upper()}**",
         "",
         f"{_iso(health.generated_at)} · {counts['error']} error(s), {counts['warning']} "
         f"warning(s), {counts['info']} info · {counts['checks_run']} checks in "
@@ -61,18 +64,18 @@ def to_markdown(health: HealthReport) -> str:
         lines += ["No problems found.", ""]
     if report.skipped:
         lines += ["## Not checked", ""]
-        lines += [f"- `{s.check}`: {s.reason}" for s in report.skipped]
+        lines += [f"- {md_code(s.check)}: {md_text(s.reason)}" for s in report.skipped]
         lines.append("")
     notes = [f for f in report.findings if f.severity < Severity.WARNING]
     if notes:
         lines += ["## Notes", ""]
-        lines += [f"- {f.code} `{f.subject}`: {f.message}" for f in notes]
+        lines += [f"- {f.code} {md_code(f.subject)}: {md_text(f.message)}" for f in notes]
         lines.append("")
     lines += ["## Inventory", ""]
     if health.units is None:
         lines.append("- fleet units: not read (systemd unreachable)")
     else:
-        by_state = ", ".join(f"{n} {s}" for s, n in sorted(health.units_by_state.items()))
+        by_state = ", ".join(f"{n} {md_text(s)}" for s, n in sorted(health.units_by_state.items()))
         lines.append(f"- fleet units: {len(health.units)}" + (f" ({by_state})" if by_state else ""))
     if health.streams is None:
         lines.append("- streams: not read (Redis unreachable or not checked)")
@@ -88,13 +91,14 @@ def to_markdown(health: HealthReport) -> str:
 
 
 def _problem(n: int, f: Finding) -> list[str]:
-    lines = [f"### {n}. {f.severity.name.lower()} {f.code}: `{f.subject}`", "", f.message, ""]
+    heading = f"### {n}. {f.severity.name.lower()} {f.code}: {md_code(f.subject)}"
+    lines = [heading, "", md_text(f.message), ""]
     if f.cause:
-        lines.append(f"- cause: {f.cause}")
+        lines.append(f"- cause: {md_text(f.cause)}")
     if f.fixable:
         lines.append(f"- fix: `qtctl fix --select {f.code}` (preview), then add `--apply`")
     if f.fix_hint:
-        lines.append(f"- by hand: {f.fix_hint}")
+        lines.append(f"- by hand: {md_text(f.fix_hint)}")
     return [*lines, ""]
 
 
@@ -198,7 +202,9 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value: escaped for the terminal first (no raw control or non-UTF-8 byte), then
+    for the exposition format."""
+    return shown(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(value: float) -> str:
@@ -215,7 +221,7 @@ def to_nagios(health: HealthReport) -> tuple[str, int]:
     counts = report.summary()
     status = report.status
     worst = sorted(report.findings, key=lambda f: -f.severity)[:3]
-    text = "; ".join(f"{f.code} {f.subject}: {f.message}" for f in worst)
+    text = "; ".join(f"{f.code} {f.subject}: {f.message}" for f in worst)  # escaped findings
     if not text:
         skipped = report.skipped
         text = (
@@ -223,7 +229,7 @@ def to_nagios(health: HealthReport) -> tuple[str, int]:
             if not skipped
             else f"not checked: {', '.join(s.check for s in skipped)} ({skipped[0].reason})"
         )
-    text = text.replace("|", "/").replace("\n", " ")
+    text = shown(text).replace("|", "/")  # `|` would start the perfdata
     if len(report.findings) > len(worst):
         text += f" (+{len(report.findings) - len(worst)} more)"
     failed = health.units_by_state.get("failed", 0)

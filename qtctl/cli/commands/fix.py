@@ -41,15 +41,17 @@ def fix(
     from qtctl.fix.policy import FixOptions
     from qtctl.fix.render import render_outcome, render_undo
     from qtctl.fix.run import run_fix, run_undo
+    from qtctl.redaction import Redactor
 
     opts = global_options(ctx)
     out = opts.output(fmt)
     flags = {"doctor.select": select, "doctor.ignore": ignore, "redis.url": redis_url}
     cfg = opts.config_for(config, flags)
+    redactor = Redactor.of(cfg.services.secret_patterns)
     if undo is not None:  # `--undo ""` is a mistake to report, not a preview
-        render_undo(out, *run_undo(cfg, undo))
+        render_undo(out, *run_undo(cfg, undo), redactor)
         return
     names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
     outcome = run_fix(cfg, FixOptions(apply=apply, unsafe=unsafe, only=names))
-    render_outcome(out, outcome)
+    render_outcome(out, outcome, redactor)
     raise typer.Exit(0 if outcome.ok else 1)

@@ -99,7 +99,9 @@ def install(
 
 def _show_plan(out: Output, units: list[UnitFile]) -> None:
     """Each unit's state (new, changed, unchanged), with the diff of a changed one."""
+    from qtctl.redaction import DEFAULT as REDACT
+
     for unit in units:
         out.line(f"{unit.path}: {unit.state}")
-        if unit.state == "changed":
-            out.text(unit.diff().rstrip("\n"))
+        if unit.state == "changed":  # the installed side may carry an operator's secrets
+            out.text(REDACT.shown(unit.diff().rstrip("\n"), keep="\n"))
