@@ -89,6 +89,30 @@ def run(rounds: int = 15) -> list[Comparison]:
     return [*rows, _cycle(rounds)]
 
 
+def seed(client: redis.Redis, n: int = 1000) -> None:
+    """`n` positions and their market state, as the fleet writes them."""
+    rng = random.Random(5)
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        price = rng.uniform(1, 50_000)
+        pipe.hset(
+            f"quantum:state:positions:S{i:04d}USDT",
+            mapping={
+                "side": rng.choice(["LONG", "SHORT"]),
+                "entry_price": price,
+                "current_price": price * 1.001,
+                "peak_price": price * 1.002,
+                "trough_price": price * 0.998,
+                "qty": 1,
+            },
+        )
+        pipe.hset(
+            f"quantum:marketstate:S{i:04d}USDT",
+            mapping={"sigma": 0.01, "ts": 0.4, "p_trend": 0.5, "p_mr": 0.3, "p_chop": 0.2},
+        )
+    pipe.execute()
+
+
 def _cycle(rounds: int) -> Comparison:
     sys.path.insert(0, ".")
     from qtctl.daemons.risk_kernel.daemon import RiskKernel
@@ -97,26 +121,7 @@ def _cycle(rounds: int) -> Comparison:
     server = start_redis()
     try:
         client = redis.Redis(port=server.port, decode_responses=True)
-        rng = random.Random(5)
-        pipe = client.pipeline(transaction=False)
-        for i in range(1000):
-            price = rng.uniform(1, 50_000)
-            pipe.hset(
-                f"quantum:state:positions:S{i:04d}USDT",
-                mapping={
-                    "side": rng.choice(["LONG", "SHORT"]),
-                    "entry_price": price,
-                    "current_price": price * 1.001,
-                    "peak_price": price * 1.002,
-                    "trough_price": price * 0.998,
-                    "qty": 1,
-                },
-            )
-            pipe.hset(
-                f"quantum:marketstate:S{i:04d}USDT",
-                mapping={"sigma": 0.01, "ts": 0.4, "p_trend": 0.5, "p_mr": 0.3, "p_chop": 0.2},
-            )
-        pipe.execute()
+        seed(client)
         config = load_config(
             None,
             env={"QTCTL__REDIS__URL": server.url, "QTCTL__RISK__PUBLISH_INTERVAL_SEC": "0.1"},

@@ -16,6 +16,8 @@ BENCHMARKS = (
     "report",
     "bridge",
     "risk_kernel",
+    "resp_ab",
+    "resp_pieces",
     "rl_agent",
     "service_checks",
 )

@@ -1,12 +1,11 @@
-"""A cycle's writes as RESP text (`qtctl.adapters.resp`): one template per command shape, one
-`%` format per published row, instead of a dict, a `json.dumps` and redis-py's packing of about
-70 arguments for each proposal."""
+"""A cycle's writes as RESP text (`qtctl.adapters.resp`): one template per command shape and one
+per payload, one `%` format each per published row, instead of redis-py's packing of about 70
+arguments and a dict and a `json.dumps` for each proposal (`bench/resp_ab.py` measures both)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
 from qtctl.adapters import resp
@@ -17,11 +16,6 @@ from qtctl.daemons.risk_kernel.inputs import Batch
 CHUNK = 200  # rows per write: Redis runs one chunk while the next is formatted
 PER_PROPOSAL, PER_EXIT = 2, 5  # commands (and replies) per published row
 STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
-# Text the fleet wrote, passed through: JSON-escaped. Everything else is the kernel's own
-# formatting (numbers, codes, hex digests), which never needs escaping.
-PASSTHROUGH = frozenset(
-    ("position_entry_price", "position_current_price", "position_age_sec", "sigma", "weights")
-)
 # The stream entry records the decision and what it was made from; the hash adds the old
 # publisher's names and the kernel's context for readers of the current proposal.
 RECORD = frozenset(
@@ -82,7 +76,7 @@ class Writer:
         keys = [self.settings.proposal_prefix + s for s in symbols]
         record = {k: v for k, v in fields.items() if k in RECORD}
         hsets = _hset_rows(keys, fields | state)
-        xadds = xadd.rows(symbols, _json_rows(record))
+        xadds = xadd.rows(symbols, resp.json_rows(record, len(symbols)))
         return [command for pair in zip(hsets, xadds, strict=True) for command in pair]
 
     def exit_now(self, i: int) -> list[str]:
@@ -158,22 +152,6 @@ def _pick(value: str | list[str], rows: list[int], full: bool) -> str | list[str
     if rows[-1] - rows[0] == len(rows) - 1:  # a run of rows (the usual chunk): one slice
         return value[rows[0] : rows[-1] + 1]
     return [value[i] for i in rows]
-
-
-def _json_rows(fields: Fields) -> list[str]:
-    """The stream payload of each row: what json.dumps(separators=(",", ":")) writes."""
-    parts, columns = [], []
-    for name, value in fields.items():
-        if isinstance(value, str):
-            parts.append(f"{quote(name)}:{quote(value)}".replace("%", "%%"))
-        elif name in PASSTHROUGH:
-            parts.append(f"{quote(name)}:%s")
-            columns.append(list(map(quote, value)))
-        else:
-            parts.append(f'{quote(name)}:"%s"')
-            columns.append(value)
-    fmt = "{" + ",".join(parts) + "}"
-    return [fmt % row for row in zip(*columns, strict=True)]
 
 
 def _hset_rows(keys: list[str], fields: Fields) -> list[str]:

@@ -1,18 +1,42 @@
-"""Pipelines the caller packs itself: commands as RESP text, sent in one write, replies read back
-with no per-command objects.
+"""Hand-packed Redis I/O for the risk kernel's cycle, the one place qtctl goes around redis-py's
+command API: commands as RESP text sent as they are built, replies read straight off the
+socket, and JSON formatted by template. Everything else, the bridge included, uses redis-py.
 
-redis-py's pipeline spends about 10 us per command on packing and bookkeeping; a 1,000-position
-risk cycle sends 5,000 commands. Here a command shape is formatted once (`Template`) and each row
-costs one `%` format. Lengths are taken with `len()` on the text, which is the byte length for
-ASCII; a row that is not ASCII is rebuilt with exact UTF-8 lengths, so any text stays correct.
+Why: the cycle for 1,000 positions (3,000 HMGETs, then an HSET of about 35 fields and an XADD
+per proposal) must stay under 50 ms on a real Redis; it measured 36.6-48.3 ms
+(`bench/risk_kernel.py`), under 2 ms to spare at its slowest. `bench/resp_ab.py` runs that
+cycle with one piece at a time done the plain way, alternating in one process: redis-py's
+pipeline for the reads costs 1.29-1.56x the cycle, for the writes 1.64-1.82x, all of it plain
+with json 2.0-2.5x; a `json.dumps` per payload 1.04-1.15x, redis-py's `read_response` per reply
+1.04-1.15x. Alone (`bench/resp_pieces.py`) those take 5.4-6.7x and 1.8-2.3x the time of the
+template and of the reader here, and a `json.dumps` per weights column 2.3x (2 ms a cycle).
+
+What it relies on in redis-py, pinned in pyproject.toml and checked by
+`tests/test_resp_redis_py.py` (which fails if any of it moves): `ConnectionPool.get_connection()`
+and `release()`, `Connection.send_packed_command()` writing the bytes as given,
+`Connection.disconnect()`, `Connection.encoder` (`encoding`, `decode_responses`), and the
+private `Connection._sock`, the connected socket, read here with a hiredis `Reader` of our own
+while redis-py's parser holds none of its bytes. Error replies keep Redis' code (`OOM command
+not allowed ...`), where redis-py strips the codes it names. Not for connections that subscribe
+or track keys: a push message would be taken for a reply.
+
+Lengths are taken with `len()` on the text, which is the byte length for ASCII; a row that is
+not ASCII is rebuilt with exact UTF-8 lengths, so any text stays correct.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from json.encoder import encode_basestring_ascii as quote
+from typing import TYPE_CHECKING, Any
 
 import hiredis
+
+if TYPE_CHECKING:
+    import redis
 
 MULTI = "*1\r\n$5\r\nMULTI\r\n"
 EXEC = "*1\r\n$4\r\nEXEC\r\n"
@@ -51,12 +75,14 @@ class Template:
         return command(*(next(values) if arg is None else arg for arg in self.shape))
 
 
-def execute(client: Any, commands: Sequence[str], transaction: bool = False) -> list[Any]:
+def execute(client: redis.Redis, commands: Sequence[str], transaction: bool = False) -> list[Any]:
     """Send every command in one write and return their replies, in order (see `send`)."""
     return send(client, [commands], transaction)
 
 
-def send(client: Any, chunks: Iterable[Sequence[str]], transaction: bool = False) -> list[Any]:
+def send(
+    client: redis.Redis, chunks: Iterable[Sequence[str]], transaction: bool = False
+) -> list[Any]:
     """Send each chunk of commands as soon as the caller has built it (Redis parses one while
     the next is built), then return every reply, in order.
 
@@ -68,7 +94,7 @@ def send(client: Any, chunks: Iterable[Sequence[str]], transaction: bool = False
     import redis
 
     pool = client.connection_pool
-    conn = pool.get_connection()
+    conn: Any = pool.get_connection()  # redis-py leaves Connection's methods untyped
     count = 0
     try:
         for chunk in chunks:
@@ -105,15 +131,13 @@ def send(client: Any, chunks: Iterable[Sequence[str]], transaction: bool = False
 
 
 def _read(conn: Any, count: int) -> list[Any]:
-    """`count` replies straight off the socket through one hiredis reader: about 1 us each,
-    against 7 us through redis-py's per-reply `read_response` (the fallback here). hiredis reads
-    RESP2 and RESP3 alike; these connections never subscribe or track keys, so no push message
-    can interleave."""
+    """`count` replies off the socket through one hiredis reader: about 1-2 us each, against
+    2-4 us through redis-py's per-reply `read_response`, which also strips error codes."""
     import redis
 
-    sock = getattr(conn, "_sock", None)
+    sock = conn._sock
     if sock is None:
-        return [_reply(conn, redis.ResponseError) for _ in range(count)]
+        raise redis.ConnectionError("connection closed before its replies were read")
     encoder = conn.encoder
     encoding = encoder.encoding if encoder.decode_responses else None
     reader = hiredis.Reader(replyError=redis.ResponseError, encoding=encoding)
@@ -130,8 +154,40 @@ def _read(conn: Any, count: int) -> list[Any]:
     return replies
 
 
-def _reply(conn: Any, error: type[Exception]) -> Any:
-    try:
-        return conn.read_response()
-    except error as exc:
-        return exc
+def json_rows(fields: Mapping[str, str | Sequence[str]], count: int) -> list[str]:
+    """`count` JSON objects, byte for byte what `json.dumps(row, separators=(",", ":"))` writes
+    for each: a `str` value is the same in every row, a sequence holds one value per row.
+
+    One `%` format per row: a column with nothing to escape is inserted as it is (one check
+    for the whole column), any other is quoted value by value first."""
+    parts, columns = [], []
+    for name, value in fields.items():
+        key = quote(name).replace("%", "%%")
+        if isinstance(value, str):
+            parts.append(key + ":" + quote(value).replace("%", "%%"))
+            continue
+        if len(value) != count:
+            raise ValueError(f"{name}: {len(value)} values for {count} rows")
+        plain = _plain(value)
+        parts.append(f'{key}:"%s"' if plain else f"{key}:%s")
+        columns.append(value if plain else list(map(quote, value)))
+    fmt = "{" + ",".join(parts) + "}"
+    if not columns:
+        return [fmt % ()] * count
+    return [fmt % row for row in zip(*columns, strict=True)]
+
+
+def _plain(column: Sequence[str]) -> bool:
+    """No value needs escaping: quoting only ever adds characters."""
+    joined = "".join(column)
+    return len(quote(joined)) == len(joined) + 2
+
+
+def json_number_rows(names: Sequence[str], rows: Iterable[Sequence[float]]) -> list[str]:
+    """Each row of floats as `json.dumps(dict(zip(names, row)))` writes it: one `%r` format per
+    row (json writes a finite float as its repr); a NaN or an infinity goes through json."""
+    fmt = "{" + ", ".join(quote(name).replace("%", "%%") + ": %r" for name in names) + "}"
+    table = [tuple(row) for row in rows]
+    if all(map(math.isfinite, chain.from_iterable(table))):
+        return [fmt % row for row in table]
+    return [json.dumps(dict(zip(names, row, strict=True))) for row in table]
