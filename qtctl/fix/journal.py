@@ -16,8 +16,10 @@ from qtctl.adapters import safe_files
 from qtctl.adapters.safe_files import private_umask
 from qtctl.errors import QtctlError, UsageError
 from qtctl.fix.changes import Change, Undone
+from qtctl.redaction import DEFAULT
 
 RECORD_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
+FREE_TEXT = ("action", "error", "reason")  # display only: undo never reads them
 
 
 @dataclass
@@ -30,8 +32,12 @@ class FixRecord:
     undoes: str = ""  # set on the record of a `fix --undo`: the id it undid
 
     def add(self, kind: Change | Undone, **data: Any) -> None:
-        """Record one applied action with what undo needs."""
-        self.changes.append({"kind": kind, "at": time.time(), **data})
+        """Record one applied action with what undo needs; its free text (errors and reasons
+        quote exceptions) goes through the redaction step."""
+        text = {
+            k: DEFAULT.shown(v) for k, v in data.items() if k in FREE_TEXT and isinstance(v, str)
+        }
+        self.changes.append({"kind": kind, "at": time.time(), **data, **text})
 
 
 class FixJournal:
