@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.env_file import environment, misreads, rewrite
 from qtctl.diagnosis.env_files import (
     EnvFile,
@@ -23,6 +25,7 @@ from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 REPAIRABLE = frozenset({"inline-comment", "export-prefix", "crlf"})
 FIXABLE_CAUSES = REPAIRABLE | {"secrets-readable", "unreadable-by-user"}
+MAX_ENV_BYTES = 4 * 2**20
 ENV_FILES = CodeDoc(
     code="QT703",
     title="environment file problems",
@@ -36,7 +39,11 @@ ENV_FILES = CodeDoc(
     "systemd reads differently than meant: inline comments (kept in the value), `export` (the "
     "line is ignored), an unclosed quote (swallows the following lines), invalid names, CRLF "
     "(systemd strips it, shells that source the file do not); the same secret value in "
-    "several files (the files are named, never the value).",
+    "several files (the files are named, never the value; said only when every owner of one of "
+    "the files may read them all, so a planted guess learns nothing); a file reached through a "
+    "symlink another user can write, or that is not a plain file, is not read (unsafe-path: "
+    "systemd reads EnvironmentFile= as root, so whoever can change the link chooses the unit's "
+    "environment).",
     why="A stray ` # comment` silently becomes part of an API key; a world-readable exchange key "
     "is one `cat` away from anyone on the host; copies of one key in five files rot apart.",
     fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
@@ -63,7 +70,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             )
     digests: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for env in env_files(uses, settings.env_dirs):
-        text = _read(env.path)
+        try:
+            text = _read(env.path)
+        except safe_files.UnsafePath as exc:
+            yield _not_inspected(env, str(exc))
+            continue
         if text is None:
             continue
         for key, digest in secret_digests(text, settings.secret_patterns).items():
@@ -75,11 +86,34 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _read(path: str) -> str | None:
+    """Read as root without following a link the fleet user could have planted (nor blocking on
+    a FIFO swapped in): root-only files must never reach a report through a link."""
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-            return handle.read(4 * 2**20)
+        data = safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES)
     except OSError:
         return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _not_inspected(env: EnvFile, why: str) -> Finding:
+    read_by = ", ".join(sorted({u.unit for u in env.uses}))
+    detail = (
+        (
+            f"systemd reads EnvironmentFile= as root for {read_by}: whoever can change this "
+            "link chooses what the unit's environment holds",
+        )
+        if read_by
+        else ()
+    )
+    return Finding(
+        ENV_FILES.code,
+        Severity.WARNING,
+        env.path,
+        f"not inspected: {why}",
+        cause="unsafe-path",
+        detail=detail,
+        fix_hint="point EnvironmentFile= at the real file, in a folder only root can write",
+    )
 
 
 def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding | None:
@@ -142,7 +176,7 @@ def _units_of(env: EnvFile, user: str) -> str:
 def _duplicates(digests: dict[str, list[tuple[str, str]]]) -> Iterator[Finding]:
     for places in digests.values():
         files = sorted({path for path, _ in places})
-        if len(files) < 2:
+        if len(files) < 2 or not _owners_read_all(files):
             continue
         keys = sorted({key for _, key in places})
         yield Finding(
@@ -155,6 +189,25 @@ def _duplicates(digests: dict[str, list[tuple[str, str]]]) -> Iterator[Finding]:
             fix_hint="keep the secret in one file (or a systemd credential) and point every "
             "unit at it; rotate it if a copy was ever readable",
         )
+
+
+def _owners_read_all(files: list[str]) -> bool:
+    """A match is said only when every owner of one of the files may read all of them: else the
+    finding would tell a fleet user whether a guess equals a secret it cannot read."""
+    owners = set()
+    for path in files:
+        try:
+            owners.add(os.stat(path).st_uid)
+        except OSError:
+            return False
+    for uid in owners - {0}:
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return False
+        if not all(readable_by(path, user) for path in files):
+            return False
+    return True
 
 
 CHECK = Check(name="env_files", codes=(ENV_FILES,), run=run)

@@ -513,3 +513,49 @@ def test_the_code_scan_never_reads_through_a_link_the_fleet_user_planted(
         f"{arena.fleet / 'code'}: not scanned: {arena.fleet / 'code'}: code is a symlink in a "
         "folder another user can write; qtctl does not follow it (act on the real path by hand)"
     ]
+
+
+def test_env_checks_never_read_through_a_planted_link_nor_hang_on_a_fifo(
+    arena: Arena, isolated_env: Path
+) -> None:
+    envs = arena.fleet / "env"
+    arena.fleet_file("env/ok.env", b"MODE=paper\n")
+    key = arena.root / "key.pem"  # root-only, not an env file at all
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nbMt88iVrZoE2bOkX9f7IPytQ\n")
+    key.chmod(0o600)
+    arena.as_fleet_user("ln", "-s", str(key), str(envs / "k.env"))
+    arena.as_fleet_user("mkfifo", str(envs / "pipe.env"))
+    isolated_env.write_text(f"[services]\nenv_dirs = ['{envs}']\n[doctor]\ncheck_timeout = 5\n")
+    res = subprocess.run(
+        [*run_cli_argv(), "--format", "json", "doctor", "--select", "QT703"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "bMt88iVrZoE2bOkX9f7IPytQ" not in res.stdout + res.stderr
+    found = {f["subject"]: f for f in json.loads(res.stdout)["findings"]}
+    link = found[str(envs / "k.env")]
+    assert (link["cause"], link["severity"]) == ("unsafe-path", "warning")
+    assert "symlink" in link["message"]
+    assert not [f for f in found.values() if f["code"] == "QT000"]
+
+
+def test_a_duplicate_is_never_said_about_a_secret_the_guesser_cannot_read(
+    arena: Arena, isolated_env: Path
+) -> None:
+    envs = arena.root / "env"  # root's folder, where the fleet user may drop a file
+    envs.mkdir()
+    (envs / "exchange.env").write_bytes(b"EXCHANGE_API_KEY=Winter2026!xyz\n")
+    (envs / "exchange.env").chmod(0o600)
+    guess = envs / "guess.env"
+    guess.write_bytes(b"G1_API_KEY=Summer2026!xyz\nG2_API_KEY=Winter2026!xyz\n")
+    os.chown(guess, NOBODY.pw_uid, NOBODY.pw_gid)
+    guess.chmod(0o600)
+    isolated_env.write_text(f"[services]\nenv_dirs = ['{envs}']\n")
+    res = run_cli("--format", "json", "doctor", "--select", "QT703")
+    causes = [f["cause"] for f in json.loads(res.stdout)["findings"]]
+    assert "duplicate-secret" not in causes
+    os.chown(guess, 0, 0)  # both root's: a duplicate worth saying
+    res = run_cli("--format", "json", "doctor", "--select", "QT703")
+    causes = [f["cause"] for f in json.loads(res.stdout)["findings"]]
+    assert "duplicate-secret" in causes

@@ -91,6 +91,26 @@ def parent_of(path: str, create: bool = False, mode: int = 0o755) -> Iterator[tu
         os.close(fd)
 
 
+def read_for_check(path: str, max_bytes: int) -> bytes:
+    """What a check may read of a fleet file as root: reached like `read_file`, where a final
+    symlink is followed only when nobody but root could have planted it (a release link in
+    /etc), never a FIFO or device, at most `max_bytes` (the rest is not read). UnsafePath says
+    why not; OSError when it is not there."""
+    links = 0
+    while True:
+        with parent_of(path) as (folder, name):
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if not stat.S_ISLNK(info.st_mode):
+                fd = _open_plain(folder, name, path)
+                try:
+                    return os.read(fd, max_bytes)
+                finally:
+                    os.close(fd)
+            links += 1
+            target = _trusted_link(folder, name, path, links)
+        path = target if target.startswith("/") else os.path.join(os.path.dirname(path), target)
+
+
 def open_folder(path: str) -> int:
     """An fd of the folder at `path` (the caller closes it), reached like `parent_of`: a link on
     the way (the folder itself included) is followed only where nobody else could plant it."""
