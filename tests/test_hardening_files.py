@@ -202,6 +202,8 @@ def test_fix_converts_the_fleet_file_and_leaves_a_planted_link_alone(
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (NOBODY.pw_uid, 0o644)  # kept
     assert arena.victim_intact()
     assert os.path.islink(legacy.parent / "evil.py")
+    [repair] = doc["repairs"]  # type: ignore[misc]
+    assert "evil.py" not in json.dumps(repair)  # the scan never read through the planted link
     state = arena.root / "state" / "fixes"
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(state.parent).st_mode) == 0o700
@@ -437,9 +439,9 @@ def test_secure_file_refuses_a_hard_link_to_a_file_outside_the_fleet(
         f"[services]\nenv_dirs = ['{envs}']\n[fix]\nstate_dir = '{arena.root / 'state'}'\n"
     )
     res = run_cli("--format", "json", "fix", "--select", "QT703", "--apply", "--unsafe")
-    assert res.returncode == 1, res.stderr
-    [failure] = json.loads(res.stdout)["failures"]
-    assert "has 2 hard links; not changing it" in failure["error"]
+    [repair] = json.loads(res.stdout)["repairs"]
+    assert repair["result"] == "held"
+    assert repair["held"] == f"not changed: {envs / 'h.env'}: has 2 hard links"
     assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
     assert os.stat(outside).st_uid == 0
 
@@ -559,3 +561,18 @@ def test_a_duplicate_is_never_said_about_a_secret_the_guesser_cannot_read(
     res = run_cli("--format", "json", "doctor", "--select", "QT703")
     causes = [f["cause"] for f in json.loads(res.stdout)["findings"]]
     assert "duplicate-secret" in causes
+
+
+def test_a_hard_linked_source_is_left_alone_and_said_so_in_the_preview(
+    arena: Arena, isolated_env: Path
+) -> None:
+    legacy = _code_fleet(arena, isolated_env)
+    os.link(arena.victim, legacy.parent / "linked.py")  # what protected_hardlinks=0 allows
+    doc = _apply_qt302()
+    [repair] = doc["repairs"]  # type: ignore[misc]
+    linked = legacy.parent / "linked.py"
+    assert repair["manual"] == f"left alone: {linked}: has 2 hard links"
+    assert repair["actions"] == [
+        f"convert {legacy} to LF (mode and owner kept, original backed up)"
+    ]
+    assert arena.victim_intact()

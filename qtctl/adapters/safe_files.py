@@ -111,6 +111,25 @@ def read_for_check(path: str, max_bytes: int) -> bytes:
         path = target if target.startswith("/") else os.path.join(os.path.dirname(path), target)
 
 
+def refusal(path: str) -> str:
+    """Why qtctl would refuse to change the file at `path` ('' when it would go ahead): what a
+    planner says before anything runs (apply checks again, through fds)."""
+    try:
+        with parent_of(path) as (folder, name):
+            fd = _open_plain(folder, name, path)
+            info = os.fstat(fd)
+            os.close(fd)
+    except UnsafePath as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if info.st_nlink > 1:
+        return f"{path}: has {info.st_nlink} hard links"
+    if info.st_mode & SPECIAL_BITS:
+        return f"{path}: setuid, setgid or sticky"
+    return ""
+
+
 def open_folder(path: str) -> int:
     """An fd of the folder at `path` (the caller closes it), reached like `parent_of`: a link on
     the way (the folder itself included) is followed only where nobody else could plant it."""

@@ -8,6 +8,7 @@ import difflib
 import os
 from collections.abc import Callable
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
 from qtctl.diagnosis.env_files import env_uses, secret_names
 from qtctl.engine.facts import EnvFileFacts, FileFacts
@@ -28,12 +29,17 @@ def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -
         return Repair(finding, actions, held=protected)  # the script a protected unit runs
     if any(os.path.islink(path) for path in facts.paths):
         return Repair(finding, actions, held="a symlink: convert its target by hand")
-    return Repair(finding, actions)
+    refused = next(filter(None, map(safe_files.refusal, facts.paths)), "")
+    return Repair(finding, actions, held=f"not converted: {refused}" if refused else "")
 
 
 def plan_crlf_sources(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
     """QT302: convert source files to LF, only when asked for explicitly."""
-    actions = tuple(ConvertLF(p) for p in facts.paths if os.path.isfile(p))
+    refused = {p: why for p in facts.paths if (why := safe_files.refusal(p))}
+    actions = tuple(ConvertLF(p) for p in facts.paths if p not in refused)
+    manual = "; ".join(f"left alone: {why}" for why in list(refused.values())[:5])
+    if len(refused) > 5:
+        manual += f"; and {len(refused) - 5} more"
     config = planning.ctx.config
     asked = any(p.strip().upper() == "QT302" for p in config.doctor.select)
     if not (asked or config.fix.convert_source_files):
@@ -41,8 +47,9 @@ def plan_crlf_sources(finding: Finding, facts: FileFacts, planning: Planning) ->
             finding,
             actions,
             held="converting source files needs --select QT302 or fix.convert_source_files = true",
+            manual=manual,
         )
-    return Repair(finding, actions)
+    return Repair(finding, actions, manual=manual)
 
 
 def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
@@ -52,7 +59,8 @@ def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> 
     config = planning.ctx.config
     readers = sorted({u.unit for u in env_uses(config.fleet.units) if u.path == facts.path})
     protected = next(filter(None, (never_change(u, planning.units, config) for u in readers)), "")
-    return dataclasses.replace(repair, held=protected) if protected else repair
+    held = protected or (f"not changed: {why}" if (why := safe_files.refusal(facts.path)) else "")
+    return dataclasses.replace(repair, held=held) if held else repair
 
 
 def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
