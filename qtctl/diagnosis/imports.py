@@ -9,16 +9,22 @@ from __future__ import annotations
 import ast
 import glob
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from qtctl.diagnosis.interpreter import Interpreter, probe
+from qtctl.diagnosis.python_source import (
+    imports,
+    package_of,
+    parse,
+    parse_text,
+    unparseable,
+)
 from qtctl.diagnosis.python_units import PythonService
 from qtctl.diagnosis.sys_path_eval import PathChange, path_changes
 
 MAX_MODULES = 400
-MAX_SOURCE = 4 * 2**20
 VENV_GLOBS = ("/opt/*/venvs/*", "/opt/venvs/*", "/opt/*/venv", "/usr/lib/python3/dist-packages")
 
 
@@ -66,9 +72,9 @@ def analyse(
     interpreter = probe(service.interpreter, environment.get("PYTHONHOME", ""))
     start = service.script or ""
     if script_source is not None:
-        tree, source = _parse_text(script_source, start), script_source
+        tree, source = parse_text(script_source, start), script_source
     else:
-        tree, source = _parse(start) if start else (None, "")
+        tree, source = parse(start) if start else (None, "")
     changes = path_changes(tree, source, start, service.cwd) if tree else []
     path = effective_path(service, environment, interpreter, changes)
     result = Analysis(service, path, changes)
@@ -82,7 +88,7 @@ def analyse(
         result.problems.append(ImportProblem("QT201", "", service.unit, interpreter.error))
         return result
     if start and tree is None:
-        result.problems.append(ImportProblem("QT201", "", start, _unparseable(start)))
+        result.problems.append(ImportProblem("QT201", "", start, unparseable(start)))
         return result
     _walk(result, interpreter, code_roots, start, tree)
     return result
@@ -127,7 +133,7 @@ def _walk(
         _check(result, interp, roots, result.service.module, f"-m {result.service.module}")
         found = resolve(result.service.module, [e.path for e in result.path])
         if found.file and found.file.endswith(".py"):
-            queue.append((found.file, _parse(found.file)[0], _package_of(found.file)))
+            queue.append((found.file, parse(found.file)[0], package_of(found.file)))
     seen: set[str] = set()
     while queue and len(seen) < MAX_MODULES:
         file, module_tree, package = queue.pop()
@@ -144,7 +150,7 @@ def _walk(
                 found = resolve(name, [e.path for e in result.path])
                 hit = None if found.failed_part else found
             if hit and hit.file and hit.file.endswith(".py") and not _under(hit.file, own):
-                queue.append((hit.file, _parse(hit.file)[0], _package_of(hit.file)))
+                queue.append((hit.file, parse(hit.file)[0], package_of(hit.file)))
     result.modules_checked = len(seen)
 
 
@@ -345,114 +351,11 @@ def other_environments(interp: Interpreter) -> list[str]:
     return found
 
 
-def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
-    """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING):
-    (module, line, required). `from m import x` also yields m.x, not required: x may be a
-    submodule to follow or just a name defined in m."""
-    for node in _module_level(tree.body):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, node.lineno, True
-        elif isinstance(node, ast.ImportFrom):
-            base = _absolute_module(node, package)
-            if base:
-                yield base, node.lineno, True
-                for alias in node.names:
-                    if alias.name != "*":
-                        yield f"{base}.{alias.name}", node.lineno, False
-
-
-def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    for node in body:
-        if isinstance(node, ast.Try) and _guards_import_error(node):
-            continue
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
-            continue
-        yield node
-        if isinstance(node, ast.If | ast.With):
-            yield from _module_level(node.body)
-            yield from _module_level(getattr(node, "orelse", []))
-        elif isinstance(node, ast.Try):
-            yield from _module_level(node.body)
-
-
-def _guards_import_error(node: ast.Try) -> bool:
-    names = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
-    return any(h.type is None or any(n in ast.dump(h.type) for n in names) for h in node.handlers)
-
-
-def _absolute_module(node: ast.ImportFrom, package: str) -> str:
-    if not node.level:
-        return node.module or ""
-    if not package:
-        return ""  # relative import in a script: Python itself refuses it
-    parts = package.split(".")
-    base = parts[: len(parts) - node.level + 1]
-    return ".".join([*base, node.module] if node.module else base)
-
-
-def _package_of(file: str) -> str:
-    parts: list[str] = []
-    folder = os.path.dirname(file)
-    while os.path.isfile(os.path.join(folder, "__init__.py")):
-        parts.insert(0, os.path.basename(folder))
-        folder = os.path.dirname(folder)
-    return ".".join(parts)
-
-
 def _under(file: str, dirs: set[str]) -> bool:
     real = os.path.realpath(file)
     return any(real.startswith(d + os.sep) for d in dirs)
 
 
-def _unparseable(file: str) -> str:
-    """Why a service's script cannot be analysed (it will not start either)."""
-    if not os.path.exists(file):
-        return f"the script {file} does not exist"
-    try:
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_SOURCE + 1)
-    except OSError as exc:
-        return f"cannot read {file}: {exc.strerror}"
-    if len(raw) > MAX_SOURCE:
-        return f"{file} is larger than {MAX_SOURCE // 2**20} MiB: not analysed"
-    try:
-        ast.parse(raw.decode("utf-8", "replace"), filename=file)
-    except SyntaxError as exc:
-        hint = " (Python 2 code?)" if "print" in (exc.text or "") else ""
-        return f"{file} does not parse: {exc.msg} at line {exc.lineno}{hint}"
-    return f"{file} could not be analysed"
-
-
-def _parse_text(source: str, file: str) -> ast.Module | None:
-    try:
-        return ast.parse(source, filename=file)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _parse(file: str) -> tuple[ast.Module | None, str]:
-    """Parse a file; the cache is keyed on its size and mtime, so a patched file is re-read."""
-    try:
-        info = os.stat(file)
-    except OSError:
-        return None, ""
-    return _parse_cached(file, info.st_mtime_ns, info.st_size)
-
-
 def clear_caches() -> None:
     """Forget directory listings (they change when code is deployed or repaired)."""
     _listing.cache_clear()
-
-
-@lru_cache(maxsize=4096)
-def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
-    try:
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_SOURCE + 1)
-        if len(raw) > MAX_SOURCE:
-            return None, ""
-        source = raw.decode("utf-8", "replace")
-        return ast.parse(source, filename=file), source
-    except (OSError, SyntaxError, ValueError):
-        return None, ""  # Python 2, syntax errors, binaries: nothing to resolve

@@ -1,0 +1,114 @@
+"""Reading one Python module as the import analysis needs it: parsed once (cached by size and
+mtime), its package from the `__init__.py` folders above it, its module-level imports."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+
+MAX_SOURCE = 4 * 2**20
+
+
+def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
+    """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING):
+    (module, line, required). `from m import x` also yields m.x, not required: x may be a
+    submodule to follow or just a name defined in m."""
+    for node in _module_level(tree.body):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno, True
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute_module(node, package)
+            if base:
+                yield base, node.lineno, True
+                for alias in node.names:
+                    if alias.name != "*":
+                        yield f"{base}.{alias.name}", node.lineno, False
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    for node in body:
+        if isinstance(node, ast.Try) and _guards_import_error(node):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            continue
+        yield node
+        if isinstance(node, ast.If | ast.With):
+            yield from _module_level(node.body)
+            yield from _module_level(getattr(node, "orelse", []))
+        elif isinstance(node, ast.Try):
+            yield from _module_level(node.body)
+
+
+def _guards_import_error(node: ast.Try) -> bool:
+    names = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+    return any(h.type is None or any(n in ast.dump(h.type) for n in names) for h in node.handlers)
+
+
+def _absolute_module(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    if not package:
+        return ""  # relative import in a script: Python itself refuses it
+    parts = package.split(".")
+    base = parts[: len(parts) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def package_of(file: str) -> str:
+    parts: list[str] = []
+    folder = os.path.dirname(file)
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return ".".join(parts)
+
+
+def unparseable(file: str) -> str:
+    """Why a service's script cannot be analysed (it will not start either)."""
+    if not os.path.exists(file):
+        return f"the script {file} does not exist"
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_SOURCE + 1)
+    except OSError as exc:
+        return f"cannot read {file}: {exc.strerror}"
+    if len(raw) > MAX_SOURCE:
+        return f"{file} is larger than {MAX_SOURCE // 2**20} MiB: not analysed"
+    try:
+        ast.parse(raw.decode("utf-8", "replace"), filename=file)
+    except SyntaxError as exc:
+        hint = " (Python 2 code?)" if "print" in (exc.text or "") else ""
+        return f"{file} does not parse: {exc.msg} at line {exc.lineno}{hint}"
+    return f"{file} could not be analysed"
+
+
+def parse_text(source: str, file: str) -> ast.Module | None:
+    try:
+        return ast.parse(source, filename=file)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def parse(file: str) -> tuple[ast.Module | None, str]:
+    """Parse a file; the cache is keyed on its size and mtime, so a patched file is re-read."""
+    try:
+        info = os.stat(file)
+    except OSError:
+        return None, ""
+    return _parse_cached(file, info.st_mtime_ns, info.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_SOURCE + 1)
+        if len(raw) > MAX_SOURCE:
+            return None, ""
+        source = raw.decode("utf-8", "replace")
+        return ast.parse(source, filename=file), source
+    except (OSError, SyntaxError, ValueError):
+        return None, ""  # Python 2, syntax errors, binaries: nothing to resolve
