@@ -8,14 +8,11 @@ import subprocess
 from collections.abc import Iterator, Sequence
 
 from qtctl.diagnosis.fleet import FleetUnit, fleet_units
-from qtctl.diagnosis.unit_file import (
-    UNIT_DIRS,
-    all_values,
-    drop_in_paths,
-    parse,
-    unit_files_on_disk,
-)
-from qtctl.diagnosis.unit_lint import Problem, UnitView, lint
+from qtctl.diagnosis.specifiers import Specifiers
+from qtctl.diagnosis.unit_file import UNIT_DIRS, drop_in_paths, parse
+from qtctl.diagnosis.unit_instances import is_template, units_on_disk
+from qtctl.diagnosis.unit_lint import FILE_RULES, RULES, Problem, UnitView, lint
+from qtctl.diagnosis.unit_load import LoadedUnit
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import UnitFacts
@@ -36,7 +33,12 @@ UNIT_FILE_PROBLEMS = CodeDoc(
     "(MemoryLimit=), inline `# comments` (systemd has none), broken drop-ins, Requires= on units "
     "that do not exist, one dependency spelled several ways, ProtectHome= over code in /home, "
     "missing WorkingDirectory/User/PYTHONPATH entries, Python services as root, services "
-    "without Restart= or without memory/CPU limits. `cause` lists the problem kinds.",
+    "without Restart= or without memory/CPU limits; lines and values systemd ignores (`=value`, "
+    "invalid names or paths) and units it refuses to load, with its reason (`load-error`: live "
+    "from the unit's LoadError, static from the same rules: no ExecStart=, two outside "
+    "Type=oneshot, a bad specifier...). Values are read as systemd reads them: specifiers "
+    "expanded (template instances with their instance), `;` splitting ExecStart= lines. "
+    "`cause` lists the problem kinds.",
     why="Each of these silently changes how the unit runs: a limit that is not applied, a "
     "restart policy that never triggers, a service that cannot start.",
     fix="Edit the unit with `systemctl edit UNIT` (a drop-in) rather than the vendor file; "
@@ -49,7 +51,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     """One finding per fleet unit whose files have problems (read from disk, not D-Bus)."""
     units = {u.name: u for u in fleet_units(ctx)}
     not_found = frozenset(n for n, u in units.items() if u.load_state == "not-found")
-    files = unit_files_on_disk(ctx.config.fleet.units)
+    files = units_on_disk(ctx.config.fleet.units)
     refused = {n: u for n, u in units.items() if u.load_state in REFUSED_STATES}
     files.update(
         {
@@ -58,10 +60,11 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             if u.props.get("FragmentPath")
         }
     )
-    verified = verify(sorted(files.values()))
+    verified = verify(sorted(set(files.values())))
     for name, fragment in sorted(files.items()):
         view = _view(name, fragment, not_found)
-        problems = lint(view) + _stray_drop_ins(name) + _load_error(refused.get(name))
+        problems = lint(view, FILE_RULES if is_template(name) else RULES)
+        problems = _load_error(refused.get(name), problems) + _stray_drop_ins(name)
         problems += _verify_problems(name, view, verified, problems)
         if problems:
             yield _finding(name, sorted(problems, key=lambda p: -p.severity))
@@ -69,8 +72,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
 def _view(name: str, fragment: str, not_found: frozenset[str]) -> UnitView:
     files = tuple(parse(p) for p in [fragment, *drop_in_paths(name)])
-    requires = tuple(dep for d in all_values(files, "Unit", "Requires") for dep in d.value.split())
-    return UnitView(name, files, requires, not_found, {})
+    loaded = LoadedUnit(name, files, Specifiers(name, fragment))
+    requires = tuple(dep for dep, _ in loaded.dependencies("Requires"))
+    return UnitView(name, files, requires, not_found, {}, fragment)
 
 
 def verify(paths: Sequence[str]) -> list[str]:
@@ -137,18 +141,16 @@ def _stray_drop_ins(name: str) -> list[Problem]:
     return found
 
 
-def _load_error(unit: FleetUnit | None) -> list[Problem]:
+def _load_error(unit: FleetUnit | None, problems: list[Problem]) -> list[Problem]:
+    """The live refusal (the unit's LoadError over D-Bus), merged with the static reason."""
+    static = next((p for p in problems if p.kind == "load-error"), None)
     if unit is None:
-        return []
+        return problems
     error = unit.props.get("LoadError") or ("", "")
-    return [
-        Problem(
-            Severity.ERROR,
-            "load-error",
-            "",
-            f"systemd refused to load it ({unit.load_state}): {error[1] or error[0]}",
-        )
-    ]
+    live = f"systemd refused to load it ({unit.load_state}): {error[1] or error[0]}"
+    text = f"{live} {static.text.partition(': ')[2]}" if static else live
+    merged = Problem(Severity.ERROR, "load-error", static.where if static else "", text)
+    return [merged, *(p for p in problems if p is not static)]
 
 
 def _finding(name: str, problems: list[Problem]) -> Finding:

@@ -51,6 +51,46 @@ install_python_packages() {
     echo "$want" > "$stamp"
 }
 
+# systemd's own test corpora for the installed version (tests/test_systemd_differential.py):
+# the Debian source package, fetched with a private apt configuration (the host's sources, lists
+# and cache are not touched), unpacked to its test/ folders only. Cached by version.
+CORPUS_DIR=${QTCTL_SYSTEMD_CORPUS:-.cache/systemd-src}
+CORPUS_PARTS=(test/fuzz test/units test/test-execute test/test-path src/test/test-env-file.c)
+
+fetch_systemd_corpus() {
+    local version codename work apt_opts orig
+    [ -z "${QTCTL_SKIP_CORPUS:-}" ] || { say "QTCTL_SKIP_CORPUS set: no systemd corpus"; return; }
+    version=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null) || { say "systemd not installed: no corpus"; return; }
+    if [ -f "$CORPUS_DIR/$version/.complete" ]; then
+        say "systemd $version corpus present"
+        return
+    fi
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    work="$CORPUS_DIR/apt"
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename main"
+        echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename-updates main"
+        echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security $codename-security main"
+    } > "$work/sources.list"
+    work=$(cd "$work" && pwd)
+    apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -qq)
+    say "fetching the systemd $version source package (test corpora)"
+    apt-get "${apt_opts[@]}" update
+    (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "systemd=$version" 2>&1 | grep -v "unsandboxed" >&2 || true)
+    orig=$(ls "$work"/systemd_*.orig.tar.* 2>/dev/null | head -n1)
+    [ -n "$orig" ] || { say "could not download the systemd $version source"; exit 1; }
+    rm -rf "$CORPUS_DIR/$version.tmp" && mkdir -p "$CORPUS_DIR/$version.tmp"
+    tar -xf "$orig" -C "$CORPUS_DIR/$version.tmp" --strip-components=1 --wildcards \
+        "${CORPUS_PARTS[@]/#/*/}"
+    rm -rf "$CORPUS_DIR/$version" && mv "$CORPUS_DIR/$version.tmp" "$CORPUS_DIR/$version"
+    rm -rf "$work"
+    touch "$CORPUS_DIR/$version/.complete"
+}
+
 install_system_packages
 install_python_packages
+fetch_systemd_corpus
 say "ready: $VENV/bin/qtctl"

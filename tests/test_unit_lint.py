@@ -23,7 +23,9 @@ def test_parse_follows_systemd_syntax() -> None:
         "/u",
     )
     assert [(d.section, d.key, d.value, d.line) for d in parsed.directives] == [
-        ("Unit", "Description", "a b", 3),
+        # systemd keeps the continuation's indentation ("a" + 2 spaces for the backslash and
+        # its space + "  b") and reports the assignment at its last line
+        ("Unit", "Description", "a    b", 4),
         ("Service", "ExecStart", "/bin/true", 7),
         ("Service", "Environment", "A=1", 8),
         ("Service", "Environment", "", 9),

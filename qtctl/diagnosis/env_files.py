@@ -10,14 +10,8 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from qtctl.diagnosis.env_file import systemd_parse
-from qtctl.diagnosis.unit_file import (
-    all_values,
-    drop_in_paths,
-    effective,
-    parse,
-    unit_files_on_disk,
-)
+from qtctl.diagnosis.env_file import environment
+from qtctl.diagnosis.unit_load import fleet_on_disk
 from qtctl.redaction import Redactor
 
 
@@ -46,24 +40,14 @@ class EnvFile:
 
 
 def env_uses(patterns: Sequence[str]) -> list[EnvUse]:
-    """Every EnvironmentFile= of every installed fleet unit (drop-ins included)."""
+    """Every EnvironmentFile= of every installed fleet unit and enabled template instance
+    (drop-ins included), read as systemd reads it: one path per line, specifiers expanded."""
     uses = []
-    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
-        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
-        user = (
-            ""
-            if _yes(effective(files, "Service", "DynamicUser"))
-            else effective(files, "Service", "User")
-        )
-        for directive in all_values(files, "Service", "EnvironmentFile"):
-            for word in directive.value.split():
-                optional = word.startswith("-")
-                uses.append(EnvUse(name, word.lstrip("-"), optional, user, directive.where))
+    for unit in fleet_on_disk(patterns):
+        user = "" if unit.value("DynamicUser") == "yes" else unit.value("User")
+        for path, optional, directive in unit.environment_files():
+            uses.append(EnvUse(unit.name, path, optional, user, directive.where))
     return uses
-
-
-def _yes(value: str) -> bool:
-    return value.strip().lower() in ("1", "yes", "true", "on")
 
 
 def env_files(uses: Sequence[EnvUse], dirs: Sequence[str]) -> list[EnvFile]:
@@ -128,7 +112,7 @@ def secret_names(keys: Sequence[str] | Mapping[str, str], patterns: Sequence[str
 
 def secret_digests(text: str, patterns: Sequence[str]) -> dict[str, str]:
     """Secret key -> a digest of its value (the value itself never leaves this function)."""
-    values = {a.key: a.value for a in systemd_parse(text) if a.valid}
+    values = environment(text)  # nothing from a file systemd refuses
     return {
         key: hashlib.sha256(values[key].encode()).hexdigest()
         for key in secret_names(values, patterns)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qtctl.diagnosis.unit_file import (
-    all_values,
-    drop_in_paths,
-    effective,
-    parse,
-    unit_files_on_disk,
-)
+from qtctl.diagnosis.unit_load import fleet_on_disk, working_directory
+from qtctl.diagnosis.unit_values import ExecCommand
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
-EXEC_PREFIXES = "@-:+!|"
+SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 @dataclass(frozen=True)
@@ -30,42 +24,35 @@ class ExecTarget:
 
 
 def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
-    """ExecStart targets of every installed fleet unit, read from its unit files on disk."""
+    """ExecStart targets of every installed fleet unit and enabled template instance, read
+    from its unit files on disk as systemd reads them (specifiers expanded, `;` splits)."""
     targets = []
-    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
-        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
-        workdir = effective(files, "Service", "WorkingDirectory").lstrip("-")
-        for directive in all_values(files, "Service", "ExecStart"):
-            target = _target(name, directive.value, workdir)
-            if target:
-                targets.append(target)
+    for unit in fleet_on_disk(patterns):
+        workdir = working_directory(unit)
+        targets += [_target(unit.name, c, workdir) for c in unit.commands("ExecStart")]
     return targets
 
 
 def working_directories(patterns: Sequence[str]) -> list[str]:
     """The WorkingDirectory= of every installed fleet unit that sets one."""
-    found = []
-    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
-        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
-        workdir = effective(files, "Service", "WorkingDirectory").lstrip("-")
-        if workdir.startswith("/"):
-            found.append(workdir)
-    return found
+    return [d for d in map(working_directory, fleet_on_disk(patterns)) if d.startswith("/")]
 
 
-def _target(unit: str, command: str, workdir: str) -> ExecTarget | None:
-    try:
-        argv = shlex.split(command.lstrip(EXEC_PREFIXES))
-    except ValueError:
-        return None
-    if not argv:
-        return None
-    program = argv[0]
+def _target(unit: str, command: ExecCommand, workdir: str) -> ExecTarget:
+    program = resolve(command.path)
     base = os.path.basename(program)
     if base in SHELLS or base.startswith("python"):
-        script = _script_argument(argv[1:], workdir)
+        script = _script_argument(list(command.argv[1:]), workdir)
         return ExecTarget(unit, program, script, direct=False)
     return ExecTarget(unit, program, program if _is_script(program) else "", direct=True)
+
+
+def resolve(program: str) -> str:
+    """A bare program name as systemd finds it, in its fixed search path."""
+    if "/" in program:
+        return program
+    found = (os.path.join(d, program) for d in SEARCH_PATH)
+    return next((p for p in found if os.access(p, os.X_OK)), program)
 
 
 def _script_argument(args: list[str], workdir: str) -> str:

@@ -4,21 +4,11 @@ WorkingDirectory and environment (Environment= and EnvironmentFile=), read from 
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qtctl.diagnosis.env_file import environment as env_file_variables
-from qtctl.diagnosis.unit_file import (
-    UnitFile,
-    all_values,
-    drop_in_paths,
-    effective,
-    parse,
-    unit_files_on_disk,
-)
-
-EXEC_PREFIXES = "@-:+!|"
+from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 
 
 @dataclass(frozen=True)
@@ -40,30 +30,22 @@ class PythonService:
 
 
 def python_services(patterns: Sequence[str]) -> list[PythonService]:
-    """Every installed fleet service whose ExecStart runs a Python interpreter."""
-    found = []
-    for name, fragment in sorted(unit_files_on_disk(patterns).items()):
-        files = [parse(p) for p in [fragment, *drop_in_paths(name)]]
-        service = _service(name, files)
-        if service:
-            found.append(service)
-    return found
+    """Every installed fleet service (template instances included) whose ExecStart runs a
+    Python interpreter, read as systemd reads it (specifiers expanded)."""
+    return [s for s in map(_service, fleet_on_disk(patterns)) if s is not None]
 
 
-def _service(name: str, files: list[UnitFile]) -> PythonService | None:
-    command = effective(files, "Service", "ExecStart")
-    try:
-        argv = shlex.split(command.lstrip(EXEC_PREFIXES))
-    except ValueError:
+def _service(unit: LoadedUnit) -> PythonService | None:
+    commands = unit.commands("ExecStart")
+    python = [c for c in commands if os.path.basename(c.path).startswith("python")]
+    if not python:
         return None
-    if not argv or not os.path.basename(argv[0]).startswith("python"):
-        return None
-    workdir = effective(files, "Service", "WorkingDirectory").lstrip("-")
-    script, module = _target(argv[1:], workdir)
+    workdir = working_directory(unit)
+    script, module = _target(list(python[0].argv[1:]), workdir)
     if not script and not module:
         return None
     return PythonService(
-        name, argv[0], script, module, workdir, environment(files), _file_origins(files)
+        unit.name, python[0].path, script, module, workdir, environment(unit), _origins(unit)
     )
 
 
@@ -80,33 +62,27 @@ def _target(args: list[str], workdir: str) -> tuple[str, str]:
     return "", ""
 
 
-def environment(files: list[UnitFile]) -> dict[str, str]:
-    """Environment= assignments and EnvironmentFile= contents, later ones winning."""
-    env: dict[str, str] = {}
-    for d in all_values(files, "Service", "EnvironmentFile"):
-        env.update(read_env_file(d.value.lstrip("-")))
-    for d in all_values(files, "Service", "Environment"):
-        try:
-            words = shlex.split(d.value)
-        except ValueError:
-            continue
-        env.update(w.split("=", 1) for w in words if "=" in w)  # type: ignore[misc]
+def environment(unit: LoadedUnit) -> dict[str, str]:
+    """Environment= assignments, then EnvironmentFile= contents, which override them."""
+    env = unit.environment()
+    for path, _, _ in unit.environment_files():
+        env.update(read_env_file(path))
     return env
 
 
-def _file_origins(files: list[UnitFile]) -> dict[str, str]:
+def _origins(unit: LoadedUnit) -> dict[str, str]:
     """Which EnvironmentFile sets each variable (those override Environment= in systemd)."""
     origins: dict[str, str] = {}
-    for d in all_values(files, "Service", "EnvironmentFile"):
-        path = d.value.lstrip("-")
+    for path, _, _ in unit.environment_files():
         origins.update(dict.fromkeys(read_env_file(path), path))
     return origins
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    """The variables an EnvironmentFile= gives the unit, read exactly as systemd reads them."""
+    """The variables an EnvironmentFile= gives the unit, read exactly as systemd reads them
+    (none from a file systemd refuses)."""
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        with open(path, "rb") as handle:
             return env_file_variables(handle.read())
     except OSError:
         return {}

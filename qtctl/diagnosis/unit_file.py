@@ -1,12 +1,21 @@
-"""Read systemd unit files exactly as systemd does: sections, continuations, no inline comments."""
+"""Read systemd unit files exactly as systemd 252 does (src/shared/conf-parser.c, config_parse).
+
+Lines come from the shared read_line port (qtctl.diagnosis.lines). A comment is a line whose first
+non-blank character is `#` or `;`, even in the middle of a continuation; a line ending in an odd
+number of backslashes continues, the backslash becoming a space and the next line appended as it
+is (its indentation kept); systemd reports a continued assignment at its last line. No inline
+comments. Lines systemd ignores with a message are kept with that reason; a line that makes systemd
+stop reading (a bad section header, invalid UTF-8, a line over 1 MiB) is the file's `fatal` error.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from qtctl.diagnosis.lines import LONG_LINE_MAX, physical_lines
 
 UNIT_DIRS = (
     "/etc/systemd/system",
@@ -15,26 +24,27 @@ UNIT_DIRS = (
     "/lib/systemd/system",
     "/usr/lib/systemd/system",
 )
-KNOWN_SECTIONS = frozenset(
-    {
-        "Unit",
-        "Service",
-        "Install",
-        "Timer",
-        "Socket",
-        "Path",
-        "Mount",
-        "Automount",
-        "Swap",
-        "Slice",
-        "Scope",
-    }
-)
+TYPE_SECTIONS = {
+    "service": "Service",
+    "socket": "Socket",
+    "target": "Target",
+    "device": "Device",
+    "mount": "Mount",
+    "automount": "Automount",
+    "swap": "Swap",
+    "timer": "Timer",
+    "path": "Path",
+    "slice": "Slice",
+    "scope": "Scope",
+}
+KNOWN_SECTIONS = frozenset({"Unit", "Install", *TYPE_SECTIONS.values()})
+WHITESPACE = b" \t\n\r"
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
 class Directive:
-    """One `Key=value` assignment and where it stands."""
+    """One `Key=value` assignment and the line systemd reports it at."""
 
     section: str
     key: str
@@ -50,53 +60,149 @@ class Directive:
 
 @dataclass(frozen=True)
 class UnitFile:
-    """One parsed file: its assignments and the lines systemd ignores."""
+    """One parsed file: its assignments, the lines systemd ignores, and why it stopped reading."""
 
     path: str
     directives: tuple[Directive, ...]
     ignored: tuple[tuple[int, str], ...] = field(default=())
+    fatal: tuple[int, str] | None = None  # systemd stopped here; a fragment is then refused
 
 
 def parse(path: str) -> UnitFile:
     """Parse a unit file or drop-in; unreadable files parse as empty with a note."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        data = Path(path).read_bytes()
     except OSError as exc:
         return UnitFile(path, (), ((0, f"cannot read: {exc.strerror}"),))
-    return parse_text(text, path)
+    return parse_bytes(data, path)
 
 
 def parse_text(text: str, path: str) -> UnitFile:
     """Parse unit file text (see systemd.syntax(7))."""
-    directives: list[Directive] = []
-    ignored: list[tuple[int, str]] = []
-    section = ""
-    pending = ""
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip("\r")
-        if pending:
-            line, number = pending + line.lstrip(), start
-        stripped = line.strip()
-        if stripped.endswith("\\") and not stripped.startswith(("#", ";")):
-            pending, start = stripped[:-1].rstrip() + " ", number
-            continue
-        pending = ""
-        if not stripped or stripped.startswith(("#", ";")):
-            continue
-        if stripped.startswith("["):
-            section = stripped.strip("[]")
-            if section not in KNOWN_SECTIONS and not section.startswith("X-"):
-                ignored.append((number, f"unknown section [{section}]: systemd ignores it"))
-            continue
-        key, eq, value = stripped.partition("=")
-        if not eq:
-            ignored.append((number, f"not an assignment: {stripped[:60]!r}"))
-        elif not section:
-            ignored.append((number, f"{key.strip()}= outside any [Section]: systemd ignores it"))
+    return parse_bytes(text.encode("utf-8", "surrogateescape"), path)
+
+
+def sections_for(path: str) -> frozenset[str]:
+    """The sections systemd reads in a file of this unit type (all known ones when unknown)."""
+    name = os.path.basename(path)
+    if name.endswith(".conf"):
+        name = os.path.basename(os.path.dirname(path)).removesuffix(".d")
+    kind = name.rpartition(".")[2]
+    if kind in TYPE_SECTIONS:
+        return frozenset({"Unit", TYPE_SECTIONS[kind], "Install"})
+    return KNOWN_SECTIONS
+
+
+def parse_bytes(data: bytes, path: str, sections: frozenset[str] | None = None) -> UnitFile:
+    """Parse the bytes of a unit file as config_parse() does."""
+    parser = _Parser(path, sections or sections_for(path))
+    try:
+        parser.feed(data)
+    except _Fatal as stop:
+        return parser.result((stop.line, stop.reason))
+    return parser.result(None)
+
+
+class _Fatal(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+class _Parser:
+    """config_parse + parse_line; `continuation` holds the pieces of a continued line."""
+
+    def __init__(self, path: str, sections: frozenset[str]) -> None:
+        self.path, self.sections = path, sections
+        self.section: str | None = None
+        self.section_ignored = False
+        self.directives: list[Directive] = []
+        self.ignored: list[tuple[int, str]] = []
+
+    def result(self, fatal: tuple[int, str] | None) -> UnitFile:
+        return UnitFile(self.path, tuple(self.directives), tuple(self.ignored), fatal)
+
+    def feed(self, data: bytes) -> None:
+        pieces: list[bytes] = []  # a continued line so far, each backslash made a space
+        size, number, bom_seen = 0, 0, False
+        for line in physical_lines(data):
+            number, text = line.number, line.text
+            if len(text) >= LONG_LINE_MAX:
+                raise _Fatal(number, "line too long (1 MiB or more): systemd stops reading here")
+            if text.lstrip(WHITESPACE)[:1] in (b"#", b";"):
+                continue
+            if not bom_seen and text.startswith(BOM):
+                text, bom_seen = text[3:], True
+            if pieces and size + len(text) > LONG_LINE_MAX:
+                raise _Fatal(number, "continuation line too long: systemd stops reading here")
+            size += len(text)
+            if _odd_backslashes(text):
+                pieces.append(text[:-1] + b" ")
+                continue
+            self.line(b"".join([*pieces, text]) if pieces else text, number)
+            pieces, size = [], 0
+        if pieces:
+            self.line(b"".join(pieces), number + 1)
+
+    def line(self, raw: bytes, number: int) -> None:
+        stripped = raw.strip(WHITESPACE)
+        if not stripped:
+            return
+        text = utf8(stripped)
+        if text is None:
+            raise _Fatal(number, "not UTF-8 clean: systemd stops reading here")
+        if text.startswith("["):
+            self._section(text, number)
+        elif self.section is None:
+            if not self.section_ignored:
+                what = f"{text.partition('=')[0].strip()}=" if "=" in text else repr(text[:60])
+                self.ignored.append((number, f"{what} outside any [Section]: systemd ignores it"))
+        elif "=" not in text:
+            self.ignored.append((number, f"not an assignment: {text[:60]!r}"))
+        elif text.startswith("="):
+            self.ignored.append((number, f"{text[:60]!r} has no key name: systemd ignores it"))
         else:
-            directives.append(Directive(section, key.strip(), value.strip(), path, number))
-    return UnitFile(path, tuple(directives), tuple(ignored))
+            key, _, value = text.partition("=")
+            strip = WHITESPACE.decode()
+            self.directives.append(
+                Directive(self.section, key.strip(strip), value.strip(strip), self.path, number)
+            )
+
+    def _section(self, text: str, number: int) -> None:
+        if not text.endswith("]"):
+            raise _Fatal(number, f"invalid section header {text[:60]!r}: systemd stops reading")
+        name = text[1:-1]
+        if not _string_is_safe(name):
+            raise _Fatal(number, f"bad characters in section header {text[:60]!r}")
+        if name in self.sections:
+            self.section, self.section_ignored = name, False
+            return
+        if not name.startswith("X-"):
+            self.ignored.append((number, f"unknown section [{name}]: systemd ignores it"))
+        self.section, self.section_ignored = None, True
+
+
+def _odd_backslashes(text: bytes) -> bool:
+    return (len(text) - len(text.rstrip(b"\\"))) % 2 == 1
+
+
+def utf8(data: bytes) -> str | None:
+    """The text of `data` when systemd's utf8_is_valid() accepts it (no noncharacters)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.isascii() or not any(_nonchar(ord(c)) for c in text if ord(c) >= 0xFDD0):
+        return text
+    return None
+
+
+def _nonchar(code: int) -> bool:
+    return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+
+
+def _string_is_safe(text: str) -> bool:
+    return not any(c < " " or c in "\"'\\\x7f" for c in text)
 
 
 def effective(files: Sequence[UnitFile], section: str, key: str) -> str:
@@ -121,32 +227,54 @@ def all_values(files: Sequence[UnitFile], section: str, key: str) -> list[Direct
 
 def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
-    found: dict[str, str] = {}
-    for base in reversed(UNIT_DIRS):
-        try:
-            entries = os.listdir(base)
-        except OSError:
-            continue
-        for entry in entries:
-            path = os.path.join(base, entry)
-            if not any(fnmatch.fnmatchcase(entry, p) for p in patterns):
-                continue
-            real = os.path.realpath(path)
-            if real == "/dev/null":
-                found.pop(entry, None)  # masked: not to be linted or started
-            elif os.path.isfile(real) and os.path.basename(real) == entry:
-                found[entry] = real  # a unit file, or one linked in with `systemctl link`
-            # anything else is an alias or an enablement link
-    return found
+    from qtctl.diagnosis.unit_instances import files_on_disk
+
+    return files_on_disk(patterns)
 
 
 def drop_in_paths(name: str) -> list[str]:
-    """The .conf drop-ins systemd reads for a unit, in directory precedence order."""
-    found = []
+    """The .conf drop-ins systemd reads for a unit, in the order it applies them.
+
+    For `a-b@i.service`: `a-b@i.service.d`, `a-b@.service.d`, `a-.service.d` and `service.d`
+    in every unit directory; sorted by file name, the first directory holding a name wins.
+    """
+    chosen: dict[str, str] = {}
+    for folder in _drop_in_dirs(name):
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            if entry.endswith(".conf") and entry not in chosen and os.path.isfile(path):
+                chosen[entry] = path
+    return [path for _, path in sorted(chosen.items()) if os.path.realpath(path) != "/dev/null"]
+
+
+def _drop_in_dirs(name: str) -> Iterator[str]:
     for base in UNIT_DIRS:
-        folder = os.path.join(base, f"{name}.d")
-        if os.path.isdir(folder):
-            found += [
-                os.path.join(folder, e) for e in sorted(os.listdir(folder)) if e.endswith(".conf")
-            ]
-    return found
+        for stem in _drop_in_names(name):
+            yield os.path.join(base, f"{stem}.d")
+    kind = name.rpartition(".")[2]
+    for base in UNIT_DIRS:
+        yield os.path.join(base, f"{kind}.d")
+
+
+def _drop_in_names(name: str) -> list[str]:
+    """unit_file_find_dirs: the name, its template, then its dash prefixes (`a-b` -> `a-`)."""
+    stem, _, kind = name.rpartition(".")
+    names = [name]
+    base, at, instance = stem.partition("@")
+    if at and instance:
+        names += _drop_in_names(f"{base}@.{kind}")
+    chopped = False
+    while True:
+        dash = base.rfind("-")
+        if dash <= 0:
+            return names
+        if dash + 1 < len(base) or chopped:
+            base = base[: dash + 1]
+            break
+        base, chopped = base[:dash], True
+    built = f"{base}@{instance}.{kind}" if at and instance else f"{base}.{kind}"
+    return names + _drop_in_names(built)

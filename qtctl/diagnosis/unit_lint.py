@@ -2,80 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from qtctl.diagnosis.unit_file import UNIT_DIRS, UnitFile, all_values, effective
+from qtctl.diagnosis.specifiers import Specifiers
+from qtctl.diagnosis.unit_file import UNIT_DIRS, UnitFile, sections_for
+from qtctl.diagnosis.unit_keys import KNOWN
+from qtctl.diagnosis.unit_load import LoadedUnit
 from qtctl.engine.findings import Severity
 
-UNIT_ONLY = frozenset(
-    {
-        "Description",
-        "Documentation",
-        "Requires",
-        "Requisite",
-        "Wants",
-        "BindsTo",
-        "PartOf",
-        "Upholds",
-        "Conflicts",
-        "Before",
-        "After",
-        "OnFailure",
-        "OnSuccess",
-        "StartLimitIntervalSec",
-        "StartLimitBurst",
-        "StartLimitAction",
-        "JobTimeoutSec",
-        "DefaultDependencies",
-        "RefuseManualStart",
-        "RefuseManualStop",
-        "AllowIsolate",
-        "StopWhenUnneeded",
-    }
-)
-INSTALL_ONLY = frozenset({"WantedBy", "RequiredBy", "Alias", "Also", "DefaultInstance"})
-SERVICE_ONLY = frozenset(
-    {
-        "ExecStart",
-        "ExecStartPre",
-        "ExecStartPost",
-        "ExecStop",
-        "ExecReload",
-        "Restart",
-        "RestartSec",
-        "Type",
-        "User",
-        "Group",
-        "WorkingDirectory",
-        "Environment",
-        "EnvironmentFile",
-        "TimeoutStartSec",
-        "TimeoutStopSec",
-        "WatchdogSec",
-        "MemoryMax",
-        "MemoryHigh",
-        "CPUQuota",
-        "RemainAfterExit",
-        "KillMode",
-        "PIDFile",
-        "NotifyAccess",
-    }
-)
 DEPRECATED = {
     "MemoryLimit": "MemoryMax=",
     "CPUShares": "CPUWeight=",
     "StartupCPUShares": "StartupCPUWeight=",
     "BlockIOWeight": "IOWeight=",
+    "StartupBlockIOWeight": "StartupIOWeight=",
+    "BlockIODeviceWeight": "IODeviceWeight=",
+    "BlockIOReadBandwidth": "IOReadBandwidthMax=",
+    "BlockIOWriteBandwidth": "IOWriteBandwidthMax=",
     "StartLimitInterval": "StartLimitIntervalSec= in [Unit]",
     "PermissionsStartOnly": "the + prefix on ExecStartPre=",
 }
+# Those systemd 252 itself warns about at the line, even when empty ("Unit uses X=; please use
+# Y= instead"); the others are deprecated by its manual pages and still applied silently.
+WARNED_EVEN_EMPTY = frozenset(
+    {"MemoryLimit", "CPUShares", "StartupCPUShares", "BlockIODeviceWeight"}
+    | {"BlockIOReadBandwidth", "BlockIOWriteBandwidth"}
+)
 DEPENDENCIES = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", "Before")
 INLINE_COMMENT = re.compile(r"\s[#;]")
-HIDING_HOME = ("yes", "true", "1", "tmpfs")  # read-only still lets the code be read
+HIDING_HOME = ("yes", "tmpfs")  # read-only still lets the code be read
 LONG_RUNNING = ("", "simple", "exec", "notify", "notify-reload", "dbus", "idle")
 
 
@@ -102,30 +62,59 @@ class UnitView:
     requires: tuple[str, ...]
     not_found: frozenset[str]
     aliases: Mapping[str, str]
+    fragment: str = ""  # the file systemd loads it from (a template's, for an instance)
+
+    @functools.cached_property
+    def loaded(self) -> LoadedUnit:
+        """The unit as systemd loads it from these files (specifiers expanded, values checked)."""
+        fragment = self.fragment or (self.files[0].path if self.files else "")
+        return LoadedUnit(self.name, self.files, Specifiers(self.name, fragment))
 
     def value(self, key: str, section: str = "Service") -> str:
-        """The effective value of a key."""
-        return effective(self.files, section, key)
+        """The effective value of a key, as systemd keeps it."""
+        return self.loaded.value(key, section)
 
 
 Rule = Callable[[UnitView], Iterator[Problem]]
 
 
 def syntax(view: UnitView) -> Iterator[Problem]:
-    """Lines systemd drops: unknown sections, assignments outside a section."""
-    for unit_file in view.files:
+    """Lines systemd drops: unknown sections, assignments outside a section, `=value`, and the
+    line where it stops reading a file."""
+    for unit_file in view.loaded.kept:
+        dropin = unit_file is not view.loaded.kept[0]
+        kind = "broken-drop-in" if dropin else "syntax"
         for number, text in unit_file.ignored:
-            dropin = unit_file is not view.files[0]
-            kind = "broken-drop-in" if dropin else "syntax"
             yield Problem(Severity.ERROR, kind, f"{unit_file.path}:{number}", text)
+        if unit_file.fatal and dropin:
+            number, text = unit_file.fatal
+            what = f"{text}; systemd ignores the rest of this drop-in"
+            yield Problem(Severity.ERROR, kind, f"{unit_file.path}:{number}", what)
+
+
+def refused(view: UnitView) -> Iterator[Problem]:
+    """Units systemd will not load at all (load state bad-setting or error), and why."""
+    refusal = view.loaded.refusal
+    if refusal is not None:
+        text = f"systemd refuses to load it ({refusal.state}): {refusal.reason}"
+        yield Problem(Severity.ERROR, "load-error", refusal.where, text)
+
+
+def ignored_values(view: UnitView) -> Iterator[Problem]:
+    """Values systemd ignores with a warning (invalid names, paths, specifiers, syntax)."""
+    for issue in view.loaded.issues:
+        if not issue.fatal:
+            text = f"systemd ignores this value: {issue.reason}"
+            yield Problem(Severity.WARNING, "ignored-value", issue.where, text)
 
 
 def wrong_section(view: UnitView) -> Iterator[Problem]:
-    """Directives systemd silently ignores because they sit in the wrong section."""
-    for unit_file in view.files:
+    """Directives systemd ignores ("Unknown key") because they sit in the wrong section."""
+    for unit_file in view.loaded.kept:
+        sections = sections_for(unit_file.path) & sections_for(view.name)
         for d in unit_file.directives:
-            home = _home_section(d.key)
-            if home and home != d.section and d.section in ("Unit", "Service", "Install"):
+            home = _home_section(d.key, d.section, sections)
+            if home:
                 yield Problem(
                     Severity.ERROR,
                     "wrong-section",
@@ -135,10 +124,11 @@ def wrong_section(view: UnitView) -> Iterator[Problem]:
 
 
 def deprecated(view: UnitView) -> Iterator[Problem]:
-    """Directives that are deprecated (and will stop working)."""
-    for unit_file in view.files:
+    """Directives that are deprecated (and will stop working); an empty one only where
+    systemd itself warns about it."""
+    for unit_file in view.loaded.kept:
         for d in unit_file.directives:
-            if d.key in DEPRECATED:
+            if d.key in DEPRECATED and (d.value or d.key in WARNED_EVEN_EMPTY):
                 yield Problem(
                     Severity.WARNING,
                     "deprecated",
@@ -149,7 +139,7 @@ def deprecated(view: UnitView) -> Iterator[Problem]:
 
 def inline_comments(view: UnitView) -> Iterator[Problem]:
     """`Key=value # note`: systemd has no inline comments, the note is part of the value."""
-    for unit_file in view.files:
+    for unit_file in view.loaded.kept:
         for d in unit_file.directives:
             if INLINE_COMMENT.search(d.value) and not d.key.startswith("Exec"):
                 yield Problem(
@@ -177,9 +167,8 @@ def spelled_twice(view: UnitView) -> Iterator[Problem]:
     """The same dependency under several names (aliases), which hides what it depends on."""
     names: dict[str, set[str]] = {}
     for key in DEPENDENCIES:
-        for d in all_values(view.files, "Unit", key):
-            for name in d.value.split():
-                names.setdefault(canonical(name, view.aliases), set()).add(name)
+        for name, _ in view.loaded.dependencies(key):
+            names.setdefault(canonical(name, view.aliases), set()).add(name)
     for real, spellings in sorted(names.items()):
         if len(spellings) > 1:
             yield Problem(
@@ -192,9 +181,10 @@ def spelled_twice(view: UnitView) -> Iterator[Problem]:
 
 def runtime_mistakes(view: UnitView) -> Iterator[Problem]:
     """ProtectHome over code in /home, missing WorkingDirectory/User, bad PYTHONPATH."""
-    exec_start = view.value("ExecStart")
+    commands = view.loaded.commands()
+    exec_start = " ".join(w for c in commands for w in (c.path, *c.argv))
     workdir = view.value("WorkingDirectory")
-    protect = view.value("ProtectHome").lower()
+    protect = view.value("ProtectHome")
     if protect in HIDING_HOME and "/home/" in f" {exec_start} {workdir}":
         yield Problem(
             Severity.ERROR,
@@ -202,12 +192,13 @@ def runtime_mistakes(view: UnitView) -> Iterator[Problem]:
             "",
             f"ProtectHome={protect} hides /home, where this service's code lives",
         )
-    if workdir and not workdir.startswith(("-", "~")) and not os.path.isdir(workdir):
+    if workdir and not workdir.startswith(("!", "~")) and not os.path.isdir(workdir):
         yield Problem(
             Severity.ERROR, "working-directory", "", f"WorkingDirectory={workdir} does not exist"
         )
     user = view.value("User")
-    if user and not user.isdigit() and not _user_exists(user):
+    dynamic = view.value("DynamicUser") == "yes"  # systemd makes the user up at start
+    if user and not dynamic and not user.isdigit() and not _user_exists(user):
         yield Problem(Severity.ERROR, "bad-user", "", f"User={user} does not exist on this host")
     for path in _pythonpath(view):
         if not os.path.isdir(path):
@@ -218,7 +209,8 @@ def runtime_mistakes(view: UnitView) -> Iterator[Problem]:
 
 def hardening(view: UnitView) -> Iterator[Problem]:
     """Long-running services without Restart=, Python as root, no resource limits."""
-    if not view.name.endswith(".service") or not view.value("ExecStart"):
+    commands = view.loaded.commands()
+    if not view.name.endswith(".service") or not commands:
         return
     kind = view.value("Type")
     restart = view.value("Restart")
@@ -229,8 +221,7 @@ def hardening(view: UnitView) -> Iterator[Problem]:
             "",
             "no Restart=: if it dies it stays down (fix adds Restart=on-failure)",
         )
-    program = view.value("ExecStart").lstrip("@-:+!").split()
-    python = bool(program) and os.path.basename(program[0]).startswith("python")
+    python = os.path.basename(commands[0].path).startswith("python")
     if python and view.value("User") in ("", "root", "0") and view.value("DynamicUser") != "yes":
         yield Problem(
             Severity.WARNING,
@@ -253,8 +244,11 @@ def hardening(view: UnitView) -> Iterator[Problem]:
         )
 
 
+FILE_RULES: tuple[Rule, ...] = (syntax, wrong_section)  # what a bare template is linted for
 RULES: tuple[Rule, ...] = (
     syntax,
+    refused,
+    ignored_values,
     wrong_section,
     deprecated,
     inline_comments,
@@ -265,10 +259,15 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def lint(view: UnitView) -> list[Problem]:
-    """Every problem of one unit, worst first."""
-    problems = [p for rule in RULES for p in rule(view)]
-    return sorted(problems, key=lambda p: -p.severity)
+def lint(view: UnitView, rules: tuple[Rule, ...] = RULES) -> list[Problem]:
+    """Every problem of one unit, worst first; an ignored value only where no other rule
+    already speaks of that line."""
+    if view.name.endswith(".scope"):
+        rules = (refused,)  # systemd never reads a .scope file
+    problems = [p for rule in rules for p in rule(view)]
+    said = {p.where for p in problems if p.kind != "ignored-value"}
+    kept = [p for p in problems if p.kind != "ignored-value" or p.where not in said]
+    return sorted(kept, key=lambda p: -p.severity)
 
 
 def canonical(name: str, aliases: Mapping[str, str]) -> str:
@@ -283,14 +282,12 @@ def canonical(name: str, aliases: Mapping[str, str]) -> str:
     return name
 
 
-def _home_section(key: str) -> str:
-    if key in UNIT_ONLY:
-        return "Unit"
-    if key in INSTALL_ONLY:
-        return "Install"
-    if key in SERVICE_ONLY:
-        return "Service"
-    return ""
+def _home_section(key: str, section: str, sections: frozenset[str]) -> str:
+    """The section of this unit type that knows `key`, when the one it sits in does not."""
+    if section not in KNOWN or key in KNOWN[section] or key.startswith("X-"):
+        return ""
+    homes = sorted(s for s in sections if key in KNOWN.get(s, frozenset()))
+    return homes[0] if homes else ""
 
 
 def _user_exists(user: str) -> bool:
@@ -302,19 +299,5 @@ def _user_exists(user: str) -> bool:
 
 
 def _pythonpath(view: UnitView) -> list[str]:
-    paths: list[str] = []
-    for d in all_values(view.files, "Service", "Environment"):
-        for assignment in _split_env(d.value):
-            name, _, value = assignment.partition("=")
-            if name == "PYTHONPATH":
-                paths += [p for p in value.split(":") if p]
-    return paths
-
-
-def _split_env(value: str) -> Sequence[str]:
-    import shlex
-
-    try:
-        return shlex.split(value)
-    except ValueError:
-        return value.split()
+    value = view.loaded.environment().get("PYTHONPATH", "")
+    return [p for p in value.split(":") if p]
