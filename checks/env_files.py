@@ -9,9 +9,10 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from qtctl.adapters import safe_files
-from qtctl.diagnosis.env_file import environment, misreads, rewrite
+from qtctl.diagnosis.env_file import environment, misreads, refusal, rewrite
 from qtctl.diagnosis.env_files import (
     EnvFile,
+    EnvUse,
     env_files,
     env_uses,
     readable_by,
@@ -43,7 +44,10 @@ ENV_FILES = CodeDoc(
     "the files may read them all, so a planted guess learns nothing); a file reached through a "
     "symlink another user can write, or that is not a plain file, is not read (unsafe-path: "
     "systemd reads EnvironmentFile= as root, so whoever can change the link chooses the unit's "
-    "environment).",
+    "environment); a file systemd refuses to load at all (rejected-by-systemd, per unit: a NUL "
+    "byte, invalid UTF-8 in a key or value, more than 64 MiB) gives the unit no variables: "
+    "without the `-` prefix the unit fails with Result=resources (error; its QT101 names the "
+    "same unit), with it systemd starts the unit without them (warning).",
     why="A stray ` # comment` silently becomes part of an API key; a world-readable exchange key "
     "is one `cat` away from anyone on the host; copies of one key in five files rot apart.",
     fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
@@ -77,6 +81,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             continue
         if text is None:
             continue
+        yield from _rejected(env, text)
         for key, digest in secret_digests(text, settings.secret_patterns).items():
             digests[digest].append((env.path, key))
         finding = _file_finding(env, text, settings.secret_patterns)
@@ -85,14 +90,43 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     yield from _duplicates(digests)
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> bytes | None:
     """Read as root without following a link the fleet user could have planted (nor blocking on
-    a FIFO swapped in): root-only files must never reach a report through a link."""
+    a FIFO swapped in): root-only files must never reach a report through a link. The bytes, as
+    systemd reads them: a NUL or invalid UTF-8 decides whether it loads the file at all."""
     try:
-        data = safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES)
+        return safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES)
     except OSError:
         return None
-    return data.decode("utf-8", errors="replace")
+
+
+def _rejected(env: EnvFile, data: bytes) -> Iterator[Finding]:
+    """One finding per unit reading a file systemd refuses to load (none when it loads it)."""
+    refused = refusal(data)
+    if refused is None:
+        return
+    what = f"systemd refuses EnvironmentFile={env.path}: {refused.reason}"
+    said = f"systemd says: Failed to load environment files: {refused.errno_text}"
+    for use in env.uses or [EnvUse("", env.path, False, "", "")]:
+        effect = _refusal_effect(use)
+        yield Finding(
+            ENV_FILES.code,
+            Severity.WARNING if use.optional or not use.unit else Severity.ERROR,
+            use.unit or env.path,
+            f"{what}: {effect}",
+            cause="rejected-by-systemd",
+            detail=tuple(x for x in (said, f"set in {use.where}" if use.where else "") if x),
+            fix_hint="remove the NUL bytes or re-encode the file as UTF-8 (`iconv -t UTF-8`), "
+            "then restart the unit",
+        )
+
+
+def _refusal_effect(use: EnvUse) -> str:
+    if not use.unit:
+        return "a unit reading it could not start"
+    if use.optional:
+        return "the `-` prefix makes systemd start the unit without any of its variables"
+    return "the unit cannot start (Result=resources)"
 
 
 def _not_inspected(env: EnvFile, why: str) -> Finding:
@@ -116,7 +150,7 @@ def _not_inspected(env: EnvFile, why: str) -> Finding:
     )
 
 
-def _file_finding(env: EnvFile, text: str, patterns: Sequence[str]) -> Finding | None:
+def _file_finding(env: EnvFile, text: bytes, patterns: Sequence[str]) -> Finding | None:
     """One finding per file: its mode, who may read it, how systemd reads it."""
     try:
         mode = stat.S_IMODE(os.stat(env.path).st_mode)
@@ -161,7 +195,7 @@ def _readers(env: EnvFile) -> list[tuple[str, str]]:
     ]
 
 
-def _syntax(text: str) -> list[tuple[str, str]]:
+def _syntax(text: bytes) -> list[tuple[str, str]]:
     found = []
     for problem in misreads(text):
         where = f"line {problem.line}" + (f" ({problem.key})" if problem.key else "")

@@ -34,7 +34,8 @@ UNIT_FAILED = CodeDoc(
     meaning="A fleet unit is in the failed state. `cause` classifies why, from the unit's "
     "properties and its journal since its last start: import-error, bad-interpreter, "
     "exec-not-found, bad-user, oom-kill, timeout, signal, core-dump, start-limit-hit, "
-    "dependency, redis-unreachable, python-exception or exit-code.",
+    "dependency, redis-unreachable, python-exception, resources (systemd could not set it up "
+    "to start, e.g. an EnvironmentFile= it refuses: see QT703) or exit-code.",
     why="The service is down; whatever it produced (signals, proposals, closes) has stopped.",
     fix="Fix the root cause named in the finding, then `systemctl reset-failed UNIT && systemctl "
     "restart UNIT`; `qtctl fix` does the restart once the cause is gone or was transient.",

@@ -75,13 +75,17 @@ class Sandbox:
         self.boot_seconds = 0.0
 
     def __enter__(self) -> Sandbox:
-        return self.boot()
+        """Boot the box, unless it is booted already (`with Sandbox(spec).boot() as box`)."""
+        return self if self.pid else self.boot()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def boot(self, timeout: float = 20.0) -> Sandbox:
-        """Boot the box and wait until systemd finished starting its target."""
+        """Boot the box and wait until systemd finished starting its target (once: booting a
+        running box is an error, not a second systemd)."""
+        if self.pid:
+            raise SandboxError("the sandbox is already booted")
         problem = preflight()
         if problem:
             raise SandboxError(problem)

@@ -118,3 +118,23 @@ def test_qtctl_runs_inside_the_box(sandbox: object, tmp_path: Path) -> None:
     res = box.qtctl("--format", "json", "doctor", "--select", "QT100")
     assert res.returncode == 0, res.stderr
     assert '"status": "ok"' in res.stdout  # systemd is PID 1 in there and answers on D-Bus
+
+
+@pytest.mark.sandbox
+def test_entering_a_booted_sandbox_does_not_boot_a_second_systemd() -> None:
+    from qtctl.errors import SandboxError
+
+    box = Sandbox(SandboxSpec(dbus=False)).boot()
+    first, unshare = box.pid, box._proc.pid if box._proc else 0
+    with box as entered:  # as in `with Sandbox(spec).boot() as box:`
+        assert entered is box and box.pid == first
+        assert box._proc is not None and box._proc.pid == unshare
+        children = Path(f"/proc/{unshare}/task/{unshare}/children").read_text().split()
+        assert children == [str(first)]  # one systemd: the one boot() started
+        with pytest.raises(SandboxError, match="already booted"):
+            box.boot()
+        assert box.pid == first
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{first}").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not Path(f"/proc/{first}").exists() and box.pid == 0

@@ -110,7 +110,7 @@ def secret_names(keys: Sequence[str] | Mapping[str, str], patterns: Sequence[str
     return [key for key in keys if redactor.is_secret_name(key)]
 
 
-def secret_digests(text: str, patterns: Sequence[str]) -> dict[str, str]:
+def secret_digests(text: str | bytes, patterns: Sequence[str]) -> dict[str, str]:
     """Secret key -> a digest of its value (the value itself never leaves this function)."""
     values = environment(text)  # nothing from a file systemd refuses
     return {

@@ -56,7 +56,7 @@ def parse(data: bytes) -> Parsed:
         refused = EnvFileRefused("the file is larger than 64 MiB", "Argument list too long")
         return Parsed([], refused, lines)
     if b"\0" in data:
-        line = lines.number(data.index(b"\0"))
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1  # as an editor counts it
         refused = EnvFileRefused(f"a NUL byte on line {line}", "Bad message", line)
         return Parsed([], refused, lines)
     try:

@@ -104,6 +104,11 @@ def _from_exit(
         return Cause("oom-kill", f"killed by the kernel OOM killer ({_memory_limit(props)})")
     if result == "timeout":
         return Cause("timeout", "did not finish starting or stopping within its timeout")
+    if result == "resources":
+        evidence = next((line for line in lines if "Failed to load environment" in line), "")
+        evidence = evidence or next((line for line in lines if "Failed to" in line), "")
+        what = f": {evidence.strip()}" if evidence else ""
+        return Cause("resources", f"systemd could not set it up to start{what}")
     if code == CLD_EXITED and status in (203, 217):
         return _exec_failure(status, props, probe, lines)
     cause = _from_journal(lines, probe)

@@ -1,0 +1,147 @@
+"""What qtctl reads from unit and env files is what systemd reads, at the product's boundary:
+template instances, specifiers, env files systemd refuses, lines systemd ignores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from qtctl.sandbox import BoxFile, Sandbox, SandboxSpec
+
+pytestmark = pytest.mark.sandbox
+Boot = Callable[[SandboxSpec], Sandbox]
+ETC = "/etc/systemd/system"
+SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
+EXECUTION = """\
+[Unit]
+Description=quantum execution for %i
+
+[Service]
+WorkingDirectory=/home/qt/%i
+Environment=PYTHONPATH=/home/qt/%i
+ExecStart=/usr/bin/python3 %h/exec/%i/main.py
+Restart=on-failure
+MemoryMax=256M
+CPUQuota=50%
+"""
+FEED = (
+    "[Service]\nExecStart=/opt/feeds/%i/run.sh\nUser=daemon\nRestart=on-failure\n"
+    "MemoryMax=64M\nCPUQuota=10%\n"
+)
+INSTANCES = ("quantum-execution@btc.service", "quantum-execution@eth.service")
+FEEDS = ("quantum-feed@good.service", "quantum-feed@bad.service")
+
+
+def doctor(box: Sandbox, select: str) -> dict[tuple[str, str], dict[str, object]]:
+    res = box.qtctl("--format", "json", "doctor", "--select", select)
+    assert res.returncode in (0, 1), res.stderr
+    return {(f["code"], f["subject"]): f for f in json.loads(res.stdout)["findings"]}
+
+
+def template_fleet() -> SandboxSpec:
+    """Two templates, an instance of each that works and one that is broken."""
+    files: dict[str, BoxFile | str | bytes] = {
+        "/root/exec/btc/main.py": f"import engine\n{SLEEP}",
+        "/root/exec/eth/main.py": f"import engine\n{SLEEP}",
+        "/home/qt/btc/engine.py": "RUNNING = True\n",
+        "/home/qt/eth/README": "engine.py was never deployed here\n",
+        "/opt/feeds/good/run.sh": BoxFile("#!/bin/sh\nexec sleep 3600\n", 0o755),
+        "/opt/feeds/bad/run.sh": BoxFile("#!/bin/sh\nexec sleep 3600\n", 0o644),
+    }
+    links = {
+        f"{ETC}/multi-user.target.wants/{n}": f"{ETC}/quantum-execution@.service" for n in INSTANCES
+    }
+    links |= {f"{ETC}/multi-user.target.wants/{n}": f"{ETC}/quantum-feed@.service" for n in FEEDS}
+    units = {"quantum-execution@.service": EXECUTION, "quantum-feed@.service": FEED}
+    return SandboxSpec(units=units, files=files, symlinks=links, wants=[*INSTANCES, *FEEDS])
+
+
+def test_template_instances_are_checked_with_their_expanded_paths(sandbox: Boot) -> None:
+    box = sandbox(template_fleet())
+    box.wait_for("quantum-execution@eth.service", ["failed", "activating"])
+    shown = box.systemctl("show", "-P", "WorkingDirectory", INSTANCES[0]).stdout.strip()
+    assert shown == "/home/qt/btc"  # systemd expands %i per instance; %h is the manager's /root
+    found = doctor(box, "QT201,QT303")
+    assert set(found) == {
+        ("QT201", "quantum-execution@eth.service"),
+        ("QT303", "quantum-feed@bad.service"),
+    }
+    assert "import engine will fail" in str(found[("QT201", "quantum-execution@eth.service")])
+    assert "/opt/feeds/bad/run.sh" in str(found[("QT303", "quantum-feed@bad.service")]["message"])
+    lint = doctor(box, "QT104")  # the code of %h (/root) runs as root: said, and nothing else
+    assert lint[("QT104", INSTANCES[0])]["cause"] == "python-as-root"
+    assert not [s for _, s in lint if "@good" in s or s.endswith("@.service")]
+
+
+ENV_UNITS = {
+    "quantum-env-nul.service": "EnvironmentFile=/etc/quantum/nul.env",
+    "quantum-env-latin1.service": "EnvironmentFile=/etc/quantum/latin1.env",
+    "quantum-env-optional.service": "EnvironmentFile=-/etc/quantum/nul2.env",
+    "quantum-env-ok.service": "EnvironmentFile=/etc/quantum/ok.env",
+}
+
+
+def env_fleet() -> SandboxSpec:
+    units = {
+        name: f"[Service]\n{line}\nExecStart=/bin/sleep 3600\nUser=daemon\n"
+        "MemoryMax=64M\nCPUQuota=10%\n"
+        for name, line in ENV_UNITS.items()
+    }
+    files: dict[str, BoxFile | str | bytes] = {
+        "/etc/quantum/nul.env": BoxFile(b"API_URL=https://x\n\0MODE=live\n", 0o600),
+        "/etc/quantum/nul2.env": BoxFile(b"A=1\0\n", 0o600),
+        "/etc/quantum/latin1.env": BoxFile(b"CITY=K\xf6ln\n", 0o600),
+        "/etc/quantum/ok.env": BoxFile(b"MODE=live\n", 0o600),
+    }
+    return SandboxSpec(units=units, files=files, wants=sorted(units))
+
+
+def test_env_files_systemd_refuses_are_reported_and_linked(sandbox: Boot) -> None:
+    box = sandbox(env_fleet())
+    for name in ("quantum-env-nul.service", "quantum-env-latin1.service"):
+        assert box.wait_for(name, ["failed"]) == "failed"
+        assert box.systemctl("show", "-P", "Result", name).stdout.strip() == "resources"
+    assert box.wait_for("quantum-env-optional.service", ["active"]) == "active"
+    journal = box.journal("quantum-env-nul.service")
+    assert "Failed to load environment files: Bad message" in journal
+    assert "Invalid argument" in box.journal("quantum-env-latin1.service")
+    found = doctor(box, "QT101,QT703")
+    nul = found[("QT703", "quantum-env-nul.service")]
+    assert (nul["cause"], nul["severity"]) == ("rejected-by-systemd", "error")
+    assert "a NUL byte on line 2" in str(nul["message"])
+    assert "Failed to load environment files: Bad message" in str(nul["detail"])
+    assert "QT101 quantum-env-nul.service" in nul["related"]  # type: ignore[operator]
+    assert found[("QT101", "quantum-env-nul.service")]["cause"] == "resources"
+    latin1 = found[("QT703", "quantum-env-latin1.service")]
+    assert "invalid UTF-8 in the value of CITY" in str(latin1["message"])
+    assert "Invalid argument" in str(latin1["detail"])
+    optional = found[("QT703", "quantum-env-optional.service")]
+    assert (optional["cause"], optional["severity"]) == ("rejected-by-systemd", "warning")
+    assert not [key for key in found if key[1] == "quantum-env-ok.service"]
+
+
+IGNORED = (
+    b"[Unit]\nDescription=form\x0cfeed and \x1e record separator stay on one line\n"
+    b"[Service]\n=orphan value\nExecStart=/bin/true ; /bin/true\nType=oneshot\n"
+    b"StartLimitBurst=3\nStartLimitIntervalSec=5\nRemainAfterExit=yes\n"
+)
+
+
+def test_lines_systemd_ignores_are_flagged_at_its_line(sandbox: Boot) -> None:
+    name = "quantum-lines.service"
+    box = sandbox(SandboxSpec(files={f"{ETC}/{name}": BoxFile(IGNORED)}))
+    box.systemctl("start", name, check=True)  # loaded now, with journald there to hear it
+    commands = box.systemctl("show", "-P", "ExecStart", name).stdout
+    assert commands.count("path=/bin/true") == 2  # `;` splits the line into two commands
+    assert box.systemctl("show", "-P", "StartLimitBurst", name).stdout.strip() == "3"
+    box.run("journalctl", "--sync")
+    said = box.run("journalctl", "-o", "cat", "--no-pager", "_PID=1").stdout
+    assert f"{ETC}/{name}:4: Missing key name before '=', ignoring line." in said
+    assert f"{ETC}/{name}:8: Unknown key 'StartLimitIntervalSec' in section [Service]" in said
+    finding = doctor(box, "QT104")[("QT104", name)]
+    detail = "\n".join(finding["detail"])  # type: ignore[arg-type]
+    assert f"{ETC}/{name}:4: '=orphan value' has no key name: systemd ignores it" in detail
+    assert f"{ETC}/{name}:8: StartLimitIntervalSec= belongs in [Unit]" in detail
+    assert "StartLimitBurst" not in detail  # systemd 252 accepts it in [Service]
