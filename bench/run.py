@@ -10,6 +10,7 @@ from bench.harness import Comparison, table
 BENCHMARKS = (
     "startup",
     "unit_checks",
+    "parsers",
     "code_scan",
     "import_checks",
     "stream_checks",

@@ -23,8 +23,9 @@ __all__ = ["Assignment", "EnvFileRefused", "Misread", "environment", "load", "sy
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ARG_MAX = 2 * 1024 * 1024
-QUOTED_OR_COMMENT = re.compile(r"""'[^']*'?|"[^"]*"?|(?<=[ \t])#""")
-OPEN_QUOTE = re.compile(r"""\\.|'[^']*(')?|"(?:\\.|[^"\\])*(")?""", re.DOTALL)
+MAX_ARG_STRLEN = 32 * 4096  # execve(2): one `KEY=value` string, its NUL included
+QUOTE_OR_HASH = re.compile(r"""['"#]""")
+OPEN_QUOTE = re.compile(r"""\\.|'[^']*(')?|"[^"\\]*(?:\\.[^"\\]*)*(")?""", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Misread:
     """A line systemd reads differently from what its writer meant."""
 
     line: int
-    kind: str  # inline-comment, export-prefix, invalid-name, unbalanced-quote, crlf
+    kind: str  # inline-comment, export-prefix, invalid-name, unbalanced-quote, value-too-long, crlf
     key: str
     what: str
 
@@ -96,7 +97,7 @@ def misreads(text: str | bytes) -> list[Misread]:
         return []
     lines = _parsed(text).lines
     found = [m for a in systemd_parse(text) if (m := _misread(a, lines)) is not None]
-    data = _data(text)
+    data = _parsed(text).data
     crlf = data.count(b"\r\n")
     if crlf:
         first = lines.number(data.index(b"\r\n"))
@@ -119,9 +120,14 @@ def _misread(a: Assignment, lines: LineIndex) -> Misread | None:
         name = a.key[7:].strip()
         what = f"ignored: systemd has no `export`, so {name} is never set"
         return Misread(a.first_line, "export-prefix", name, what)
-    if not a.valid:
+    if not NAME.fullmatch(a.key):
         what = f"ignored: {a.key!r} is not a valid variable name"
         return Misread(a.first_line, "invalid-name", a.key, what)
+    size = len(a.value) if a.value.isascii() else len(a.value.encode("utf-8", "surrogateescape"))
+    if len(a.key) + size + 2 > MAX_ARG_STRLEN:
+        effect = "systemd drops it" if not a.valid else "the kernel refuses to start the program"
+        what = f"{a.key} is {size} bytes, over the 128 KiB the kernel allows one variable: {effect}"
+        return Misread(a.first_line, "value-too-long", a.key, what)
     if a.last_line > a.first_line and _opens_quote(raw):
         what = (
             f"a quote opened here is closed only on line {a.last_line}: "
@@ -156,16 +162,25 @@ def _inline_comment(line: str) -> bool:
 
 
 def _comment_start(line: str, after: int) -> int:
-    for match in QUOTED_OR_COMMENT.finditer(line, after + 1):
+    """Where an unquoted ` #` starts after `after` (quotes skipped whole), else the length."""
+    pos = after + 1
+    while (match := QUOTE_OR_HASH.search(line, pos)) is not None:
+        found = match.start()
         if match.group(0) == "#":
-            return match.start()
+            if line[found - 1] in " \t":
+                return found
+            pos = found + 1
+            continue
+        close = line.find(match.group(0), found + 1)
+        if close < 0:
+            break
+        pos = close + 1
     return len(line)
 
 
 def _lines_of(text: str | bytes) -> tuple[list[str], bool]:
     """The physical lines as text, and whether the last one had an end marker."""
-    lines = _parsed(text).lines
-    data = _data(text)
+    lines, data = _parsed(text).lines, _parsed(text).data
     found = [_raw_line(lines, n) for n in range(1, len(lines) + 1)] if data else []
     return found, data.endswith((b"\n", b"\r", b"\0"))
 

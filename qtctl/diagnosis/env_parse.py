@@ -13,18 +13,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from qtctl.diagnosis.lines import LineIndex
-from qtctl.diagnosis.unit_file import utf8
+from qtctl.diagnosis.lines import LineIndex, utf8
 from qtctl.errors import QtctlError
 
 READ_FULL_BYTES_MAX = 64 * 1024 * 1024 - 1
 SPACE = re.compile(rb"[ \t\n\r]*")
 BLANK = re.compile(rb"[ \t]*")
 KEY = re.compile(rb"[^\n\r=]*")
-VALUE = re.compile(rb"(?:[^\\\n\r]|\\.)*", re.DOTALL)
-DOUBLE = re.compile(rb'(?:[^"\\]|\\.)*', re.DOTALL)
+VALUE = re.compile(rb"[^\\\n\r]*(?:\\.[^\\\n\r]*)*", re.DOTALL)  # unrolled: one C loop per run
+DOUBLE = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 SINGLE = re.compile(rb"[^']*")
-COMMENT = re.compile(rb"(?:[^\\\n\r]|\\.)*", re.DOTALL)
+COMMENT = re.compile(rb"[^\\\n\r]*(?:\\.[^\\\n\r]*)*", re.DOTALL)
 ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 SHELL_NEED_ESCAPE = b'"\\`$'
 
@@ -46,6 +45,7 @@ class Parsed:
     assignments: list[tuple[str, str, int, int]]
     refused: EnvFileRefused | None
     lines: LineIndex = field(repr=False)
+    data: bytes = field(default=b"", repr=False)
 
 
 def parse(data: bytes) -> Parsed:
@@ -54,16 +54,16 @@ def parse(data: bytes) -> Parsed:
     found: list[tuple[str, str, int, int]] = []
     if len(data) > READ_FULL_BYTES_MAX:
         refused = EnvFileRefused("the file is larger than 64 MiB", "Argument list too long")
-        return Parsed([], refused, lines)
+        return Parsed([], refused, lines, data)
     if b"\0" in data:
         line = data.count(b"\n", 0, data.index(b"\0")) + 1  # as an editor counts it
         refused = EnvFileRefused(f"a NUL byte on line {line}", "Bad message", line)
-        return Parsed([], refused, lines)
+        return Parsed([], refused, lines, data)
     try:
         _Machine(data, lines, found).run()
     except EnvFileRefused as exc:
-        return Parsed([], exc, lines)
-    return Parsed(found, None, lines)
+        return Parsed([], exc, lines, data)
+    return Parsed(found, None, lines, data)
 
 
 class _Machine:
@@ -122,10 +122,10 @@ class _Machine:
         raw, stop = match.group(0), match.end()
         trailing_escape = stop < end and data[stop] == ord("\\")  # a backslash at the very end
         cut = _after_last_escape(raw)
-        head, tail = raw[:cut], raw[cut:]
+        head, tail = (raw[:cut], raw[cut:]) if cut else (b"", raw)
         if not trailing_escape:
             tail = tail.rstrip(b" \t")
-        parts.append(ESCAPE.sub(_value_escape, head) + tail)
+        parts.append(ESCAPE.sub(_value_escape, head) + tail if head else tail)
         self._push(key, b"".join(parts), start, stop)
         return stop + (1 if trailing_escape else 0)
 

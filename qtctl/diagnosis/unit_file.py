@@ -15,15 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qtctl.diagnosis.lines import LONG_LINE_MAX, physical_lines
+from qtctl.diagnosis.lines import LONG_LINE_MAX, line_texts, utf8
+from qtctl.diagnosis.unit_instances import UNIT_DIRS as UNIT_DIRS  # re-exported: its old home
+from qtctl.diagnosis.unit_instances import files_on_disk
 
-UNIT_DIRS = (
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/lib/systemd/system",
-    "/usr/lib/systemd/system",
-)
 TYPE_SECTIONS = {
     "service": "Service",
     "socket": "Socket",
@@ -40,6 +35,7 @@ TYPE_SECTIONS = {
 KNOWN_SECTIONS = frozenset({"Unit", "Install", *TYPE_SECTIONS.values()})
 WHITESPACE = b" \t\n\r"
 BOM = b"\xef\xbb\xbf"
+COMMENT_OR_BLANK = (b"#", b";", b" ", b"\t", b"\n", b"\r")  # first bytes worth a closer look
 
 
 @dataclass(frozen=True)
@@ -125,18 +121,17 @@ class _Parser:
     def feed(self, data: bytes) -> None:
         pieces: list[bytes] = []  # a continued line so far, each backslash made a space
         size, number, bom_seen = 0, 0, False
-        for line in physical_lines(data):
-            number, text = line.number, line.text
+        for number, text in enumerate(line_texts(data), 1):
             if len(text) >= LONG_LINE_MAX:
                 raise _Fatal(number, "line too long (1 MiB or more): systemd stops reading here")
-            if text.lstrip(WHITESPACE)[:1] in (b"#", b";"):
+            if text[:1] in COMMENT_OR_BLANK and text.lstrip(WHITESPACE)[:1] in (b"#", b";"):
                 continue
             if not bom_seen and text.startswith(BOM):
                 text, bom_seen = text[3:], True
             if pieces and size + len(text) > LONG_LINE_MAX:
                 raise _Fatal(number, "continuation line too long: systemd stops reading here")
             size += len(text)
-            if _odd_backslashes(text):
+            if text.endswith(b"\\") and _odd_backslashes(text):
                 pieces.append(text[:-1] + b" ")
                 continue
             self.line(b"".join([*pieces, text]) if pieces else text, number)
@@ -186,21 +181,6 @@ def _odd_backslashes(text: bytes) -> bool:
     return (len(text) - len(text.rstrip(b"\\"))) % 2 == 1
 
 
-def utf8(data: bytes) -> str | None:
-    """The text of `data` when systemd's utf8_is_valid() accepts it (no noncharacters)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if text.isascii() or not any(_nonchar(ord(c)) for c in text if ord(c) >= 0xFDD0):
-        return text
-    return None
-
-
-def _nonchar(code: int) -> bool:
-    return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
-
-
 def _string_is_safe(text: str) -> bool:
     return not any(c < " " or c in "\"'\\\x7f" for c in text)
 
@@ -227,8 +207,6 @@ def all_values(files: Sequence[UnitFile], section: str, key: str) -> list[Direct
 
 def unit_files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
-    from qtctl.diagnosis.unit_instances import files_on_disk
-
     return files_on_disk(patterns)
 
 

@@ -14,13 +14,18 @@ from collections.abc import Sequence
 
 from qtctl.diagnosis.specifiers import name_is_valid
 
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
 LINK_DIRS = (".wants", ".requires", ".upholds")
 
 
 def files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
-    from qtctl.diagnosis.unit_file import UNIT_DIRS
-
     found: dict[str, str] = {}
     for base in reversed(UNIT_DIRS):
         for entry in _entries(base):
@@ -38,8 +43,6 @@ def files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
 def units_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Unit name -> the file systemd loads for it: every fleet unit file, plus each enabled
     instance of a template (pointing at the template file)."""
-    from qtctl.diagnosis.unit_file import UNIT_DIRS
-
     files = files_on_disk(["*"])
     found = {name: path for name, path in files.items() if _matches(name, patterns)}
     masked = _masked(UNIT_DIRS)
