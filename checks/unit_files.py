@@ -22,6 +22,7 @@ REFUSED_STATES = ("bad-setting", "error")
 VERIFY_AT_LINE = re.compile(r"^(/\S+):(\d+): (.*)$")
 VERIFY_UNIT = re.compile(r"^(\S+\.(?:service|timer|socket|target|path|mount|slice)): (.*)$")
 VERIFY_TIMEOUT = 30
+FATAL_ECHO = "Unit configuration has fatal error"  # verify's echo of a refusal qtctl words
 
 UNIT_FILE_PROBLEMS = CodeDoc(
     code="QT104",
@@ -111,8 +112,10 @@ def _verify_problems(
         else:
             continue
         missing = re.search(r"Unit (\S+) not found", text)
-        if where in seen or (missing and missing.group(1) in own_text):
+        if where in seen or (missing and missing.group(1) in own_text) or text in own_text:
             continue  # qtctl's own finding says it more clearly
+        if text.startswith(FATAL_ECHO) and "load-error" in {p.kind for p in own}:
+            continue
         found.append(Problem(_verify_severity(text), "verify", where, text))
     return found
 
@@ -148,7 +151,7 @@ def _load_error(unit: FleetUnit | None, problems: list[Problem]) -> list[Problem
         return problems
     error = unit.props.get("LoadError") or ("", "")
     live = f"systemd refused to load it ({unit.load_state}): {error[1] or error[0]}"
-    text = f"{live} {static.text.partition(': ')[2]}" if static else live
+    text = f"{live.rstrip('.')} ({static.text.partition(': ')[2]})" if static else live
     merged = Problem(Severity.ERROR, "load-error", static.where if static else "", text)
     return [merged, *(p for p in problems if p is not static)]
 

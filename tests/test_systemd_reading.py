@@ -145,3 +145,24 @@ def test_lines_systemd_ignores_are_flagged_at_its_line(sandbox: Boot) -> None:
     assert f"{ETC}/{name}:4: '=orphan value' has no key name: systemd ignores it" in detail
     assert f"{ETC}/{name}:8: StartLimitIntervalSec= belongs in [Unit]" in detail
     assert "StartLimitBurst" not in detail  # systemd 252 accepts it in [Service]
+
+
+REFUSED = {
+    "quantum-two-starts.service": "[Service]\nExecStart=/bin/sleep 1\nExecStart=/bin/sleep 2\n",
+    "quantum-bad-specifier.service": "[Service]\nType=oneshot\nExecStart=/bin/echo %z\n",
+}
+
+
+def test_units_systemd_refuses_say_why_live_and_static(sandbox: Boot) -> None:
+    box = sandbox(SandboxSpec(units=REFUSED, wants=sorted(REFUSED)))
+    for name in REFUSED:
+        state = box.systemctl("show", "-P", "LoadState", name).stdout.strip()
+        assert state == "bad-setting", name
+    found = doctor(box, "QT104")
+    two = found[("QT104", "quantum-two-starts.service")]
+    assert two["cause"].startswith("load-error")  # type: ignore[union-attr]
+    assert "refused to load it (bad-setting)" in str(two["message"])
+    assert "more than one ExecStart= setting" in str(two["message"])  # the static reason
+    spec = found[("QT104", "quantum-bad-specifier.service")]
+    assert f"{ETC}/quantum-bad-specifier.service:3: " in str(spec["detail"])
+    assert "unknown specifier %z" in str(spec["message"])

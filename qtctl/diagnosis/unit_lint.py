@@ -264,6 +264,8 @@ def lint(view: UnitView, rules: tuple[Rule, ...] = RULES) -> list[Problem]:
     already speaks of that line."""
     if view.name.endswith(".scope"):
         rules = (refused,)  # systemd never reads a .scope file
+    elif view.loaded.refusal is not None:  # how it would run is moot while systemd refuses it
+        rules = tuple(r for r in rules if r not in (runtime_mistakes, hardening))
     problems = [p for rule in rules for p in rule(view)]
     said = {p.where for p in problems if p.kind != "ignored-value"}
     kept = [p for p in problems if p.kind != "ignored-value" or p.where not in said]
