@@ -4,6 +4,7 @@ template instances, specifiers, env files systemd refuses, lines systemd ignores
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -166,3 +167,46 @@ def test_units_systemd_refuses_say_why_live_and_static(sandbox: Boot) -> None:
     spec = found[("QT104", "quantum-bad-specifier.service")]
     assert f"{ETC}/quantum-bad-specifier.service:3: " in str(spec["detail"])
     assert "unknown specifier %z" in str(spec["message"])
+
+
+ALL_SPECIFIERS = "%n %N %p %P %i %I %j %J %f %h %u %U %g %G %d %t %S %C %L %E %T %V %H %l %b %m %o"
+ALL_SPECIFIERS += " %v %a %w %W %q %s %y %Y %% 100%"
+QTCTL_SIDE = """
+import json, sys
+from qtctl.diagnosis.specifiers import Specifiers
+from qtctl.diagnosis.unit_file import parse
+from qtctl.diagnosis.unit_load import LoadedUnit
+name, fragment = sys.argv[1], sys.argv[2]
+unit = LoadedUnit(name, [parse(fragment)], Specifiers(name, fragment))
+print(json.dumps([[c.path, list(c.argv)] for c in unit.commands()]))
+"""
+
+
+def test_specifiers_expand_as_systemd_expands_them(sandbox: Boot) -> None:
+    from pystemd.dbuslib import DBusAddress
+    from pystemd.systemd1 import Unit
+
+    from tests.support.corpus import REPO
+
+    template = "[Service]\nType=oneshot\nUser=daemon\n"
+    template += f"ExecStart=/bin/echo {ALL_SPECIFIERS}\nExecStart=/bin/echo %i ; /bin/echo %I\n"
+    box = sandbox(SandboxSpec(units={"quantum-spec-x@.service": template}))
+    name = "quantum-spec-x@a\\x20b-c.service"
+    with DBusAddress(box.bus_address.encode()) as bus:
+        unit = Unit(name.encode(), bus=bus)
+        unit.load()
+        systemd = [
+            [p.decode(), [a.decode() for a in argv]] for p, argv, *_ in unit.Service.ExecStart
+        ]
+    res = box.run(
+        sys.executable,
+        "-c",
+        QTCTL_SIDE,
+        name,
+        f"{ETC}/quantum-spec-x@.service",
+        env={"PYTHONPATH": str(REPO)},
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == systemd
+    assert systemd[0][1][10:13] == ["/root", "root", "0"]  # %h %u %U: the manager's, not User='s
+    assert [c[1][1:] for c in systemd[1:]] == [["a\\x20b-c"], ["a b/c"]]  # `;`: two commands
