@@ -10,8 +10,16 @@ from collections.abc import Iterator, Sequence
 from qtctl.diagnosis.fleet import FleetUnit, fleet_units
 from qtctl.diagnosis.specifiers import Specifiers
 from qtctl.diagnosis.unit_file import UNIT_DIRS, drop_in_paths, parse
-from qtctl.diagnosis.unit_instances import is_template, units_on_disk
-from qtctl.diagnosis.unit_lint import FILE_RULES, RULES, Problem, UnitView, lint
+from qtctl.diagnosis.unit_instances import is_template, template_of, units_on_disk
+from qtctl.diagnosis.unit_lint import (
+    BY_INSTANCE,
+    RULES,
+    TEMPLATE_RULES,
+    Problem,
+    Rule,
+    UnitView,
+    lint,
+)
 from qtctl.diagnosis.unit_load import LoadedUnit
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -64,7 +72,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     verified = verify(sorted(set(files.values())))
     for name, fragment in sorted(files.items()):
         view = _view(name, fragment, not_found)
-        problems = lint(view, FILE_RULES if is_template(name) else RULES)
+        problems = lint(view, _rules(name, fragment))
         problems = _load_error(refused.get(name), problems) + _stray_drop_ins(name)
         problems += _verify_problems(name, view, verified, problems)
         if problems:
@@ -76,6 +84,16 @@ def _view(name: str, fragment: str, not_found: frozenset[str]) -> UnitView:
     loaded = LoadedUnit(name, files, Specifiers(name, fragment))
     requires = tuple(dep for dep, _ in loaded.dependencies("Requires"))
     return UnitView(name, files, requires, not_found, {}, fragment)
+
+
+def _rules(name: str, fragment: str) -> tuple[Rule, ...]:
+    """A template: what holds for every instance; an instance read from the template's file:
+    what depends on its instance; any other unit: everything."""
+    if is_template(name):
+        return TEMPLATE_RULES
+    if template_of(name) and os.path.basename(fragment) == template_of(name):
+        return BY_INSTANCE
+    return RULES
 
 
 def verify(paths: Sequence[str]) -> list[str]:

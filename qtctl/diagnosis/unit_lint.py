@@ -222,7 +222,9 @@ def hardening(view: UnitView) -> Iterator[Problem]:
             "no Restart=: if it dies it stays down (fix adds Restart=on-failure)",
         )
     python = os.path.basename(commands[0].path).startswith("python")
-    if python and view.value("User") in ("", "root", "0") and view.value("DynamicUser") != "yes":
+    per_instance = view.name.partition("@")[2].startswith(".") and "%" in _raw(view, "User")
+    root = view.value("User") in ("", "root", "0") and not per_instance
+    if python and root and view.value("DynamicUser") != "yes":
         yield Problem(
             Severity.WARNING,
             "python-as-root",
@@ -244,7 +246,6 @@ def hardening(view: UnitView) -> Iterator[Problem]:
         )
 
 
-FILE_RULES: tuple[Rule, ...] = (syntax, wrong_section)  # what a bare template is linted for
 RULES: tuple[Rule, ...] = (
     syntax,
     refused,
@@ -257,6 +258,11 @@ RULES: tuple[Rule, ...] = (
     runtime_mistakes,
     hardening,
 )
+# A template's instances share its file: what does not depend on the instance is said once, on
+# the template (a drop-in there fixes every instance); paths, specifiers and refusals, which do,
+# on each enabled instance, read with its own %i.
+BY_INSTANCE: tuple[Rule, ...] = (refused, ignored_values, missing_requirements, runtime_mistakes)
+TEMPLATE_RULES = tuple(r for r in RULES if r not in BY_INSTANCE)
 
 
 def lint(view: UnitView, rules: tuple[Rule, ...] = RULES) -> list[Problem]:
@@ -290,6 +296,12 @@ def _home_section(key: str, section: str, sections: frozenset[str]) -> str:
         return ""
     homes = sorted(s for s in sections if key in KNOWN.get(s, frozenset()))
     return homes[0] if homes else ""
+
+
+def _raw(view: UnitView, key: str) -> str:
+    """The last assignment as written (before systemd expands it)."""
+    found = [d.value for d in view.loaded.directives(key)]
+    return found[-1] if found else ""
 
 
 def _user_exists(user: str) -> bool:
