@@ -28,14 +28,18 @@ def files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Fleet unit files installed but maybe not loaded; /etc wins over /run over /lib."""
     found: dict[str, str] = {}
     for base in reversed(UNIT_DIRS):
-        for entry in _entries(base):
-            if not _matches(entry, patterns):
+        real_base = os.path.realpath(base)
+        for entry in _scan(base):
+            if not _matches(entry.name, patterns):
                 continue
-            real = os.path.realpath(os.path.join(base, entry))
+            link = entry.is_symlink()
+            real = os.path.realpath(entry.path) if link else os.path.join(real_base, entry.name)
             if real == "/dev/null":
-                found.pop(entry, None)  # masked: not to be linted or started
-            elif os.path.isfile(real) and os.path.basename(real) == entry:
-                found[entry] = real  # a unit file, or one linked in with `systemctl link`
+                found.pop(entry.name, None)  # masked: not to be linted or started
+            elif (entry.is_file() if not link else os.path.isfile(real)) and (
+                os.path.basename(real) == entry.name
+            ):
+                found[entry.name] = real  # a unit file, or one linked in with `systemctl link`
             # anything else is an alias or an enablement link
     return found
 
@@ -43,14 +47,13 @@ def files_on_disk(patterns: Sequence[str]) -> dict[str, str]:
 def units_on_disk(patterns: Sequence[str]) -> dict[str, str]:
     """Unit name -> the file systemd loads for it: every fleet unit file, plus each enabled
     instance of a template (pointing at the template file)."""
-    files = files_on_disk(["*"])
+    instances = {n for n in _linked_instances(UNIT_DIRS) if _matches(n, patterns)}
+    templates = sorted({template_of(n) for n in instances})
+    files = files_on_disk([*patterns, *templates])
     found = {name: path for name, path in files.items() if _matches(name, patterns)}
-    masked = _masked(UNIT_DIRS)
-    for name in sorted(_linked_instances(UNIT_DIRS)):
+    for name in sorted(instances - set(found)):
         template = template_of(name)
-        if name in found or name in masked or not _matches(name, patterns):
-            continue
-        if template in files and template not in masked:
+        if template in files and not _masked(name):
             found[name] = files[template]
     return found
 
@@ -84,13 +87,21 @@ def _links_to_template(link: str) -> bool:
     return os.path.basename(os.path.realpath(link)) == template_of(os.path.basename(link))
 
 
-def _masked(bases: Sequence[str]) -> set[str]:
-    return {
-        entry
-        for base in bases
-        for entry in _entries(base)
-        if os.path.realpath(os.path.join(base, entry)) == "/dev/null"
-    }
+def _masked(name: str) -> bool:
+    """Whether the first unit directory that has `name` links it to /dev/null."""
+    for base in UNIT_DIRS:
+        path = os.path.join(base, name)
+        if os.path.lexists(path):
+            return os.path.realpath(path) == "/dev/null"
+    return False
+
+
+def _scan(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def _entries(folder: str) -> list[str]:
