@@ -54,7 +54,7 @@ install_python_packages() {
 # systemd's own test corpora for the installed version (tests/test_systemd_differential.py):
 # the Debian source package, fetched with a private apt configuration (the host's sources, lists
 # and cache are not touched), unpacked to its test/ folders only. Cached by version.
-CORPUS_DIR=${QTCTL_SYSTEMD_CORPUS:-.cache/systemd-src}
+CORPUS_DIR=.cache/systemd-src  # tests/support/corpus.py reads it from here
 CORPUS_PARTS=(test/fuzz test/units test/test-execute test/test-path src/test/test-env-file.c)
 
 fetch_systemd_corpus() {
