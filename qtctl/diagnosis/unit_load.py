@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from qtctl.diagnosis import unit_values as values
 from qtctl.diagnosis.specifiers import Specifiers
 from qtctl.diagnosis.unit_file import Directive, UnitFile
+from qtctl.diagnosis.unit_keys import KNOWN
 from qtctl.diagnosis.unit_refusal import refusal
 from qtctl.diagnosis.unit_values import BadValue, ExecCommand
 from qtctl.diagnosis.unit_words import Words
@@ -123,6 +124,8 @@ class LoadedUnit:
 
     def _interpret(self, d: Directive) -> tuple[object, list[BadValue]]:
         key, spec = d.key, self.spec
+        if key not in KNOWN.get(d.section, frozenset()):
+            return d.value, []  # systemd ignores the line ("Unknown key"): nothing to check
         if key in SCALARS and d.section in SCALARS[key][0]:
             return SCALARS[key][1](d.value), []  # an empty value is invalid for some of them
         if not d.value:
