@@ -211,3 +211,19 @@ def test_specifiers_expand_as_systemd_expands_them(sandbox: Boot) -> None:
     assert json.loads(res.stdout) == systemd
     assert systemd[0][1][10:13] == ["/root", "root", "0"]  # %h %u %U: the manager's, not User='s
     assert [c[1][1:] for c in systemd[1:]] == [["a\\x20b-c"], ["a b/c"]]  # `;`: two commands
+
+
+def test_the_key_table_is_the_installed_systemds(sandbox: Boot) -> None:
+    from qtctl.diagnosis.unit_keys import KNOWN
+
+    box = sandbox(SandboxSpec(dbus=False))
+    dump = box.run("/lib/systemd/systemd", "--dump-configuration-items").stdout
+    installed: dict[str, set[str]] = {}
+    section = ""
+    for line in dump.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            installed[section] = set()
+        elif "=" in line and section:
+            installed[section].add(line.partition("=")[0])
+    assert {s: set(keys) for s, keys in KNOWN.items()} == installed
