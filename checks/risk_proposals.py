@@ -23,7 +23,10 @@ INVALID_PROPOSAL = CodeDoc(
     "explicit exit signal (`trading_state=exit-now`) carries no stop and is not an error; a "
     "proposal the risk kernel holds back (`trading_state=held`) is a warning with its reason; "
     "proposals the kernel rejected for failing its invariants (counter `rejected_invariant` "
-    "in risk.stats_key) are an error. A proposal key whose name is not valid UTF-8 is reported "
+    "in risk.stats_key) are an error, and proposals it held back on bad or stale inputs are "
+    "reported (info) with its counters by reason (`held:<reason>`, `exit:<reason>`). An empty "
+    "`take_profit` is a proposal without a target (risk.tp_policy none), not an error. "
+    "A proposal key whose name is not valid UTF-8 is reported "
     "(warning, cause undecodable-name) and not read.",
     why="The old publisher emitted `SL=$106.1072 TP=$106.0695` for a long: acting on it closes "
     "positions at a loss or never takes profit.",
@@ -114,7 +117,11 @@ def problems_of(
             if not stamp or now - stamp <= max_age
             else [f"stale exit signal ({now - stamp:.0f} s)"]
         )
+    no_target = all(proposal.get(name) == "" for name in TP_FIELDS if name in proposal)
+    no_target &= any(name in proposal for name in TP_FIELDS)  # `""`: no target by policy
     for label, value in (("stop-loss", sl), ("take-profit", tp), ("price", price)):
+        if label == "take-profit" and no_target:
+            continue
         if value is None or not math.isfinite(value) or value <= 0:
             found.append(f"{label} is {'missing' if value is None else value}: not a usable number")
     if found or side not in ("LONG", "SHORT"):
@@ -123,8 +130,8 @@ def problems_of(
             if side not in ("LONG", "SHORT")
             else []
         )
-    assert sl is not None and tp is not None and price is not None
-    found += _sides(side, sl, tp, price)
+    assert sl is not None and price is not None
+    found += _sides(side, sl, math.nan if no_target or tp is None else tp, price)
     stamp = _timestamp(proposal)
     age = now - stamp
     if not stamp:
@@ -136,7 +143,14 @@ def problems_of(
 
 def _kernel_counters(client: object, key: str) -> Iterator[Finding]:
     stats = client.hgetall(key)  # type: ignore[attr-defined]
-    rejected = int(stats.get("rejected_invariant", 0) or 0) if isinstance(stats, dict) else 0
+    stats = stats if isinstance(stats, dict) else {}
+    rejected = _int(stats.get("rejected_invariant"))
+    # The kernel's counters by reason: held:<code> (no new proposal), exit:<reason> (exits).
+    detail = tuple(
+        f"{name} {stats[name]}"
+        for name in sorted(stats)
+        if name.startswith(("held", "exit:", "rejected_")) and _int(stats[name])
+    )
     if rejected:
         yield Finding(
             INVALID_PROPOSAL.code,
@@ -145,8 +159,27 @@ def _kernel_counters(client: object, key: str) -> Iterator[Finding]:
             f"the risk kernel rejected {rejected} proposal(s) that failed its invariants "
             "(not published; see its journal)",
             cause="kernel-rejected",
+            detail=detail,
             fix_hint="Read `journalctl -u qtctl-risk-kernel` for the symbols and inputs.",
         )
+    elif _int(stats.get("held")):
+        yield Finding(
+            INVALID_PROPOSAL.code,
+            Severity.INFO,
+            key,
+            f"the risk kernel held {_int(stats.get('held'))} proposal(s) back on bad or stale "
+            "inputs (the last valid ones stood)",
+            cause="kernel-held",
+            detail=detail,
+            fix_hint="Fix the inputs the counters name (held:<reason>).",
+        )
+
+
+def _int(raw: object) -> int:
+    try:
+        return int(str(raw or 0))
+    except ValueError:
+        return 0
 
 
 def _sides(side: str, sl: float, tp: float, price: float) -> list[str]:

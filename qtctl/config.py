@@ -174,6 +174,20 @@ class RiskSettings:
     min_trail_pct: float = field(default=0.5, metadata={"min": 0.01})
     min_distance_pct: float = field(default=0.1, metadata={"min": 0})
     liquidation_buffer_pct: float = field(default=1.0, metadata={"min": 0})
+    state_key: str = "quantum:risk:kernel:state"  # the kernel's memory, one field per symbol
+    stoploss_pct: float = field(default=0.0, metadata={"min": 0, "max": 99})  # 0: sigma distance
+    trailing_stop: bool = True
+    trailing_stop_positive: float = field(default=0.0, metadata={"min": 0, "max": 99})
+    trailing_stop_positive_offset: float = field(default=0.0, metadata={"min": 0})
+    trailing_only_offset_is_reached: bool = False
+    tp_policy: str = field(
+        default="fixed-at-entry", metadata=_choices("fixed-at-entry", "none", "minimal-roi")
+    )
+    minimal_roi: tuple[str, ...] = ("0=4", "30=2", "60=1")  # MINUTES=PCT on margin
+    max_tp_pct: float = field(default=50.0, metadata={"min": 0.1, "max": 95})
+    maintenance_margin_pct: float = field(default=0.5, metadata={"min": 0, "max": 50})
+    price_age_from: str = field(default="auto", metadata=_choices("auto", "field", "change"))
+    price_max_age_sec: float = field(default=120.0, metadata={"min": 1})
 
 
 @dataclass(frozen=True)

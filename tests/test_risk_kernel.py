@@ -203,7 +203,7 @@ def test_run_once_from_the_cli(redis_server: RedisServer, tmp_path: Path) -> Non
     assert "1 positions: 1 proposals, 0 exit-now, 0 held back" in res.stderr
     proposal = client.hgetall("quantum:risk:proposal:BTCUSDT")
     assert float(proposal["stop_loss"]) < 101 < float(proposal["take_profit"])
-    assert proposal["params_version"] == "p1.1" and proposal["seq"] == "1"
+    assert proposal["params_version"] == "p2.0" and proposal["seq"] == "1"
 
 
 def test_a_key_of_the_wrong_type_holds_only_its_position(redis_server: RedisServer) -> None:

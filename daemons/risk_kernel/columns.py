@@ -18,6 +18,10 @@ def _g(values: np.ndarray) -> list[str]:
     return [f"{v:.10g}" for v in values.tolist()]
 
 
+def _optional(values: np.ndarray) -> list[str]:
+    return ["" if v != v else f"{v:.10g}" for v in values.tolist()]  # NaN: none
+
+
 def _pct(values: np.ndarray) -> list[str]:
     return [f"{v * 100:.6f}" for v in values.tolist()]
 
@@ -48,8 +52,9 @@ class Columns:
     weights_json: list[str]
     regime: list[str]
     reasons: list[str]
+    bits: list[int]
     side: list[str]
-    peak: list[str]
+    price: list[str]
     exit_now: list[bool]
     valid: list[bool]
     timestamp: str
@@ -64,8 +69,8 @@ class Columns:
         codes = {b: reason_codes(b) for b in set(bits)}  # a handful of distinct sets per cycle
         return cls(
             stop=_g(out.stop_loss),
-            take_profit=_g(out.take_profit),
-            trailing=["" if v != v else f"{v:.10g}" for v in out.trailing_stop.tolist()],
+            take_profit=_optional(out.take_profit),
+            trailing=_optional(out.trailing_stop),
             activation=_g(out.trailing_activation),
             stop_dist=_pct(out.stop_dist),
             tp_dist=_pct(out.tp_dist),
@@ -76,8 +81,9 @@ class Columns:
             weights_json=_weights_json(w),
             regime=[REGIMES[r] for r in regime],
             reasons=[codes[b] for b in bits],
+            bits=bits,
             side=["LONG" if s > 0 else "SHORT" for s in x.side.tolist()],
-            peak=_g(x.peak),
+            price=_g(x.price),
             exit_now=out.exit_now.tolist(),
             valid=out.valid.tolist(),
             timestamp=f"{now:.3f}",

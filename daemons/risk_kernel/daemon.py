@@ -17,12 +17,15 @@ from typing import Any
 
 from qtctl.adapters import resp
 from qtctl.adapters.redis_client import RedisAdapter
-from qtctl.config import Config
+from qtctl.config import Config, RiskSettings
 from qtctl.daemons.risk_kernel import inputs as reader
-from qtctl.daemons.risk_kernel import publish
+from qtctl.daemons.risk_kernel import publish, state
 from qtctl.daemons.risk_kernel.columns import Columns
-from qtctl.daemons.risk_kernel.kernel import Params, compute
-from qtctl.daemons.risk_kernel.publish import PER_EXIT, PER_PROPOSAL
+from qtctl.daemons.risk_kernel.inputs import Batch
+from qtctl.daemons.risk_kernel.kernel import BIT, Params, compute, exit_reason
+from qtctl.daemons.risk_kernel.publish import PER_CHUNK, PER_EXIT, PER_PROPOSAL
+from qtctl.daemons.risk_kernel.sweep import sweep
+from qtctl.errors import ConfigError
 
 log = logging.getLogger("qtctl.risk_kernel")
 RESCAN_SEC = 10.0
@@ -39,6 +42,8 @@ class RiskKernel:
         self.published: dict[str, tuple[str, float]] = {}  # symbol -> (digest, when)
         self.last = "starting"
         self.params = _params(config)
+        self.swept = False
+        self._bits: list[int] = []
 
     def setup(self) -> None:
         """Connect to Redis."""
@@ -58,32 +63,44 @@ class RiskKernel:
         assert self.adapter is not None
         client, settings = self.adapter.client, self.config.risk
         now = reader.now()
+        if not self.swept:  # proposals of positions that are gone, whoever published them
+            sweep(client, settings)
+            self.swept = True
         if now - self.scanned_at >= min(RESCAN_SEC, settings.publish_interval_sec):
             self.symbols = reader.scan_symbols(client, settings.position_prefix)
             self.scanned_at = now
         batch = reader.read(client, settings, self.symbols, now)
-        counts = {"positions": len(batch.symbols) + len(batch.held), "published": 0, "exits": 0}
+        counts = dict.fromkeys(("published", "exits", "rejected_invariant", "held"), 0)
+        counts |= {"positions": len(batch.symbols) + len(batch.held)}
         counts["rejected_input"] = len(batch.held)
-        counts["rejected_invariant"] = 0
+        for code in batch.held_codes.values():
+            _add(counts, f"held:{code}")
         commands = [publish.hold(settings, s, why) for s, why in batch.held.items()]
         due: list[int] = []
         exits: list[int] = []
         proposals: Iterable[list[str]] = ()
         tail: list[str] = []
         if batch.inputs is not None:
-            columns = Columns.of(batch.inputs, compute(batch.inputs, self.params), now)
-            writer = publish.Writer(settings, self._stream(), self.params.version, batch, columns)
+            out = compute(batch.inputs, self.params)
+            columns = Columns.of(batch.inputs, out, now)
             due, exits = self._due(batch, columns, now, counts, commands)
+            memory = state.advance(batch.inputs, out, batch.priors, batch.idents, due + exits, now)
+            writer = publish.Writer(
+                settings, self._stream(), self.params.version, batch, columns, memory
+            )
             proposals = writer.proposals(due)
             tail = [command for i in exits for command in writer.exit_now(i)]
         still_open = set(batch.symbols) | set(batch.held)
         gone = [s for s in self.published if s not in still_open]
         tail += [resp.command("DEL", settings.proposal_prefix + s) for s in gone]
+        if gone:
+            tail.append(resp.command("HDEL", settings.state_key, *gone))
         # No MULTI around the cycle: one would stall every other client for the whole EXEC
-        # (9 ms for 1,000 positions). Each proposal is coherent on its own: its hash (the
-        # kernel's state) is written before its log entry, and an exit is one MULTI.
+        # (9 ms for 1,000 positions). Each proposal is coherent on its own: the kernel's state
+        # is written before its proposals, each hash before its log entry, an exit is one MULTI.
         replies = resp.send(client, chain([commands], proposals, [tail]))
         errors = self._settle(batch, replies, len(commands), (due, exits, gone), now, counts)
+        counts["held"] += counts["rejected_input"] + counts["rejected_invariant"]
         _count(client, settings.stats_key, counts, now)
         if errors:
             raise errors[0]
@@ -92,7 +109,7 @@ class RiskKernel:
 
     def _settle(
         self,
-        batch: Any,
+        batch: Batch,
         replies: list[Any],
         start: int,
         sent: tuple[list[int], list[int], list[str]],
@@ -103,35 +120,47 @@ class RiskKernel:
         due, exits, gone = sent
         errors = [r for r in replies if isinstance(r, Exception)]
         offset = start
-        for kind, rows, size in (("published", due, PER_PROPOSAL), ("exits", exits, PER_EXIT)):
-            for i in rows:
-                refused = _refused(replies[offset : offset + size]) if errors else ""
+        taken: list[tuple[str, int, str]] = []
+        for first in range(0, len(due), publish.CHUNK):
+            memo = replies[offset]  # the chunk's kernel state: refused, its proposals count none
+            offset += PER_CHUNK
+            for i in due[first : first + publish.CHUNK]:
+                size = PER_PROPOSAL
+                taken.append(("published", i, _row_refused(memo, replies[offset : offset + size])))
                 offset += size
-                if refused:
-                    log.error("%s: Redis refused the proposal: %s", batch.symbols[i], refused)
-                    continue
-                self.published[batch.symbols[i]] = (batch.digests[i], now)
-                counts[kind] += 1
-        for symbol, reply in zip(gone, replies[offset:], strict=True):
+        for i in exits:
+            taken.append(("exits", i, _refused(replies[offset : offset + PER_EXIT])))
+            offset += PER_EXIT
+        for kind, i, refused in taken:
+            if refused:
+                log.error("%s: Redis refused the proposal: %s", batch.symbols[i], refused)
+                continue
+            self.published[batch.symbols[i]] = (batch.digests[i], now)
+            counts[kind] += 1
+            prior = batch.priors[i]
+            if kind == "exits" and (prior is None or not prior.latched):
+                _add(counts, f"exit:{exit_reason(self._bits[i])}")
+        for symbol, reply in zip(gone, replies[offset:], strict=False):
             if not isinstance(reply, Exception):
                 del self.published[symbol]
         return errors
 
     def _due(
-        self, batch: Any, out: Columns, now: float, counts: dict[str, int], commands: list[str]
+        self, batch: Batch, out: Columns, now: float, counts: dict[str, int], commands: list[str]
     ) -> tuple[list[int], list[int]]:
         """Rows to publish (changed, or not published within the interval), and exit-now rows;
         rows the kernel rejected are held instead."""
         due: list[int] = []
         exits: list[int] = []
         interval = self.config.risk.publish_interval_sec
+        self._bits = out.bits
         for i, symbol in enumerate(batch.symbols):
             if not out.valid[i]:
-                invalid = "non-finite or out-of-range input"
-                why = invalid if "invalid-input" in out.reasons[i].split(",") else "invariant"
+                code, why = _rejected(batch, out.bits[i], i)
                 commands.append(publish.hold(self.config.risk, symbol, why))
                 log.error("%s: proposal rejected (%s); the last valid one is kept", symbol, why)
-                counts["rejected_input" if why == invalid else "rejected_invariant"] += 1
+                counts["rejected_invariant" if code == "invariant" else "rejected_input"] += 1
+                _add(counts, f"held:{code}")
                 continue
             digest, at = self.published.get(symbol, ("", 0.0))
             if digest == batch.digests[i] and now - at < interval:
@@ -158,6 +187,25 @@ class RiskKernel:
             self.adapter = None
 
 
+def _rejected(batch: Batch, bits: int, i: int) -> tuple[str, str]:
+    """Why the kernel rejected a row, as a counter code and a held reason."""
+    if i in batch.malformed:
+        return "malformed-input", batch.malformed[i]
+    if bits & BIT["invariant-failed"]:
+        return "invariant", "invariant"
+    return "invalid-input", "non-finite or out-of-range input"
+
+
+def _row_refused(memo: Any, replies: list[Any]) -> str:
+    if isinstance(memo, Exception):
+        return f"kernel state: {memo}"
+    return _refused(replies)
+
+
+def _add(counts: dict[str, int], name: str) -> None:
+    counts[name] = counts.get(name, 0) + 1
+
+
 def _refused(replies: list[Any]) -> str:
     """The first error among one row's replies (inside its EXEC too), or ''."""
     for reply in replies:
@@ -168,12 +216,12 @@ def _refused(replies: list[Any]) -> str:
 
 
 def _count(client: Any, key: str, counts: dict[str, int], now: float) -> None:
-    """The cycle's counters (QT501 reads them), through redis-py: six commands, no hot path."""
+    """The cycle's counters, by reason too (QT501 reads them), through redis-py: no hot path."""
     pipe = client.pipeline(transaction=False)
     pipe.hincrby(key, "cycles", 1)
-    for name in ("published", "exits", "rejected_input", "rejected_invariant"):
-        if counts[name]:
-            pipe.hincrby(key, name, counts[name])
+    for name, value in counts.items():
+        if value and name != "positions":
+            pipe.hincrby(key, name, value)
     pipe.hset(key, mapping={"positions": counts["positions"], "last_cycle_at": f"{now:.3f}"})
     pipe.execute(raise_on_error=False)  # best effort: never fails a cycle Redis took
 
@@ -188,15 +236,41 @@ def _status(counts: dict[str, int]) -> str:
     )
 
 
-def _params(config: Config) -> Params:
-    r = config.risk
+def params_of(r: RiskSettings) -> Params:
+    """The kernel's parameters from `[risk]` (percent to fractions, the ROI table by age)."""
+    roi = sorted(map(_roi, r.minimal_roi))
     return Params(
         min_stop=r.min_stop_pct / 100,
         min_tp=r.min_tp_pct / 100,
         min_trail=r.min_trail_pct / 100,
         min_distance=r.min_distance_pct / 100,
         liq_buffer=r.liquidation_buffer_pct / 100,
+        stoploss=r.stoploss_pct / 100,
+        trailing=r.trailing_stop,
+        trailing_positive=r.trailing_stop_positive / 100,
+        trailing_offset=r.trailing_stop_positive_offset / 100,
+        trailing_only_offset=r.trailing_only_offset_is_reached,
+        tp_policy=r.tp_policy,
+        roi=tuple(roi),
+        max_tp=r.max_tp_pct / 100,
+        maintenance_margin=r.maintenance_margin_pct / 100,
     )
+
+
+def _roi(item: str) -> tuple[float, float]:
+    """`MINUTES=PCT` as (seconds, ratio); anything else is a config error naming the key."""
+    minutes, sep, pct = item.partition("=")
+    try:
+        seconds, ratio = float(minutes) * 60, float(pct) / 100
+    except ValueError:
+        sep = ""
+    if not sep or not (seconds >= 0 and ratio >= 0):
+        raise ConfigError(f"expected MINUTES=PCT, got {item!r}", key="risk.minimal_roi")
+    return seconds, ratio
+
+
+def _params(config: Config) -> Params:
+    return params_of(config.risk)
 
 
 def create(config: Config) -> RiskKernel:

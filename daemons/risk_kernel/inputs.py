@@ -11,19 +11,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from qtctl.adapters import resp
 from qtctl.adapters.resp import Template
+from qtctl.daemons.risk_kernel import state
 from qtctl.daemons.risk_kernel.kernel import Inputs
+from qtctl.daemons.risk_kernel.state import Prior
 from qtctl.escaping import shown, undecodable
+
+if TYPE_CHECKING:
+    import redis
+
+    from qtctl.config import RiskSettings
 
 log = logging.getLogger("qtctl.risk_kernel")
 REGIME = ("p_trend", "p_mr", "p_chop")
 STAMP_FIELDS = ("timestamp", "updated_at", "computed_at_utc", "ts_utc")
+PRICE_STAMPS = ("updated_at", "ts", "timestamp")  # the position's price age, first found wins
 POSITION_FIELDS = (
     "side",
     "entry_price",
@@ -34,19 +42,22 @@ POSITION_FIELDS = (
     "position_id",
     "liquidation_price",
     "age_sec",
+    "current_sl",
+    "leverage",
+    *PRICE_STAMPS,
 )
 MARKET_FIELDS = ("sigma", "ts", *REGIME, *STAMP_FIELDS)
-# The kernel's own state rides in the proposal hash: one write per position, and a restart
-# reads back the stop it must never loosen.
-STATE_FIELDS = ("kernel_fingerprint", "seq", "kernel_peak", "kernel_sl", "kernel_tp")
+PROPOSAL_FIELDS = ("trading_state",)  # read only to know the key is a hash the kernel may write
 P = {name: i for i, name in enumerate(POSITION_FIELDS)}
 M = {name: i for i, name in enumerate(MARKET_FIELDS)}
-S = {name: i for i, name in enumerate(STATE_FIELDS)}
 Reply = list[str | None]
 SIDES = frozenset(("LONG", "SHORT"))
 REQUIRED = (*REGIME, "sigma")
 _required = itemgetter(*(M[k] for k in REQUIRED))
 _stamps = itemgetter(*(M[k] for k in STAMP_FIELDS))
+_price_stamps = itemgetter(*(P[k] for k in PRICE_STAMPS))
+_identity = itemgetter(P["position_id"], P["side"], P["entry_price"])
+NO_MARKET: Reply = [None] * len(MARKET_FIELDS)
 
 
 @dataclass
@@ -60,60 +71,68 @@ class Batch:
     age_text: list[str] = field(default_factory=list)
     sigma_text: list[str] = field(default_factory=list)
     seq: list[int] = field(default_factory=list)  # the last published sequence number
-    fingerprints: list[str] = field(default_factory=list)
+    idents: list[str] = field(default_factory=list)
+    priors: list[Prior | None] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
+    malformed: dict[int, str] = field(default_factory=dict)  # row -> the bad optional input
     held: dict[str, str] = field(default_factory=dict)  # symbol -> why no new proposal
+    held_codes: dict[str, str] = field(default_factory=dict)  # symbol -> the reason's code
 
 
-def read(client: Any, settings: Any, symbols: list[str], now: float) -> Batch:
-    """Three HMGETs per symbol in one pipeline (the fields the kernel reads), parsed by column.
+def read(client: redis.Redis, settings: RiskSettings, symbols: list[str], now: float) -> Batch:
+    """Three HMGETs per symbol and one for the kernel's state, in one pipeline, parsed by column.
 
     Plain pipelined HMGETs cost Redis about 1 us each; the same reads in one Lua script cost it
     12 ms for 1,000 positions, blocking every other client meanwhile."""
-    prefixes = (settings.position_prefix, settings.market_prefix, settings.proposal_prefix)
-    replies = resp.execute(client, _commands(prefixes, tuple(symbols)))
+    keys = (settings.position_prefix, settings.market_prefix, settings.proposal_prefix)
+    replies = resp.execute(client, _commands((*keys, settings.state_key), tuple(symbols)))
     n = len(symbols)
+    memory = replies[3 * n] if n else []
     batch = Batch()
-    rows: list[tuple[Reply, Reply, Reply]] = []
-    fingerprint_of, nothing = itemgetter(*(P[k] for k in FINGERPRINT)), len(POSITION_FIELDS)
+    rows: list[tuple[Reply, Reply]] = []
+    nothing = len(POSITION_FIELDS)
     for i, symbol in enumerate(symbols):
-        position, market, state = replies[i], replies[n + i], replies[2 * n + i]
+        position, market, proposal = replies[i], replies[n + i], replies[2 * n + i]
         if position.__class__ is not list or position.count(None) == nothing:
             continue  # closed (or retyped) between SCAN and read
-        problem = _wrong_type(market, state, settings) or _problem(position, market, settings, now)
-        if problem:
-            batch.held[symbol] = problem
-            continue
-        fingerprint = "|".join([v or "" for v in fingerprint_of(position)])
-        if state[S["kernel_fingerprint"]] != fingerprint:  # a new position, or a size/entry change
-            state = [None, state[S["seq"]], None, None, None]
+        ident = state.identity(*_identity(position))
+        prior = state.prior(memory[i], ident) if memory.__class__ is list else None
+        if prior is None or not prior.latched:  # a latched exit stands whatever the inputs
+            code, why = _wrong_type(market, proposal, memory, settings)
+            if not code:
+                code, why = _problem(position, market, prior, settings, now)
+            if code:
+                batch.held[symbol], batch.held_codes[symbol] = why, code
+                continue
         batch.symbols.append(symbol)
-        batch.fingerprints.append(fingerprint)
-        rows.append((position, market, state))
+        batch.idents.append(ident)
+        batch.priors.append(prior)
+        rows.append((position, market if market.__class__ is list else NO_MARKET))
     if rows:
-        _columns(batch, rows)
+        _columns(batch, rows, settings, now)
     return batch
 
 
-FINGERPRINT = ("side", "entry_price", "qty", "position_id")
-
-
 @lru_cache(maxsize=4)
-def _commands(prefixes: tuple[str, str, str], symbols: tuple[str, ...]) -> list[str]:
+def _commands(prefixes: tuple[str, str, str, str], symbols: tuple[str, ...]) -> list[str]:
     """The cycle's HMGETs; the same until the next SCAN finds other symbols."""
     commands: list[str] = []
-    for prefix, names in zip(prefixes, (POSITION_FIELDS, MARKET_FIELDS, STATE_FIELDS), strict=True):
-        commands += Template("HMGET", None, *names).rows([prefix + s for s in symbols])
+    names = (POSITION_FIELDS, MARKET_FIELDS, PROPOSAL_FIELDS)
+    for prefix, fields in zip(prefixes[:3], names, strict=True):
+        commands += Template("HMGET", None, *fields).rows([prefix + s for s in symbols])
+    if symbols:
+        commands.append(resp.command("HMGET", prefixes[3], *symbols))
     return commands
 
 
-def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
-    positions, markets, states = zip(*rows, strict=True)
+def _columns(
+    batch: Batch, rows: list[tuple[Reply, Reply]], settings: RiskSettings, now: float
+) -> None:
+    positions, markets = zip(*rows, strict=True)
     # Field by field: one transposition each instead of a list comprehension per field.
-    by_position, by_market, by_state = (
-        list(zip(*r, strict=True)) for r in (positions, markets, states)
-    )
-
+    by_position, by_market = (list(zip(*r, strict=True)) for r in (positions, markets))
+    priors = batch.priors
+    held = _prior_columns(priors)
     long = np.array([(p[P["side"]] or "").upper() == "LONG" for p in positions])
     price_text = by_position[P["current_price"]]
     price = _floats(price_text)
@@ -121,11 +140,15 @@ def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
         p[P["peak_price"] if is_long else P["trough_price"]]
         for p, is_long in zip(positions, long.tolist(), strict=True)
     ]
-    peak = np.where(_missing(peak_text), price, _floats(peak_text))
-    held_peak = _floats(by_state[S["kernel_peak"]])
-    best = np.where(long, np.maximum(peak, held_peak), np.minimum(peak, held_peak))
-    peak = np.where(np.isfinite(held_peak), best, peak)  # the kernel's best survives restarts
+    bad = np.zeros(len(rows), dtype=bool)
+    peak = _optional(batch, bad, peak_text, "peak/trough_price")
+    peak = np.where(np.isnan(peak), price, peak)
+    best = np.where(long, np.fmax(peak, held[0]), np.fmin(peak, held[0]))
+    peak = np.where(np.isfinite(held[0]), best, peak)  # the kernel's best survives restarts
     trend_text = by_market[M["ts"]]
+    liquidation = _optional(batch, bad, by_position[P["liquidation_price"]], "liquidation_price")
+    current_sl = _optional(batch, bad, by_position[P["current_sl"]], "current_sl")
+    leverage = _optional(batch, bad, by_position[P["leverage"]], "leverage", minimum=1.0)
     a = np.column_stack(
         [
             np.where(long, 1.0, -1.0),
@@ -135,9 +158,14 @@ def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
             _floats(by_market[M["sigma"]]),
             np.where(_missing(trend_text), 0.0, _floats(trend_text)),
             *(_floats(by_market[M[k]]) for k in REGIME),
-            _floats(by_state[S["kernel_sl"]]),
-            _floats(by_state[S["kernel_tp"]]),
-            _floats(by_position[P["liquidation_price"]]),
+            held[1],
+            held[2],
+            liquidation,
+            current_sl,
+            leverage,
+            _age(by_position[P["age_sec"]], held[3], settings, now),
+            np.array([p is not None and p.latched for p in priors], dtype=np.float64),
+            bad.astype(np.float64),
         ]
     )
     batch.inputs = Inputs(
@@ -151,18 +179,58 @@ def _columns(batch: Batch, rows: list[tuple[Reply, Reply, Reply]]) -> None:
         prev_sl=a[:, 9],
         prev_tp=a[:, 10],
         liquidation=a[:, 11],
+        current_sl=a[:, 12],
+        leverage=a[:, 13],
+        age=a[:, 14],
+        latched=a[:, 15] > 0,
+        bad=a[:, 16] > 0,
     )
     batch.entry_text = [v or "" for v in by_position[P["entry_price"]]]
     batch.price_text = [v or "" for v in price_text]
     batch.age_text = [v or "" for v in by_position[P["age_sec"]]]
     batch.sigma_text = [v or "" for v in by_market[M["sigma"]]]
-    batch.seq = [_seq(v) for v in by_state[S["seq"]]]
+    batch.seq = [0 if p is None else p.seq for p in priors]
     width = a.shape[1] * a.itemsize
     raw = np.ascontiguousarray(a).tobytes()
     batch.digests = [
         hashlib.blake2s(raw[o : o + width], digest_size=8).hexdigest()
         for o in range(0, len(raw), width)
     ]
+
+
+def _prior_columns(priors: list[Prior | None]) -> list[NDArray[np.float64]]:
+    """Peak, stop, target and first-seen time of each row's memory (NaN for a new position)."""
+    nan = (math.nan,) * 4
+    table = [nan if p is None else (p.peak, p.sl, p.tp, p.opened_at) for p in priors]
+    return list(np.array(table, dtype=np.float64).T)
+
+
+def _optional(
+    batch: Batch,
+    bad: NDArray[np.bool_],
+    values: Sequence[str | None],
+    name: str,
+    minimum: float = 0.0,
+) -> NDArray[np.float64]:
+    """An optional column: absent is NaN (unknown); present but not a number above `minimum`
+    marks the row malformed, with the reason (never silently absent)."""
+    parsed = _floats(values)
+    wrong = ~_missing(values) & ~(np.isfinite(parsed) & (parsed >= minimum) & (parsed > 0))
+    for i in np.flatnonzero(wrong).tolist():
+        batch.malformed.setdefault(i, f"malformed {name} {shown(str(values[i]))!r}")
+    bad |= wrong
+    return np.where(wrong, np.nan, parsed)
+
+
+def _age(
+    age_text: Sequence[str | None], opened_at: NDArray[np.float64], settings: Any, now: float
+) -> NDArray[np.float64]:
+    """The position's age for a minimal-ROI target: its `age_sec`, else since first seen."""
+    if settings.tp_policy != "minimal-roi":
+        return np.full(len(age_text), np.nan)  # not an input: never republished for age alone
+    given = _floats(age_text)
+    seen = np.where(np.isfinite(opened_at), now - opened_at, 0.0)
+    return np.where(np.isfinite(given) & (given >= 0), given, seen)
 
 
 def _floats(values: Sequence[str | None]) -> NDArray[np.float64]:
@@ -181,34 +249,57 @@ def _missing(values: Sequence[str | None]) -> NDArray[np.bool_]:
     return np.array([v is None or v == "" for v in values], dtype=bool)
 
 
-def _seq(raw: str | None) -> int:
-    try:
-        return int(raw or 0)
-    except ValueError:
-        return 0
-
-
-def _wrong_type(market: Any, state: Any, settings: Any) -> str:
+def _wrong_type(market: Any, proposal: Any, memory: Any, settings: Any) -> tuple[str, str]:
     if not isinstance(market, list):
-        return f"market state {settings.market_prefix}SYMBOL is not a hash ({market})"
-    if not isinstance(state, list):
-        return f"proposal key {settings.proposal_prefix}SYMBOL is not a hash ({state})"
-    return ""
+        return "wrong-type", f"market state {settings.market_prefix}SYMBOL is not a hash ({market})"
+    if not isinstance(proposal, list):
+        why = f"proposal key {settings.proposal_prefix}SYMBOL is not a hash ({proposal})"
+        return "wrong-type", why
+    if not isinstance(memory, list):  # without its memory the kernel could loosen a stop
+        return "wrong-type", f"kernel state {settings.state_key} is not a hash ({memory})"
+    return "", ""
 
 
-def _problem(position: Reply, market: Reply, settings: Any, now: float) -> str:
+def _problem(
+    position: Reply, market: Reply, prior: Prior | None, settings: Any, now: float
+) -> tuple[str, str]:
     side = position[P["side"]]
     if side not in SIDES and (side or "").upper() not in SIDES:
-        return f"position side {'missing' if side is None else side!r} is not LONG or SHORT"
+        return (
+            "bad-side",
+            f"position side {'missing' if side is None else side!r} is not LONG or SHORT",
+        )
     if market.count(None) == len(MARKET_FIELDS):
-        return "no market state"
+        return "no-market-state", "no market state"
     if None in _required(market):  # never a silent 0 (the old publisher's p_trend for weeks)
         missing = [k for k in REQUIRED if market[M[k]] is None]
-        return f"market state lacks {', '.join(missing)}"
-    stamp = _stamp(market) if any(_stamps(market)) else 0.0
+        return "market-incomplete", f"market state lacks {', '.join(missing)}"
+    stamp = _stamp(_stamps(market)) if any(_stamps(market)) else 0.0
     if stamp and now - stamp > settings.market_max_age_sec:
-        return f"market state is {now - stamp:.0f} s old (limit {settings.market_max_age_sec:g})"
-    return ""
+        why = f"market state is {now - stamp:.0f} s old (limit {settings.market_max_age_sec:g})"
+        return "market-stale", why
+    return _price_age(position, prior, settings, now)
+
+
+def _price_age(position: Reply, prior: Prior | None, settings: Any, now: float) -> tuple[str, str]:
+    """The price's age from its own time field, or since the kernel last saw it change."""
+    mode, limit = settings.price_age_from, settings.price_max_age_sec
+    stamps = _price_stamps(position)
+    if mode != "change" and any(stamps):
+        stamp = _stamp(stamps)
+        if not stamp:
+            raw = next(v for v in stamps if v)
+            return "malformed-input", f"malformed position time {shown(raw)!r}"
+        age, source = now - stamp, "by its time field"
+    elif (
+        mode != "field" and prior is not None and _num(position[P["current_price"]]) == prior.price
+    ):
+        age, source = now - prior.price_at, "unchanged"
+    else:
+        return "", ""
+    if age > limit:
+        return "price-stale", f"position price is {age:.0f} s old, {source} (limit {limit:g})"
+    return "", ""
 
 
 def _num(raw: str | None, default: float = math.nan) -> float:
@@ -220,9 +311,9 @@ def _num(raw: str | None, default: float = math.nan) -> float:
         return math.nan  # present but garbage: an input error, not a default
 
 
-def _stamp(market: Reply) -> float:
-    for name in STAMP_FIELDS:
-        raw = market[M[name]]
+def _stamp(values: Sequence[str | None]) -> float:
+    """The first time value given, as Unix seconds (ms and ISO-8601 too); 0.0 if unreadable."""
+    for raw in values:
         if not raw:
             continue
         try:

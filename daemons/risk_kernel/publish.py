@@ -5,16 +5,20 @@ arguments and a dict and a `json.dumps` for each proposal (`bench/resp_ab.py` me
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from qtctl.adapters import resp
 from qtctl.adapters.resp import Template
 from qtctl.daemons.risk_kernel.columns import Columns
 from qtctl.daemons.risk_kernel.inputs import Batch
+from qtctl.daemons.risk_kernel.kernel import exit_reason
+
+if TYPE_CHECKING:
+    from qtctl.config import RiskSettings
 
 CHUNK = 200  # rows per write: Redis runs one chunk while the next is formatted
-PER_PROPOSAL, PER_EXIT = 2, 5  # commands (and replies) per published row
+PER_CHUNK, PER_PROPOSAL, PER_EXIT = 1, 2, 6  # commands (and replies) per chunk and per row
 STOP_FIELDS = ("stop_loss", "take_profit", "proposed_sl", "proposed_tp", "trailing_stop")
 # The stream entry records the decision and what it was made from; the hash adds the old
 # publisher's names and the kernel's context for readers of the current proposal.
@@ -38,6 +42,8 @@ RECORD = frozenset(
         "trading_state",
         "exit_now",
         "exit_reason",
+        "exit_price",
+        "exit_at",
     )
 )
 Fields = dict[str, str | list[str]]  # name -> a column (one value per row) or the cycle's constant
@@ -46,31 +52,40 @@ Fields = dict[str, str | list[str]]  # name -> a column (one value per row) or t
 class Writer:
     """The commands that publish a cycle's proposals."""
 
-    def __init__(self, settings: Any, stream: str, version: str, batch: Batch, cols: Columns):
+    def __init__(
+        self,
+        settings: RiskSettings,
+        stream: str,
+        version: str,
+        batch: Batch,
+        cols: Columns,
+        memory: Mapping[int, str],
+    ):
         self.settings = settings
         self.stream = stream
         self.batch = batch
         self.cols = cols
         self.version = version
+        self.memory = memory  # row -> the kernel's state after this proposal
 
     def proposals(self, rows: list[int], chunk: int = CHUNK) -> Iterator[list[str]]:
-        """HSET then XADD for each active proposal (a stop and a target), by template, in
-        chunks that Redis runs while the next is built: two commands per row, in row order."""
+        """Per chunk, the kernel's state first (one HSET: a stop is never published ahead of the
+        ratchet that keeps it), then HSET and XADD for each active proposal, by template, in
+        chunks that Redis runs while the next is built."""
         for start in range(0, len(rows), chunk):
-            yield self._proposals(rows[start : start + chunk])
+            part = rows[start : start + chunk]
+            yield [self._memory(part), *self._proposals(part)]
+
+    def _memory(self, rows: list[int]) -> str:
+        symbols, memory = self.batch.symbols, self.memory
+        pairs = [v for i in rows for v in (symbols[i], memory[i])]
+        return resp.command("HSET", self.settings.state_key, *pairs)
 
     def _proposals(self, rows: list[int]) -> list[str]:
-        cols, full = self.cols, len(rows) == len(self.batch.symbols)
+        full = len(rows) == len(self.batch.symbols)
         fields = {k: _pick(v, rows, full) for k, v in (self._base() | self._stops()).items()}
         symbols = _pick(self.batch.symbols, rows, full)
-        state: Fields = {
-            "exit_reason": "",
-            "held_reason": "",
-            "kernel_fingerprint": _pick(self.batch.fingerprints, rows, full),
-            "kernel_peak": _pick(cols.peak, rows, full),
-            "kernel_sl": _pick(cols.stop, rows, full),
-            "kernel_tp": _pick(cols.take_profit, rows, full),
-        }
+        state: Fields = {"exit_reason": "", "exit_price": "", "exit_at": "", "held_reason": ""}
         assert isinstance(symbols, list)
         xadd = Template("XADD", self.stream, *self._trim(), "symbol", None, "payload", None)
         keys = [self.settings.proposal_prefix + s for s in symbols]
@@ -80,20 +95,26 @@ class Writer:
         return [command for pair in zip(hsets, xadds, strict=True) for command in pair]
 
     def exit_now(self, i: int) -> list[str]:
-        """An exit-now proposal: no stop at all (never one on the wrong side), and why; its
-        five commands are one MULTI, so no reader sees the stops gone without the exit."""
+        """An exit-now proposal: no stop at all (never one on the wrong side), and why; once
+        latched it keeps its first reason, price and time. Its six commands are one MULTI, so
+        no reader sees the stops gone without the exit, nor the exit without its latch."""
         base = {k: v if isinstance(v, str) else v[i] for k, v in self._base().items()}
-        why = self.cols.reasons[i].split(",")[-1]
-        fields = base | {"trading_state": "exit-now", "exit_now": "1", "exit_reason": why}
+        prior = self.batch.priors[i]
+        if prior is not None and prior.latched:
+            why, price, at = prior.exit_reason, prior.exit_price, prior.exit_at
+        else:
+            why, price, at = exit_reason(self.cols.bits[i]), self.cols.price[i], base["timestamp"]
+        exit_fields = {"exit_reason": why, "exit_price": price, "exit_at": at}
+        fields = base | {"trading_state": "exit-now", "exit_now": "1"} | exit_fields
         payload = json.dumps(fields, separators=(",", ":"))
         symbol = self.batch.symbols[i]
         key = self.settings.proposal_prefix + symbol
-        state = {"kernel_fingerprint": self.batch.fingerprints[i], "kernel_peak": self.cols.peak[i]}
-        pairs = [x for kv in (fields | state | {"held_reason": ""}).items() for x in kv]
+        pairs = [x for kv in (fields | {"held_reason": ""}).items() for x in kv]
         return [
             resp.command("MULTI"),
             resp.command("HDEL", key, *STOP_FIELDS),
             resp.command("HSET", key, *pairs),
+            resp.command("HSET", self.settings.state_key, symbol, self.memory[i]),
             resp.command("XADD", self.stream, *self._trim(), "symbol", symbol, "payload", payload),
             resp.command("EXEC"),
         ]
@@ -140,7 +161,7 @@ class Writer:
         }
 
 
-def hold(settings: Any, symbol: str, why: str) -> str:
+def hold(settings: RiskSettings, symbol: str, why: str) -> str:
     """Keep the last valid proposal, flagged held with the reason."""
     key = settings.proposal_prefix + symbol
     return resp.command("HSET", key, "trading_state", "held", "held_reason", why)
