@@ -576,3 +576,30 @@ def test_a_hard_linked_source_is_left_alone_and_said_so_in_the_preview(
         f"convert {legacy} to LF (mode and owner kept, original backed up)"
     ]
     assert arena.victim_intact()
+
+
+def test_a_fifo_planted_where_doctor_reads_never_hangs_it(
+    arena: Arena, isolated_env: Path, redis_server: RedisServer
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.xadd("quantum:stream:trade.execution.res", {"i": "1"})  # a near-miss: code is read
+    code = arena.fleet / "code"
+    arena.fleet_file("code/bridge.py", b"DEST = 'quantum:stream:trade.execution.result'\n")
+    arena.as_fleet_user("mkfifo", str(code / "exit_monitor.py"))
+    arena.as_fleet_user("mkfifo", str(code / "watch.sh"))
+    isolated_env.write_text(
+        f"[fleet]\ncode_roots = ['{code}']\n[doctor]\ncheck_timeout = 10\n"
+        f"[redis]\nurl = '{redis_server.url}'\n"
+        "[streams]\nexpected = ['trade.execution.result']\n"
+    )
+    res = subprocess.run(
+        [*run_cli_argv(), "--format", "json", "doctor", "--select", "QT2,QT3,QT4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    findings = json.loads(res.stdout)["findings"]
+    assert not [f for f in findings if f["code"] == "QT000"]
+    assert [f["cause"] for f in findings if f["code"] == "QT405"] == ["near-miss"]

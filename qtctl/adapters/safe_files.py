@@ -130,6 +130,23 @@ def refusal(path: str) -> str:
     return ""
 
 
+def read_head(path: str, max_bytes: int) -> bytes:
+    """Up to `max_bytes` of a plain file for a check that only looks at it (a shebang, a stream
+    name): never blocks on a FIFO or reads a device swapped in; b'' when it is not a plain
+    file or cannot be read. Follows links like open() does: use `read_for_check` where the
+    content is quoted."""
+    try:
+        fd = os.open(path, READ_FLAGS & ~os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, max_bytes) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def open_folder(path: str) -> int:
     """An fd of the folder at `path` (the caller closes it), reached like `parent_of`: a link on
     the way (the folder itself included) is followed only where nobody else could plant it."""

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.unit_load import fleet_on_disk, working_directory
 from qtctl.diagnosis.unit_values import ExecCommand
 
@@ -66,21 +67,14 @@ def _script_argument(args: list[str], workdir: str) -> str:
 
 
 def _is_script(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(5)
-    except OSError:
-        return False
+    head = safe_files.read_head(path, 5)  # a FIFO planted as the script must not hang doctor
     return head.startswith((b"#!", b"\xef\xbb\xbf#!"))
 
 
 def shebang(path: str) -> list[str]:
     """The shebang line split into words (CR kept, so CRLF shows), or []."""
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(512)
-    except OSError:
-        return []
+    head = safe_files.read_head(path, 512)
+    first = head[: head.find(b"\n") + 1] if b"\n" in head else head
     first = first.removeprefix(b"\xef\xbb\xbf")
     if not first.startswith(b"#!"):
         return []

@@ -7,8 +7,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.env_file import environment as env_file_variables
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
+
+MAX_ENV_BYTES = 4 * 2**20  # as QT703 reads env files
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,5 @@ def _origins(unit: LoadedUnit) -> dict[str, str]:
 def read_env_file(path: str) -> dict[str, str]:
     """The variables an EnvironmentFile= gives the unit, read exactly as systemd reads them
     (none from a file systemd refuses)."""
-    try:
-        with open(path, "rb") as handle:
-            return env_file_variables(handle.read())
-    except OSError:
-        return {}
+    # Followed as systemd follows it (what the unit really gets), but never a FIFO or device.
+    return env_file_variables(safe_files.read_head(path, MAX_ENV_BYTES))

@@ -8,6 +8,8 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
+from qtctl.adapters import safe_files
+
 MIN_NAME = 6
 MAX_EDITS = 2
 TEXT_LIMIT = 2 * 2**20
@@ -61,11 +63,7 @@ def references(names: Sequence[str], roots: Sequence[str]) -> dict[str, list[str
     }
     found: dict[str, list[str]] = {n: [] for n in names}
     for path in _text_files(roots):
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(TEXT_LIMIT)
-        except OSError:
-            continue
+        data = safe_files.read_head(path, TEXT_LIMIT)  # a FIFO in the tree must not hang it
         if b"\0" in data[:4096]:
             continue
         for name, pattern in patterns.items():
