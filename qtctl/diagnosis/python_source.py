@@ -8,6 +8,8 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 
+from qtctl.adapters import safe_files
+
 MAX_SOURCE = 4 * 2**20
 
 
@@ -70,11 +72,9 @@ def unparseable(file: str) -> str:
     """Why a service's script cannot be analysed (it will not start either)."""
     if not os.path.exists(file):
         return f"the script {file} does not exist"
-    try:
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_SOURCE + 1)
-    except OSError as exc:
-        return f"cannot read {file}: {exc.strerror}"
+    if not os.path.isfile(file):
+        return f"the script {file} is not a plain file"
+    raw = safe_files.read_head(file, MAX_SOURCE + 1)  # never blocks on a FIFO swapped in
     if len(raw) > MAX_SOURCE:
         return f"{file} is larger than {MAX_SOURCE // 2**20} MiB: not analysed"
     try:
@@ -104,8 +104,7 @@ def parse(file: str) -> tuple[ast.Module | None, str]:
 @lru_cache(maxsize=4096)
 def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
     try:
-        with open(file, "rb") as handle:
-            raw = handle.read(MAX_SOURCE + 1)
+        raw = safe_files.read_head(file, MAX_SOURCE + 1)  # a FIFO named like a module: b""
         if len(raw) > MAX_SOURCE:
             return None, ""
         source = raw.decode("utf-8", "replace")
