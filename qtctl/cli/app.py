@@ -21,6 +21,7 @@ from qtctl.cli.commands.explain import explain
 from qtctl.cli.commands.fix import fix
 from qtctl.cli.commands.install import install
 from qtctl.cli.commands.report import report
+from qtctl.cli.commands.risk import risk_app
 from qtctl.cli.commands.rl import rl_app
 from qtctl.cli.commands.run import run
 from qtctl.cli.commands.streams import streams_app
@@ -41,6 +42,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(streams_app, name="streams")
 app.add_typer(rl_app, name="rl")
+app.add_typer(risk_app, name="risk")
 app.command()(doctor)
 app.command()(fix)
 app.command()(explain)
