@@ -162,7 +162,7 @@ def test_env_file_findings(box: Sandbox) -> None:
     assert copy["detail"] == ["not readable by daemon (User= of quantum-copy-env.service)"]
     broken = found["/etc/quantum/broken.env"]
     assert broken["cause"] == "unbalanced-quote,crlf"
-    assert "MODEL_PATH swallows lines 2-4" in broken["detail"][0]  # type: ignore[index]
+    assert "MODEL_PATH swallows lines 2-3" in broken["detail"][0]  # type: ignore[index]
     duplicate = found["secret BINANCE_API_KEY"]
     assert duplicate["message"] == "the same value of BINANCE_API_KEY is in 3 files"
     text = json.dumps(doc)
