@@ -73,29 +73,32 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 fix_hint=ENV_FILES.fix,
             )
     digests: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    owners: dict[str, int] = {}
     for env in env_files(uses, settings.env_dirs):
         try:
-            text = _read(env.path)
+            read = _read(env.path)
         except safe_files.UnsafePath as exc:
             yield _not_inspected(env, str(exc))
             continue
-        if text is None:
+        if read is None:
             continue
+        text, owners[env.path] = read
         yield from _rejected(env, text)
         for key, digest in secret_digests(text, settings.secret_patterns).items():
             digests[digest].append((env.path, key))
         finding = _file_finding(env, text, settings.secret_patterns)
         if finding:
             yield finding
-    yield from _duplicates(digests)
+    yield from _duplicates(digests, owners)
 
 
-def _read(path: str) -> bytes | None:
-    """Read as root without following a link the fleet user could have planted (nor blocking on
-    a FIFO swapped in): root-only files must never reach a report through a link. The bytes, as
-    systemd reads them: a NUL or invalid UTF-8 decides whether it loads the file at all."""
+def _read(path: str) -> tuple[bytes, int] | None:
+    """(bytes, owner uid), read as root without following a link the fleet user could have
+    planted (nor blocking on a FIFO swapped in): root-only files never reach a report through a
+    link, and the owner is that of the inode read. The bytes, as systemd reads them: a NUL or
+    invalid UTF-8 decides whether it loads the file at all."""
     try:
-        return safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES)
+        return safe_files.read_owned_for_check(os.path.abspath(path), MAX_ENV_BYTES)
     except OSError:
         return None
 
@@ -207,10 +210,12 @@ def _units_of(env: EnvFile, user: str) -> str:
     return ", ".join(sorted({u.unit for u in env.uses if (u.user or "root") == user}))
 
 
-def _duplicates(digests: dict[str, list[tuple[str, str]]]) -> Iterator[Finding]:
+def _duplicates(
+    digests: dict[str, list[tuple[str, str]]], owners: dict[str, int]
+) -> Iterator[Finding]:
     for places in digests.values():
         files = sorted({path for path, _ in places})
-        if len(files) < 2 or not _owners_read_all(files):
+        if len(files) < 2 or not _owners_read_all(files, {owners[f] for f in files}):
             continue
         keys = sorted({key for _, key in places})
         yield Finding(
@@ -225,15 +230,10 @@ def _duplicates(digests: dict[str, list[tuple[str, str]]]) -> Iterator[Finding]:
         )
 
 
-def _owners_read_all(files: list[str]) -> bool:
-    """A match is said only when every owner of one of the files may read all of them: else the
-    finding would tell a fleet user whether a guess equals a secret it cannot read."""
-    owners = set()
-    for path in files:
-        try:
-            owners.add(os.stat(path).st_uid)
-        except OSError:
-            return False
+def _owners_read_all(files: list[str], owners: set[int]) -> bool:
+    """A match is said only when every owner of one of the files (of the inodes read, so a name
+    swapped for a link afterwards changes nothing) may read all of them: else the finding would
+    tell a fleet user whether a guess equals a secret it cannot read."""
     for uid in owners - {0}:
         try:
             user = pwd.getpwuid(uid).pw_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from qtctl.adapters.redis_client import NOT_UTF8, GroupInfo, StreamInfo, read_streams, stream_keys
-from qtctl.diagnosis.stream_names import bare, near_misses, references
+from qtctl.diagnosis.stream_names import MAX_FILES, bare, near_misses, references
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import ConsumerFacts, GroupFacts, MigrationFacts, StreamFacts
@@ -321,7 +321,7 @@ def _near_miss(
 ) -> Finding:
     settings = ctx.config.streams
     streams = [expected, *others]
-    refs = references(
+    refs, complete = references(
         [bare(s.name, settings.prefix) for s in streams] + [s.name for s in streams],
         list(ctx.config.fleet.code_roots),
     )
@@ -339,6 +339,13 @@ def _near_miss(
         state = stream.error or f"{stream.length} entries, {age}"
         detail.append(f"{stream.name}: {state}; {groups}; {named}")
     against = dict(_direction(expected, others, files_of))
+    if not complete:  # which side the code names is unknown: nothing moves on a guess
+        against = {
+            name: why
+            or f"the code roots hold more than {MAX_FILES} files: which name the code "
+            "uses is not known; migrate by hand"
+            for name, why in against.items()
+        }
     detail.extend(
         f"evidence: {why}" if why else f"migrate-from: {name}" for name, why in against.items()
     )

@@ -6,8 +6,8 @@ import difflib
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
+from qtctl.adapters import safe_files, safe_walk
 from qtctl.diagnosis.unit_file import unit_files_on_disk
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -18,6 +18,7 @@ SKIP_DIRS = frozenset(
 )
 MAX_DEPTH = 8
 MAX_ENTRIES = 200_000
+MAX_UNIT_BYTES = 1 << 20
 DIFF_LINES = 8
 
 UNIT_DRIFT = CodeDoc(
@@ -62,31 +63,33 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def unit_copies(roots: Sequence[str]) -> dict[str, list[str]]:
-    """Unit file name -> paths of its copies under the roots (bounded walk)."""
+    """Unit file name -> paths of its copies under the roots (bounded walk by folder fds)."""
     found: dict[str, list[str]] = defaultdict(list)
     seen = 0
+    skipped: list[tuple[str, str]] = []
     for root in roots:
-        base_depth = root.rstrip("/").count("/")
-        for folder, dirs, files in os.walk(root):
-            seen += len(dirs) + len(files)
-            if seen > MAX_ENTRIES or folder.count("/") - base_depth >= MAX_DEPTH:
-                dirs.clear()
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-            for name in files:
+        try:
+            for path, name, _ in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, skipped):
+                seen += 1
+                if seen > MAX_ENTRIES:
+                    return found
                 if name.endswith((".service", ".timer")):
-                    found[name].append(os.path.join(folder, name))
+                    found[name].append(path)
+        except (OSError, safe_files.UnsafePath):
+            continue  # a missing root, or one behind a planted link: no copies there
     return found
 
 
 def _compare(name: str, installed: str, copies: list[str]) -> Finding | None:
-    mine = _normal(installed)
-    matching = [c for c in copies if _normal(c) == mine]
-    differing = [c for c in copies if c not in matching]
+    mine = _normal(installed) or []
+    texts = {c: lines for c in copies if (lines := _normal(c)) is not None}
+    matching = [c for c, lines in texts.items() if lines == mine]
+    differing = [c for c in texts if c not in matching]
     if not differing:
         return None
     detail: list[str] = []
     for copy in differing:
-        diff = list(difflib.unified_diff(_normal(copy), mine, copy, installed, lineterm="", n=0))
+        diff = list(difflib.unified_diff(texts[copy], mine, copy, installed, lineterm="", n=0))
         changed = sum(1 for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---"))
         detail.append(f"{copy}: {changed} line(s) differ")
         detail += [f"  {d}" for d in diff[2 : 2 + DIFF_LINES]]
@@ -107,11 +110,15 @@ def _compare(name: str, installed: str, copies: list[str]) -> Finding | None:
     )
 
 
-def _normal(path: str) -> list[str]:
+def _normal(path: str) -> list[str] | None:
+    """The file's lines, read as a check may read as root; None for a copy that is a link the
+    fleet user could have planted (to a root-only file), a FIFO or a device: never quoted, and
+    not counted as a copy."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
+        data = safe_files.read_for_check(os.path.abspath(path), MAX_UNIT_BYTES)
+    except (OSError, safe_files.UnsafePath):
+        return None
+    text = data.decode("utf-8", errors="replace")
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     while lines and not lines[-1]:
         lines.pop()

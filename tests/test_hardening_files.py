@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import tempfile
@@ -77,8 +76,8 @@ def arena() -> Iterator[Arena]:
     victim.chmod(0o600)
     try:
         yield Arena(root, fleet, victim)
-    finally:
-        shutil.rmtree(root)
+    finally:  # rm, not shutil.rmtree: it also removes trees deeper than Python's stack
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
 
 
 class Attacker:
@@ -603,3 +602,42 @@ def test_a_fifo_planted_where_doctor_reads_never_hangs_it(
     findings = json.loads(res.stdout)["findings"]
     assert not [f for f in findings if f["code"] == "QT000"]
     assert [f["cause"] for f in findings if f["code"] == "QT405"] == ["near-miss"]
+
+
+def test_unit_copies_behind_a_planted_link_are_never_read(arena: Arena, isolated_env: Path) -> None:
+    code = arena.fleet / "code"
+    arena.fleet_file("code/units/README", b"unit files\n")
+    installed = "systemd-journald.service"  # on every host with systemd, read-only here
+    arena.as_fleet_user("ln", "-s", str(arena.victim), str(code / "units" / installed))
+    isolated_env.write_text(f"[fleet]\ncode_roots = ['{code}']\nunits = ['{installed}']\n")
+    res = run_cli("--format", "json", "-v", "doctor", "--select", "QT106")
+    assert "secret" not in res.stdout and "19000" not in res.stdout, res.stdout
+    assert not [f for f in json.loads(res.stdout)["findings"] if f["code"] == "QT000"]
+
+
+def test_a_tree_thousands_deep_is_walked_without_crashing_a_check(
+    arena: Arena, isolated_env: Path, redis_server: RedisServer
+) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_server.url).xadd("quantum:stream:trade.execution.res", {"i": "1"})
+    code = arena.fleet / "code"
+    arena.fleet_file("code/legacy.py", b"import os\r\n")
+    fd = os.open(code, os.O_DIRECTORY)
+    for _ in range(3000):  # deeper than PATH_MAX allows by name: made through fds
+        os.mkdir("d", dir_fd=fd)
+        nxt = os.open("d", os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+    isolated_env.write_text(
+        f"[fleet]\ncode_roots = ['{code}']\n[redis]\nurl = '{redis_server.url}'\n"
+        "[streams]\nexpected = ['trade.execution.result']\n"
+    )
+    res = run_cli("--format", "json", "doctor", "--select", "QT3,QT4")
+    findings = json.loads(res.stdout)["findings"]
+    assert not [f for f in findings if f["code"] == "QT000"], res.stdout
+    [crlf] = [f for f in findings if f["code"] == "QT302" and f["cause"] == "crlf-sources"]
+    assert str(code / "legacy.py") in crlf["detail"]
+    [skipped] = [f for f in findings if f["cause"] == "skipped"]
+    assert any("deeper than 64 folders: not scanned" in line for line in skipped["detail"])

@@ -92,7 +92,13 @@ def parent_of(path: str, create: bool = False, mode: int = 0o755) -> Iterator[tu
 
 
 def read_for_check(path: str, max_bytes: int) -> bytes:
-    """What a check may read of a fleet file as root: reached like `read_file`, where a final
+    """`read_owned_for_check` without the owner."""
+    return read_owned_for_check(path, max_bytes)[0]
+
+
+def read_owned_for_check(path: str, max_bytes: int) -> tuple[bytes, int]:
+    """What a check may read of a fleet file as root, and its owner: reached like `read_file`,
+    where a final
     symlink is followed only when nobody but root could have planted it (a release link in
     /etc), never a FIFO or device, at most `max_bytes` (the rest is not read). UnsafePath says
     why not; OSError when it is not there."""
@@ -102,8 +108,8 @@ def read_for_check(path: str, max_bytes: int) -> bytes:
             info = os.stat(name, dir_fd=folder, follow_symlinks=False)
             if not stat.S_ISLNK(info.st_mode):
                 fd = _open_plain(folder, name, path)
-                try:
-                    return os.read(fd, max_bytes)
+                try:  # the owner of the very inode read, not of whatever the name is now
+                    return os.read(fd, max_bytes), os.fstat(fd).st_uid
                 finally:
                     os.close(fd)
             links += 1
@@ -128,23 +134,6 @@ def refusal(path: str) -> str:
     if info.st_mode & SPECIAL_BITS:
         return f"{path}: setuid, setgid or sticky"
     return ""
-
-
-def read_head(path: str, max_bytes: int) -> bytes:
-    """Up to `max_bytes` of a plain file for a check that only looks at it (a shebang, a stream
-    name): never blocks on a FIFO or reads a device swapped in; b'' when it is not a plain
-    file or cannot be read. Follows links like open() does: use `read_for_check` where the
-    content is quoted."""
-    try:
-        fd = os.open(path, READ_FLAGS & ~os.O_NOFOLLOW)
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, max_bytes) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
 
 
 def open_folder(path: str) -> int:

@@ -6,10 +6,10 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_files, safe_walk
 from qtctl.diagnosis.line_endings import BINARY_PROBE, BOM, Endings, classify
 
 SKIP_DIRS = frozenset(
@@ -30,6 +30,7 @@ SKIP_DIRS = frozenset(
 EXECUTED_EXTENSIONS = frozenset({".py", ".sh", ".service", ".timer", ".socket", ".bash"})
 HEAD = 65536
 SYS_PATH = re.compile(rb"sys\.path\.(?:insert|append)\s*\(")
+MAX_DEPTH = 64  # deeper folders are listed as skipped
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -67,48 +68,24 @@ class CodeScan:
 def scan(roots: Sequence[str], max_bytes: int, max_files: int = 500_000) -> CodeScan:
     """Walk the roots (no symlinked directories, no VCS/venv folders), reading each file once.
 
-    The walk goes by directory fds (`os.fwalk`), so a folder the fleet user swaps for a symlink
-    mid-scan is never followed; a root is reached only through links nobody else could plant."""
+    The walk goes by folder fds (`safe_walk.walk`), so a folder the fleet user swaps for a
+    symlink mid-scan is never followed, and a tree thousands deep cannot exhaust the stack; a
+    root is reached only through links nobody else could plant."""
     result = CodeScan(tuple(roots))
     for root in roots:
         try:
-            top = safe_files.open_folder(os.path.abspath(root))
+            for path, name, folder in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, result.skipped):
+                if result.files_seen >= max_files:
+                    result.skipped.append((root, f"stopped after {max_files} files"))
+                    return result
+                _scan_file(path, name, folder, result, max_bytes)
         except safe_files.UnsafePath as exc:
             result.skipped.append((root, f"not scanned: {exc}"))
-            continue
         except OSError:
             result.missing_roots.append(root)
-            continue
-        try:
-            if not _scan_root(root, top, result, max_bytes, max_files):
-                return result
-        finally:
-            os.close(top)
     result.crlf.sort(key=lambda f: f.path)  # deterministic output, sorted once
     result.sys_path.sort(key=lambda line: (line.path, line.line))
     return result
-
-
-def _scan_root(root: str, top: int, result: CodeScan, max_bytes: int, max_files: int) -> bool:
-    """False once max_files is reached."""
-    walk = os.fwalk(".", dir_fd=top, follow_symlinks=False, onerror=_unreadable(root, result))
-    for rel, dirs, files, folder in walk:
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        base = root if rel == "." else os.path.join(root, rel[2:])
-        for name in sorted(files):
-            if result.files_seen >= max_files:
-                result.skipped.append((root, f"stopped after {max_files} files"))
-                return False
-            _scan_file(os.path.join(base, name), name, folder, result, max_bytes)
-    return True
-
-
-def _unreadable(root: str, result: CodeScan) -> Callable[[OSError], None]:
-    def record(exc: OSError) -> None:
-        where = exc.filename if isinstance(exc.filename, str) else root
-        result.skipped.append((where, f"unreadable: {exc.strerror}"))
-
-    return record
 
 
 def _scan_file(path: str, name: str, folder: int, result: CodeScan, max_bytes: int) -> None:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_walk
 from qtctl.diagnosis.unit_load import fleet_on_disk, working_directory
 from qtctl.diagnosis.unit_values import ExecCommand
 
@@ -67,13 +67,13 @@ def _script_argument(args: list[str], workdir: str) -> str:
 
 
 def _is_script(path: str) -> bool:
-    head = safe_files.read_head(path, 5)  # a FIFO planted as the script must not hang doctor
+    head = safe_walk.read_head(path, 5)  # a FIFO planted as the script must not hang doctor
     return head.startswith((b"#!", b"\xef\xbb\xbf#!"))
 
 
 def shebang(path: str) -> list[str]:
     """The shebang line split into words (CR kept, so CRLF shows), or []."""
-    head = safe_files.read_head(path, 512)
+    head = safe_walk.read_head(path, 512)
     first = head[: head.find(b"\n") + 1] if b"\n" in head else head
     first = first.removeprefix(b"\xef\xbb\xbf")
     if not first.startswith(b"#!"):

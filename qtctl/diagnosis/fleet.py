@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
 from qtctl.diagnosis.exec_targets import SHELLS
 from qtctl.diagnosis.failure_cause import ExecProbe
@@ -201,7 +201,7 @@ def _missing_interpreter(head: bytes) -> str:
 
 
 def _head(path: str, size: int = 4096) -> bytes:
-    return safe_files.read_head(path, size)  # never blocks on a FIFO planted as the script
+    return safe_walk.read_head(path, size)  # never blocks on a FIFO planted as the script
 
 
 def limit_set(value: Any) -> bool:

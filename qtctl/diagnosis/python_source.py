@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_walk
 
 MAX_SOURCE = 4 * 2**20
 
@@ -74,7 +74,7 @@ def unparseable(file: str) -> str:
         return f"the script {file} does not exist"
     if not os.path.isfile(file):
         return f"the script {file} is not a plain file"
-    raw = safe_files.read_head(file, MAX_SOURCE + 1)  # never blocks on a FIFO swapped in
+    raw = safe_walk.read_head(file, MAX_SOURCE + 1)  # never blocks on a FIFO swapped in
     if len(raw) > MAX_SOURCE:
         return f"{file} is larger than {MAX_SOURCE // 2**20} MiB: not analysed"
     try:
@@ -104,7 +104,7 @@ def parse(file: str) -> tuple[ast.Module | None, str]:
 @lru_cache(maxsize=4096)
 def _parse_cached(file: str, mtime_ns: int, size: int) -> tuple[ast.Module | None, str]:
     try:
-        raw = safe_files.read_head(file, MAX_SOURCE + 1)  # a FIFO named like a module: b""
+        raw = safe_walk.read_head(file, MAX_SOURCE + 1)  # a FIFO named like a module: b""
         if len(raw) > MAX_SOURCE:
             return None, ""
         source = raw.decode("utf-8", "replace")

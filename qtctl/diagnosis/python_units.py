@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_walk
 from qtctl.diagnosis.env_file import environment as env_file_variables
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 
@@ -85,4 +85,4 @@ def read_env_file(path: str) -> dict[str, str]:
     """The variables an EnvironmentFile= gives the unit, read exactly as systemd reads them
     (none from a file systemd refuses)."""
     # Followed as systemd follows it (what the unit really gets), but never a FIFO or device.
-    return env_file_variables(safe_files.read_head(path, MAX_ENV_BYTES))
+    return env_file_variables(safe_walk.read_head(path, MAX_ENV_BYTES))

@@ -4,15 +4,16 @@ of who uses each name: references in the code roots and env files."""
 from __future__ import annotations
 
 import glob
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_files, safe_walk
 
 MIN_NAME = 6
 MAX_EDITS = 2
 TEXT_LIMIT = 2 * 2**20
+MAX_FILES = 100_000  # beyond this the naming evidence is incomplete (a 15,000-file tree fits)
+MAX_DEPTH = 64
 ENV_GLOBS = ("/etc/quantum/*.env", "/etc/quantum/*/*.env", "/etc/default/quantum*")
 SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages"})
 
@@ -52,31 +53,40 @@ def _edits(a: str, b: str) -> int:
     return row[-1]
 
 
-def references(names: Sequence[str], roots: Sequence[str]) -> dict[str, list[str]]:
+def references(names: Sequence[str], roots: Sequence[str]) -> tuple[dict[str, list[str]], bool]:
     """Files under the roots and the fleet's env files that name each stream exactly.
 
     A name counts only as a whole token: `trade.execution.res` inside
-    `trade.execution.result` is not a reference to the shorter name.
+    `trade.execution.result` is not a reference to the shorter name. The roots are walked by
+    folder fds and files opened without following a link, so a planted link to a root-only file
+    cannot answer "does it name this stream". Also says whether the evidence is complete (not
+    past MAX_FILES): a migration must not rest on incomplete evidence.
     """
     patterns = {
         n: re.compile(rb"(?<![\w.:-])" + re.escape(n.encode()) + rb"(?![\w.-])") for n in names
     }
     found: dict[str, list[str]] = {n: [] for n in names}
-    for path in _text_files(roots):
-        data = safe_files.read_head(path, TEXT_LIMIT)  # a FIFO in the tree must not hang it
+    seen = 0
+    for path, data in _text_files(roots):
+        seen += 1
+        if seen > MAX_FILES:
+            return found, False
         if b"\0" in data[:4096]:
             continue
         for name, pattern in patterns.items():
             if pattern.search(data):
                 found[name].append(path)
-    return found
+    return found, True
 
 
-def _text_files(roots: Sequence[str]) -> Iterable[str]:
+def _text_files(roots: Sequence[str]) -> Iterator[tuple[str, bytes]]:
     for pattern in ENV_GLOBS:
-        yield from sorted(glob.glob(pattern))
+        for path in sorted(glob.glob(pattern)):
+            yield path, safe_walk.read_head(path, TEXT_LIMIT)
+    skipped: list[tuple[str, str]] = []
     for root in roots:
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-            for name in sorted(files):
-                yield os.path.join(folder, name)
+        try:
+            for path, name, folder in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, skipped):
+                yield path, safe_walk.read_at(folder, name, TEXT_LIMIT)
+        except (OSError, safe_files.UnsafePath):
+            continue  # a missing root, or one behind a planted link: nothing read

@@ -35,6 +35,7 @@ from qtctl.fix.stream_repairs import apply_stream_action
 
 log = logging.getLogger(__name__)
 SETTLE_SEC = 10.0
+MAX_CONVERT_BYTES = 50 * 2**20  # the code scan's default code.max_file_mb
 
 
 def apply_repairs(
@@ -123,8 +124,8 @@ def _apply(
 
 
 def _convert(path: str, record: FixRecord, journal: FixJournal) -> None:
-    try:
-        original, snapshot = safe_files.read_file(path)
+    try:  # bounded: a file swapped for a huge one is refused before any backup is written
+        original, snapshot = safe_files.read_file(path, MAX_CONVERT_BYTES)
     except (safe_files.UnsafePath, OSError) as exc:
         record.add(Change.SKIPPED, path=path, reason=f"not converted: {exc}")
         return

@@ -19,6 +19,7 @@ from qtctl.fix.repair import Planning, Repair
 
 OWNER_CAUSES = ("secrets-readable", "unreadable-by-user")
 SYNTAX_CAUSES = ("inline-comment", "export-prefix", "crlf")
+MAX_ENV_BYTES = 4 * 2**20  # as QT703 reads them
 
 
 def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
@@ -109,10 +110,9 @@ def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) ->
 def _proven_rewrite(path: str, is_secret: Callable[[str], bool]) -> tuple[str, str] | None:
     """The rewritten text and its diff (secret values masked), when systemd's reading of it is
     the intended one."""
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            original = handle.read()
-    except (OSError, UnicodeDecodeError):
+    try:  # never through a planted link, a FIFO or a device: its text reaches the diff
+        original = safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES).decode()
+    except (OSError, UnicodeDecodeError, safe_files.UnsafePath):
         return None
     text, unrepairable = rewrite(original)
     if unrepairable:
