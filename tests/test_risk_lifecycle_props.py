@@ -92,7 +92,10 @@ def test_a_lifecycle_never_loosens_never_unlatches_never_loses_its_stop(life: Li
         price *= 1 + move
         sigma = sigma if new_sigma is None else new_sigma
         cur = math.nan if sl_from_price is None else price * (1 - s * sl_from_price)
-        prior = state.prior(memory, life.ident)  # what a restarted daemon reads back too
+        prior = state.prior(memory, life.ident)
+        if memory:  # a restarted daemon parses what this one remembered: the same memory
+            parsed = state._parse(memory)
+            assert parsed is not None and repr(parsed[0]) == repr(prior)
         x, out = cycle(life, prior, price, cur, sigma, t)
         assert out.valid[0], "valid inputs: a stop or an exit, never held"
         if latched:

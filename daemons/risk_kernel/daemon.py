@@ -189,8 +189,9 @@ class RiskKernel:
 
 def _rejected(batch: Batch, bits: int, i: int) -> tuple[str, str]:
     """Why the kernel rejected a row, as a counter code and a held reason."""
-    if i in batch.malformed:
-        return "malformed-input", batch.malformed[i]
+    if i in batch.problems:
+        code: str = batch.problems[i][0]
+        return code, batch.problems[i][1]
     if bits & BIT["invariant-failed"]:
         return "invariant", "invariant"
     return "invalid-input", "non-finite or out-of-range input"

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -55,7 +55,6 @@ SIDES = frozenset(("LONG", "SHORT"))
 REQUIRED = (*REGIME, "sigma")
 _required = itemgetter(*(M[k] for k in REQUIRED))
 _stamps = itemgetter(*(M[k] for k in STAMP_FIELDS))
-_price_stamps = itemgetter(*(P[k] for k in PRICE_STAMPS))
 _identity = itemgetter(P["position_id"], P["side"], P["entry_price"])
 NO_MARKET: Reply = [None] * len(MARKET_FIELDS)
 
@@ -74,7 +73,7 @@ class Batch:
     idents: list[str] = field(default_factory=list)
     priors: list[Prior | None] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
-    malformed: dict[int, str] = field(default_factory=dict)  # row -> the bad optional input
+    problems: dict[int, tuple[str, str]] = field(default_factory=dict)  # row -> (code, why)
     held: dict[str, str] = field(default_factory=dict)  # symbol -> why no new proposal
     held_codes: dict[str, str] = field(default_factory=dict)  # symbol -> the reason's code
 
@@ -91,16 +90,18 @@ def read(client: redis.Redis, settings: RiskSettings, symbols: list[str], now: f
     batch = Batch()
     rows: list[tuple[Reply, Reply]] = []
     nothing = len(POSITION_FIELDS)
+    typed = memory.__class__ is list
     for i, symbol in enumerate(symbols):
         position, market, proposal = replies[i], replies[n + i], replies[2 * n + i]
         if position.__class__ is not list or position.count(None) == nothing:
             continue  # closed (or retyped) between SCAN and read
         ident = state.identity(*_identity(position))
-        prior = state.prior(memory[i], ident) if memory.__class__ is list else None
+        prior = state.prior(memory[i], ident) if typed else None
         if prior is None or not prior.latched:  # a latched exit stands whatever the inputs
-            code, why = _wrong_type(market, proposal, memory, settings)
-            if not code:
-                code, why = _problem(position, market, prior, settings, now)
+            if market.__class__ is list and proposal.__class__ is list and typed:
+                code, why = _problem(position, market, settings, now)
+            else:
+                code, why = _wrong_type(market, proposal, memory, settings)
             if code:
                 batch.held[symbol], batch.held_codes[symbol] = why, code
                 continue
@@ -149,6 +150,8 @@ def _columns(
     liquidation = _optional(batch, bad, by_position[P["liquidation_price"]], "liquidation_price")
     current_sl = _optional(batch, bad, by_position[P["current_sl"]], "current_sl")
     leverage = _optional(batch, bad, by_position[P["leverage"]], "leverage", minimum=1.0)
+    latched = np.array([p is not None and p.latched for p in priors], dtype=bool)
+    _price_age(batch, bad, by_position, price, settings, now)
     a = np.column_stack(
         [
             np.where(long, 1.0, -1.0),
@@ -164,8 +167,8 @@ def _columns(
             current_sl,
             leverage,
             _age(by_position[P["age_sec"]], held[3], settings, now),
-            np.array([p is not None and p.latched for p in priors], dtype=np.float64),
-            bad.astype(np.float64),
+            latched,
+            bad & ~latched,
         ]
     )
     batch.inputs = Inputs(
@@ -217,7 +220,9 @@ def _optional(
     parsed = _floats(values)
     wrong = ~_missing(values) & ~(np.isfinite(parsed) & (parsed >= minimum) & (parsed > 0))
     for i in np.flatnonzero(wrong).tolist():
-        batch.malformed.setdefault(i, f"malformed {name} {shown(str(values[i]))!r}")
+        batch.problems.setdefault(
+            i, ("malformed-input", f"malformed {name} {shown(str(values[i]))!r}")
+        )
     bad |= wrong
     return np.where(wrong, np.nan, parsed)
 
@@ -260,15 +265,11 @@ def _wrong_type(market: Any, proposal: Any, memory: Any, settings: Any) -> tuple
     return "", ""
 
 
-def _problem(
-    position: Reply, market: Reply, prior: Prior | None, settings: Any, now: float
-) -> tuple[str, str]:
+def _problem(position: Reply, market: Reply, settings: Any, now: float) -> tuple[str, str]:
     side = position[P["side"]]
     if side not in SIDES and (side or "").upper() not in SIDES:
-        return (
-            "bad-side",
-            f"position side {'missing' if side is None else side!r} is not LONG or SHORT",
-        )
+        why = f"position side {'missing' if side is None else side!r} is not LONG or SHORT"
+        return "bad-side", why
     if market.count(None) == len(MARKET_FIELDS):
         return "no-market-state", "no market state"
     if None in _required(market):  # never a silent 0 (the old publisher's p_trend for weeks)
@@ -278,28 +279,45 @@ def _problem(
     if stamp and now - stamp > settings.market_max_age_sec:
         why = f"market state is {now - stamp:.0f} s old (limit {settings.market_max_age_sec:g})"
         return "market-stale", why
-    return _price_age(position, prior, settings, now)
-
-
-def _price_age(position: Reply, prior: Prior | None, settings: Any, now: float) -> tuple[str, str]:
-    """The price's age from its own time field, or since the kernel last saw it change."""
-    mode, limit = settings.price_age_from, settings.price_max_age_sec
-    stamps = _price_stamps(position)
-    if mode != "change" and any(stamps):
-        stamp = _stamp(stamps)
-        if not stamp:
-            raw = next(v for v in stamps if v)
-            return "malformed-input", f"malformed position time {shown(raw)!r}"
-        age, source = now - stamp, "by its time field"
-    elif (
-        mode != "field" and prior is not None and _num(position[P["current_price"]]) == prior.price
-    ):
-        age, source = now - prior.price_at, "unchanged"
-    else:
-        return "", ""
-    if age > limit:
-        return "price-stale", f"position price is {age:.0f} s old, {source} (limit {limit:g})"
     return "", ""
+
+
+def _price_age(
+    batch: Batch,
+    bad: NDArray[np.bool_],
+    by_position: list[tuple[str | None, ...]],
+    price: NDArray[np.float64],
+    settings: Any,
+    now: float,
+) -> None:
+    """The price's age from its own time field (the first of PRICE_STAMPS given), or since the
+    kernel last saw it change (risk.price_age_from); older than the limit holds the row."""
+    mode, limit = settings.price_age_from, settings.price_max_age_sec
+    stamp, given = np.full(len(price), np.nan), np.zeros(len(price), dtype=bool)
+    for name in PRICE_STAMPS if mode != "change" else ():
+        values = by_position[P[name]]
+        if values.count(None) == len(values):
+            continue  # the usual case: the fleet writes no time field
+        here = ~_missing(values) & ~given
+        for i in np.flatnonzero(here).tolist():
+            stamp[i] = _stamp([values[i]]) or math.nan
+            if math.isnan(stamp[i]):
+                why = f"malformed position {name} {shown(str(values[i]))!r}"
+                batch.problems.setdefault(i, ("malformed-input", why))
+                bad[i] = True
+        given |= here
+    age = np.where(given, now - stamp, np.nan)
+    if mode != "field":
+        seen = np.array(
+            [(math.nan, math.nan) if p is None else (p.price, p.price_at) for p in batch.priors]
+        )
+        unchanged = ~given & (np.abs(price - seen[:, 0]) <= 1e-12 * np.abs(price))
+        age = np.where(unchanged, now - seen[:, 1], age)
+    for i in np.flatnonzero(age > limit).tolist():
+        source = "by its time field" if given[i] else "unchanged"
+        why = f"position price is {age[i]:.0f} s old, {source} (limit {limit:g})"
+        batch.problems.setdefault(i, ("price-stale", why))
+        bad[i] = True
 
 
 def _num(raw: str | None, default: float = math.nan) -> float:
@@ -311,7 +329,7 @@ def _num(raw: str | None, default: float = math.nan) -> float:
         return math.nan  # present but garbage: an input error, not a default
 
 
-def _stamp(values: Sequence[str | None]) -> float:
+def _stamp(values: Iterable[str | None]) -> float:
     """The first time value given, as Unix seconds (ms and ISO-8601 too); 0.0 if unreadable."""
     for raw in values:
         if not raw:

@@ -18,7 +18,7 @@ import numpy as np
 
 from qtctl.daemons.risk_kernel.kernel import Inputs, Proposals, exit_reason
 
-VERSION = "s1"
+VERSION = "s1"  # floats in hex (float.hex): exact
 PARTS = 12  # the identity goes last: it is the fleet's text and may hold any character
 
 
@@ -51,24 +51,23 @@ def prior(raw: str | None, ident: str) -> Prior | None:
     """The memory in `raw` when it belongs to this identity; None for a new position."""
     if not raw:
         return None
+    written = _WRITTEN.get(ident)
+    if written is not None and written[0] == raw:
+        return written[1]  # what this process wrote last: no need to parse it again
+    parsed = _parse(raw)
+    return parsed[0] if parsed is not None and parsed[1] == ident else None
+
+
+def _parse(raw: str) -> tuple[Prior, str] | None:
     parts = raw.split("|", PARTS - 1)
-    if len(parts) != PARTS or parts[0] != VERSION or parts[-1] != ident:
+    if len(parts) != PARTS or parts[0] != VERSION:
         return None
     try:
-        return Prior(
-            float(parts[1]),
-            float(parts[2]),
-            float(parts[3]),
-            int(parts[4]),
-            float(parts[5]),
-            float(parts[6]),
-            float(parts[7]),
-            parts[8],
-            parts[9],
-            parts[10],
-        )
+        peak, sl, tp, _, opened_at, price, price_at = map(float.fromhex, parts[1:8])
+        seq = int(parts[4])
     except ValueError:
         return None  # never a crash on a hand-edited field: the position starts afresh
+    return Prior(peak, sl, tp, seq, opened_at, price, price_at, *parts[8:11]), parts[11]
 
 
 def advance(
@@ -81,27 +80,45 @@ def advance(
 ) -> dict[int, str]:
     """The memory after publishing these rows' proposals: the best price, the stop (kept as it
     was for an exit or a row not valid), the target, and the exit latched with its first
-    reason, price and time."""
-    best = np.where(x.side > 0, np.fmax(x.peak, x.price), np.fmin(x.peak, x.price))
+    reason, price and time. Floats are written as `repr`, which reads back exactly."""
+    if not len(rows):
+        return {}
+    pick = np.asarray(rows, dtype=np.intp)
     live = out.valid & ~out.exit_now
-    bits = out.reasons.tolist()
+    best = np.where(x.side > 0, np.fmax(x.peak, x.price), np.fmin(x.peak, x.price))
+    old = [_FRESH if p is None else p for p in priors]
+    sl = np.where(live, out.stop_loss, np.array([p.sl for p in old]))
+    tp = np.where(live, out.take_profit, np.array([p.tp for p in old]))
+    values = [column[pick].tolist() for column in (best, sl, tp, x.price)]
+    texts = [list(map(float.hex, column)) for column in values]
+    hex_now = float.hex(now)
+    bits, exits = out.reasons.tolist(), out.exit_now.tolist()
     memory = {}
-    for i in rows:
-        p, ident = priors[i], idents[i]
-        old = p or _FRESH
-        sl = float(out.stop_loss[i]) if live[i] else old.sl
-        tp = float(out.take_profit[i]) if live[i] else old.tp
-        price = float(x.price[i])
-        price_at = old.price_at if p is not None and price == old.price else now
-        opened = old.opened_at if p is not None else now
-        reason, at, exit_price = old.exit_reason, old.exit_at, old.exit_price
-        if not reason and out.exit_now[i]:
-            reason, at, exit_price = exit_reason(bits[i]), f"{now:.3f}", f"{price:.10g}"
-        memory[i] = (
-            f"{VERSION}|{float(best[i])!r}|{sl!r}|{tp!r}|{old.seq + 1}|{opened!r}|{price!r}|"
-            f"{price_at!r}|{reason}|{exit_price}|{at}|{ident}"
+    for j, i in enumerate(rows):
+        p, ident = old[i], idents[i]
+        price = values[3][j]
+        opened = now if priors[i] is None else p.opened_at
+        price_at = p.price_at if priors[i] is not None and price == p.price else now
+        reason, exit_price, exit_at = p.exit_reason, p.exit_price, p.exit_at
+        if not reason and exits[i]:
+            reason, exit_price, exit_at = exit_reason(bits[i]), f"{price:.10g}", f"{now:.3f}"
+        raw = (
+            f"{VERSION}|{texts[0][j]}|{texts[1][j]}|{texts[2][j]}|{p.seq + 1}|"
+            f"{hex_now if opened is now else float.hex(opened)}|{texts[3][j]}|"
+            f"{hex_now if price_at is now else float.hex(price_at)}|{reason}|{exit_price}|"
+            f"{exit_at}|{ident}"
         )
+        memory[i] = raw
+        _WRITTEN[ident] = raw, Prior(
+            values[0][j], values[1][j], values[2][j], p.seq + 1, opened, price, price_at,
+            reason, exit_price, exit_at,
+        )  # fmt: skip
+    if len(_WRITTEN) > 100_000:  # identities of long-closed positions: start over
+        _WRITTEN.clear()
     return memory
 
 
+# identity -> (the memory this process last wrote, parsed): a pure cache, since a Prior is a
+# function of its text; a read of anything else is parsed.
+_WRITTEN: dict[str, tuple[str, Prior]] = {}
 _FRESH = Prior(math.nan, math.nan, math.nan, 0, math.nan, math.nan, math.nan, "", "", "")
