@@ -7,6 +7,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 
+from qtctl.adapters import safe_walk
 from qtctl.diagnosis.code_scan import EXECUTED_EXTENSIONS, CodeScan, FileEndings, scan
 from qtctl.diagnosis.exec_targets import (
     ExecTarget,
@@ -20,6 +21,7 @@ from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import FileFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
+MAX_SCRIPT_BYTES = 50 * 2**20  # the code scan's default code.max_file_mb
 SUMMARY_ROWS = 15
 SYSTEM_DIRS = (
     "/usr",
@@ -105,8 +107,7 @@ def _project_dir(path: str) -> bool:
 def _executed(target: ExecTarget) -> Iterator[Finding]:
     script = target.script
     if script and os.path.isfile(script):
-        with open(script, "rb") as handle:
-            endings = classify(handle.read())
+        endings = classify(safe_walk.read_head(script, MAX_SCRIPT_BYTES))  # never a FIFO
         if endings.needs_fix:
             what = (
                 f"CRLF line endings ({endings.crlf} of {endings.lf} lines)"

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from qtctl.adapters import safe_walk
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit
 from qtctl.diagnosis.unit_file import UNIT_DIRS
@@ -144,9 +145,6 @@ def _environment(unit: FleetUnit) -> list[str]:
     assignments = [str(a) for a in unit.props.get("Environment") or []]
     for entry in unit.props.get("EnvironmentFiles") or []:
         path = entry[0] if isinstance(entry, list | tuple) else str(entry)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                assignments += [line.strip() for line in handle if "=" in line]
-        except OSError:
-            continue
+        text = safe_walk.read_head(path, 4 * 2**20).decode("utf-8", "replace")  # never a FIFO
+        assignments += [line.strip() for line in text.splitlines() if "=" in line]
     return [a.removeprefix("export ") for a in assignments]

@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qtctl.adapters import safe_files
 from qtctl.diagnosis.imports import analyse, candidates
 from qtctl.diagnosis.python_units import PythonService
 
@@ -26,8 +27,11 @@ def propose(service: PythonService, roots: Sequence[str]) -> SourcePatch | None:
     """Patch the first evaluable sys.path.insert so every import resolves; None when none does."""
     if not service.script:
         return None
-    with open(service.script, encoding="utf-8", errors="strict") as handle:
-        source = handle.read()
+    try:  # its text reaches the diff: never through a planted link, a FIFO or a device
+        raw = safe_files.read_for_check(os.path.abspath(service.script), 4 * 2**20)
+        source = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError, safe_files.UnsafePath):
+        return None
     failing = [p for p in analyse(service, roots).problems if p.code == "QT201" and p.module]
     if not failing:
         return None
