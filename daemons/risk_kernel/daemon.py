@@ -5,6 +5,9 @@ change) each open position gets a proposal hash `risk.proposal_prefix + SYMBOL` 
 the append-only proposal stream. Rows the kernel rejects are not published: the last valid
 proposal stays, flagged `trading_state=held` with the reason, and the rejection is counted in
 `risk.stats_key` (doctor's QT501 reads the counters). No positions, no proposals: never synthetic.
+The kernel's memory of each position (`state.py`) lives in `risk.state_key`, written before the
+proposals it keeps; an exit-now stays until the position is gone. On start, proposals of
+positions that do not exist are deleted, whoever published them (`sweep.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ class RiskKernel:
         self.last = "starting"
         self.params = _params(config)
         self.swept = False
-        self._bits: list[int] = []
 
     def setup(self) -> None:
         """Connect to Redis."""
@@ -78,6 +80,7 @@ class RiskKernel:
         commands = [publish.hold(settings, s, why) for s, why in batch.held.items()]
         due: list[int] = []
         exits: list[int] = []
+        first_exits: dict[int, str] = {}  # row -> reason, for exits not latched before
         proposals: Iterable[list[str]] = ()
         tail: list[str] = []
         if batch.inputs is not None:
@@ -90,6 +93,11 @@ class RiskKernel:
             )
             proposals = writer.proposals(due)
             tail = [command for i in exits for command in writer.exit_now(i)]
+            first_exits = {
+                i: exit_reason(columns.bits[i])
+                for i in exits
+                if batch.priors[i] is None or not batch.priors[i].latched
+            }
         still_open = set(batch.symbols) | set(batch.held)
         gone = [s for s in self.published if s not in still_open]
         tail += [resp.command("DEL", settings.proposal_prefix + s) for s in gone]
@@ -99,7 +107,8 @@ class RiskKernel:
         # (9 ms for 1,000 positions). Each proposal is coherent on its own: the kernel's state
         # is written before its proposals, each hash before its log entry, an exit is one MULTI.
         replies = resp.send(client, chain([commands], proposals, [tail]))
-        errors = self._settle(batch, replies, len(commands), (due, exits, gone), now, counts)
+        sent = (due, exits, gone, first_exits)
+        errors = self._settle(batch, replies, len(commands), sent, now, counts)
         counts["held"] += counts["rejected_input"] + counts["rejected_invariant"]
         _count(client, settings.stats_key, counts, now)
         if errors:
@@ -112,12 +121,12 @@ class RiskKernel:
         batch: Batch,
         replies: list[Any],
         start: int,
-        sent: tuple[list[int], list[int], list[str]],
+        sent: tuple[list[int], list[int], list[str], dict[int, str]],
         now: float,
         counts: dict[str, int],
     ) -> list[Exception]:
         """Remember what Redis took; log what it refused (that stays due). Counts the rows."""
-        due, exits, gone = sent
+        due, exits, gone, first_exits = sent
         errors = [r for r in replies if isinstance(r, Exception)]
         offset = start
         taken: list[tuple[str, int, str]] = []
@@ -137,9 +146,8 @@ class RiskKernel:
                 continue
             self.published[batch.symbols[i]] = (batch.digests[i], now)
             counts[kind] += 1
-            prior = batch.priors[i]
-            if kind == "exits" and (prior is None or not prior.latched):
-                _add(counts, f"exit:{exit_reason(self._bits[i])}")
+            if kind == "exits" and i in first_exits:
+                _add(counts, f"exit:{first_exits[i]}")
         for symbol, reply in zip(gone, replies[offset:], strict=False):
             if not isinstance(reply, Exception):
                 del self.published[symbol]
@@ -153,7 +161,6 @@ class RiskKernel:
         due: list[int] = []
         exits: list[int] = []
         interval = self.config.risk.publish_interval_sec
-        self._bits = out.bits
         for i, symbol in enumerate(batch.symbols):
             if not out.valid[i]:
                 code, why = _rejected(batch, out.bits[i], i)
