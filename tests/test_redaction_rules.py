@@ -11,6 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from qtctl.diagnosis.env_file import masked
 from qtctl.escaping import md_code, md_text, printable, shown, undecodable
 from qtctl.redaction import DEFAULT, MASK, SHOWN_LIMIT, Redactor, mask_url, validate_redis_url
 
@@ -207,3 +208,24 @@ def test_a_long_quoted_text_is_cut_and_says_how_much() -> None:
     shown = DEFAULT.shown("k" * 10_000)
     assert shown == "k" * SHOWN_LIMIT + f"… ({10_000 - SHOWN_LIMIT} more characters)"
     assert DEFAULT.shown("a\nb" * 5000, keep="\n") == "a\nb" * 5000  # a diff stays whole
+
+
+def test_an_env_file_diff_masks_the_value_systemd_reads() -> None:
+    """`masked` (the env-file diff of fix) hides the whole value as systemd reads it: the rest
+    of the line (no inline comments) and every line a backslash or an open quote runs on to."""
+    text = (
+        "API_SECRET=abc\\\nCONTTAIL9\nDB_PASSWORD=hunter #2SECRETTAIL\n"
+        'LOGIN_TOKEN="a\nQUOTETAIL8"\n# a comment\nLEVEL=debug #x\n'
+    )
+    shown = masked(text, DEFAULT.is_secret_name)
+    for leak in ("CONTTAIL9", "2SECRETTAIL", "QUOTETAIL8"):
+        assert leak not in shown, shown
+    assert shown.splitlines() == [
+        "API_SECRET=****",
+        "****",
+        "DB_PASSWORD=****",
+        "LOGIN_TOKEN=****",
+        "****",
+        "# a comment",
+        "LEVEL=debug #x",
+    ]

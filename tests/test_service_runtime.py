@@ -178,8 +178,10 @@ def test_env_file_fixes_secure_rewrite_verify_undo(box: Sandbox) -> None:
     assert plan[path]["actions"] == [f"chown daemon: {path} && chmod 600 {path}"]
     assert "needs --unsafe" in plan[path]["manual"]
     diff = plan[path]["diff"]
-    assert "-BINANCE_API_SECRET=**** # rotated 2026-10\n-export REDIS_PASSWORD=****\n" in diff
-    assert "+# rotated 2026-10\n+BINANCE_API_SECRET=****\n+REDIS_PASSWORD=****\n" in diff
+    # the old value, its `# rotated` tail included (systemd reads it as value), is all masked
+    assert "-BINANCE_API_SECRET=" not in diff and "**** # rotated" not in diff
+    assert "+# rotated 2026-10\n BINANCE_API_SECRET=****\n-export REDIS_PASSWORD=****\n" in diff
+    assert "+REDIS_PASSWORD=****\n" in diff
     for secret in ("AKIAEXAMPLEKEY123456", "s3cr3t-value-99", "hunter2hunter2"):
         assert secret not in res.stdout
     assert plan["/etc/quantum/broken.env"]["result"] == "held"  # the open quote needs a person

@@ -229,17 +229,37 @@ ASSIGNMENT = re.compile(r"^(\s*(?:export\s+)?)([^=\s]+)(\s*=)(.*)$")
 
 
 def masked(text: str, is_secret: Callable[[str], bool]) -> str:
-    """The text with the value of every secret-named variable replaced by ****, comments kept
-    (so a diff of two versions shows what changed without showing a secret)."""
+    """The text with the value of every secret-named variable replaced by ****, as systemd reads
+    it: the whole rest of the line (systemd has no inline comments) and every line the value runs
+    on to (a backslash continuation, an open quote) as ****; comment lines kept (so a diff of two
+    versions shows what changed without showing a secret)."""
     out = []
+    hidden = _value_lines(text, is_secret)
+    number = 1  # systemd's line number: a lone CR ends a line too
     for line in text.replace("\r\n", "\n").split("\n"):
         match = ASSIGNMENT.match(line)
+        lines = range(number, number + line.count("\r") + 1)
         if match and is_secret(match.group(2)):
-            value = match.group(4)
-            cut = _comment_start("=" + value, 0) - 1
-            comment = value[cut:].strip()
-            line = f"{match.group(1)}{match.group(2)}{match.group(3)}****" + (
-                f" {comment}" if comment else ""
-            )
+            line = f"{match.group(1)}{match.group(2)}{match.group(3)}****"
+        elif hidden.intersection(lines):
+            line = "****"
         out.append(line)
+        number = lines.stop
     return "\n".join(out)
+
+
+def _value_lines(text: str, is_secret: Callable[[str], bool]) -> set[int]:
+    """The lines after the first that a secret's value runs on to."""
+    try:
+        found = systemd_parse(text)
+    except EnvFileRefused:  # no reading of it to follow: hide every line after a secret
+        first = min((a.first_line for a in _loose(text) if is_secret(a.key)), default=0)
+        return set(range(first + 1, text.count("\n") + text.count("\r") + 2)) if first else set()
+    spans = (range(a.first_line + 1, a.last_line + 1) for a in found if is_secret(a.key))
+    return {line for span in spans for line in span}
+
+
+def _loose(text: str) -> list[Assignment]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    found = (ASSIGNMENT.match(line) for line in lines)
+    return [Assignment(m.group(2), "", n, n) for n, m in enumerate(found, 1) if m]
