@@ -346,3 +346,63 @@ def test_random_lifecycles_through_redis_restarts_and_partial_closes(
             floors[symbol] = sl
     assert sum(1 for b in books.values() if b.get("exited")) >= 3
     assert sum(1 for b in books.values() if not b.get("exited")) >= 3
+
+
+def test_a_lost_state_hash_falls_back_on_the_proposal(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    long(client, 102, peak_price=102, position_id="p1")
+    long(client, 90, symbol="ETHUSDT", position_id="p2")  # exit-now
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        market(client, symbol)
+    make_kernel(redis_server).cycle()
+    trailed = float(proposal(client)["stop_loss"])
+    client.delete("quantum:risk:kernel:state")  # the memory is gone, the proposals are not
+    long(client, 101, peak_price=101, position_id="p1")
+    long(client, 99.5, symbol="ETHUSDT", position_id="p2")  # back above its stop
+    make_kernel(redis_server).cycle()
+    got = proposal(client)
+    assert float(got["stop_loss"]) >= trailed and "sl-held" in got["reasons"]
+    assert got["seq"] == "2"
+    latched = proposal(client, "ETHUSDT")
+    assert latched["trading_state"] == "exit-now" and latched["exit_price"] == "90"
+
+
+def test_trailing_only_once_the_offset_is_reached_then_at_the_positive_distance(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    daemon = make_kernel(
+        redis_server,
+        QTCTL__RISK__TRAILING_STOP_POSITIVE="0.5",
+        QTCTL__RISK__TRAILING_STOP_POSITIVE_OFFSET="3",
+        QTCTL__RISK__TRAILING_ONLY_OFFSET_IS_REACHED="true",
+        QTCTL__RISK__TP_POLICY="none",
+    )
+    market(client, "BTCUSDT")
+    long(client, 102, peak_price=102)
+    daemon.cycle()
+    before = proposal(client)
+    assert float(before["stop_loss"]) == pytest.approx(100 * (1 - STOP))  # 2 % < the offset
+    assert float(before["trailing_activation"]) == pytest.approx(103)
+    long(client, 103.5, peak_price=103.5)
+    daemon.cycle()
+    after = proposal(client)
+    assert float(after["stop_loss"]) == pytest.approx(103.5 * 0.995)
+    assert float(after["trailing_stop"]) == pytest.approx(103.5 * 0.995)
+    assert "trail-active" in after["reasons"]
+
+
+def test_a_position_id_that_flips_side_is_a_new_position(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    long(client, 102, peak_price=102, position_id="p1")
+    market(client, "BTCUSDT")
+    daemon = make_kernel(redis_server)
+    daemon.cycle()
+    position(client, "BTCUSDT", side="SHORT", entry_price=102, current_price=102)
+    client.hdel("quantum:state:positions:BTCUSDT", "peak_price")
+    time.sleep(0.11)
+    daemon.cycle()
+    flipped = proposal(client)
+    assert flipped["trading_state"] == "active" and flipped["seq"] == "1"
+    assert float(flipped["stop_loss"]) == pytest.approx(102 * (1 + STOP))

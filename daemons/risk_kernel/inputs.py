@@ -91,12 +91,15 @@ def read(client: redis.Redis, settings: RiskSettings, symbols: list[str], now: f
     rows: list[tuple[Reply, Reply]] = []
     nothing = len(POSITION_FIELDS)
     typed = memory.__class__ is list
+    lost = _recover(client, settings, symbols, replies, memory) if typed else {}
     for i, symbol in enumerate(symbols):
         position, market, proposal = replies[i], replies[n + i], replies[2 * n + i]
         if position.__class__ is not list or position.count(None) == nothing:
             continue  # closed (or retyped) between SCAN and read
         ident = state.identity(*_identity(position))
         prior = state.prior(memory[i], ident) if typed else None
+        if prior is None and i in lost:
+            prior = state.recovered(lost[i], ident, now)
         if prior is None or not prior.latched:  # a latched exit stands whatever the inputs
             if market.__class__ is list and proposal.__class__ is list and typed:
                 code, why = _problem(position, market, settings, now)
@@ -112,6 +115,26 @@ def read(client: redis.Redis, settings: RiskSettings, symbols: list[str], now: f
     if rows:
         _columns(batch, rows, settings, now)
     return batch
+
+
+def _recover(
+    client: redis.Redis, settings: RiskSettings, symbols: list[str], replies: list[Any], memory: Any
+) -> dict[int, Reply]:
+    """For positions with no memory (new ones, or the state hash lost): their proposal's stop,
+    target and exit, in one more round trip (none in a steady state)."""
+    n, nothing = len(symbols), len(POSITION_FIELDS)
+    rows = [
+        i
+        for i in range(n)
+        if memory[i] is None and replies[i].__class__ is list and replies[i].count(None) < nothing
+    ]
+    if not rows:
+        return {}
+    template = Template("HMGET", None, *state.RECOVER_FIELDS)
+    found = resp.execute(
+        client, template.rows([settings.proposal_prefix + symbols[i] for i in rows])
+    )
+    return {i: reply for i, reply in zip(rows, found, strict=True) if reply.__class__ is list}
 
 
 @lru_cache(maxsize=4)

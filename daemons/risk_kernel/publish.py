@@ -130,6 +130,7 @@ class Writer:
             "position_side": c.side,
             "position_entry_price": b.entry_text,
             "position_current_price": b.price_text,
+            "position_identity": b.idents,
             "position_age_sec": b.age_text,
             "sigma": b.sigma_text,
             "p_trend": c.p_trend,

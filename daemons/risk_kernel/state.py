@@ -43,8 +43,36 @@ class Prior(NamedTuple):
 
 
 def identity(position_id: str | None, side: str | None, entry: str | None) -> str:
-    """`position_id`, else side and entry price (the symbol is the field's name)."""
-    return f"id:{position_id}" if position_id else f"{(side or '').upper()}@{entry or ''}"
+    """`position_id` (with its side: a flipped position is another one), else side and entry
+    price (the symbol is the field's name)."""
+    side = (side or "").upper()
+    return f"id:{position_id}|{side}" if position_id else f"{side}@{entry or ''}"
+
+
+RECOVER_FIELDS = (
+    *("position_identity", "trading_state", "stop_loss", "take_profit", "seq"),
+    *("exit_reason", "exit_price", "exit_at"),
+)
+
+
+def recovered(proposal: Sequence[str | None], ident: str, now: float) -> Prior | None:
+    """The memory read back from the position's own proposal (RECOVER_FIELDS), when the state
+    hash lost it: its stop stays a floor and its exit stays latched. None if it is another
+    position's or holds neither."""
+    who, trading, sl, tp, seq, reason, exit_price, exit_at = proposal
+    if who != ident or trading not in ("active", "held", "exit-now"):
+        return None
+    latched = trading == "exit-now" and bool(reason)
+    try:
+        stop = math.nan if latched or not sl else float(sl)
+        target = float(tp) if tp and not latched else math.nan
+        count = int(seq or 0)
+    except ValueError:
+        return None
+    if not latched and not stop > 0:
+        return None
+    exits = (reason or "", exit_price or "", exit_at or "") if latched else ("", "", "")
+    return Prior(math.nan, stop, target, count, now, math.nan, now, *exits)
 
 
 def prior(raw: str | None, ident: str) -> Prior | None:
