@@ -406,3 +406,16 @@ def test_a_position_id_that_flips_side_is_a_new_position(
     flipped = proposal(client)
     assert flipped["trading_state"] == "active" and flipped["seq"] == "1"
     assert float(flipped["stop_loss"]) == pytest.approx(102 * (1 + STOP))
+
+
+def test_a_position_closed_while_held_takes_its_proposal_with_it(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    long(client, 100.5, liquidation_price="n/a")
+    market(client, "BTCUSDT")
+    daemon = make_kernel(redis_server)
+    daemon.cycle()
+    assert proposal(client)["trading_state"] == "held"
+    client.delete("quantum:state:positions:BTCUSDT")
+    daemon.cycle()
+    assert not client.exists(PROPOSAL + "BTCUSDT")

@@ -46,6 +46,7 @@ class RiskKernel:
         self.last = "starting"
         self.params = _params(config)
         self.swept = False
+        self.seen: set[str] = set()  # the open positions of the last cycle Redis took
 
     def setup(self) -> None:
         """Connect to Redis."""
@@ -99,7 +100,7 @@ class RiskKernel:
                 if batch.priors[i] is None or not batch.priors[i].latched
             }
         still_open = set(batch.symbols) | set(batch.held)
-        gone = [s for s in self.published if s not in still_open]
+        gone = sorted((self.seen | set(self.published)) - still_open)  # held-only ones too
         tail += [resp.command("DEL", settings.proposal_prefix + s) for s in gone]
         if gone:
             tail.append(resp.command("HDEL", settings.state_key, *gone))
@@ -109,10 +110,11 @@ class RiskKernel:
         replies = resp.send(client, chain([commands], proposals, [tail]))
         sent = (due, exits, gone, first_exits)
         errors = self._settle(batch, replies, len(commands), sent, now, counts)
-        counts["held"] += counts["rejected_input"] + counts["rejected_invariant"]
+        counts["held"] = counts["rejected_input"] + counts["rejected_invariant"]
         _count(client, settings.stats_key, counts, now)
         if errors:
             raise errors[0]
+        self.seen = still_open
         self.last = _status(counts)
         return counts
 
@@ -150,7 +152,7 @@ class RiskKernel:
                 _add(counts, f"exit:{first_exits[i]}")
         for symbol, reply in zip(gone, replies[offset:], strict=False):
             if not isinstance(reply, Exception):
-                del self.published[symbol]
+                self.published.pop(symbol, None)
         return errors
 
     def _due(
