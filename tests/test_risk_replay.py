@@ -109,3 +109,35 @@ def test_the_readme_shows_the_replay_as_it_prints(extra: tuple[str, ...]) -> Non
     assert res.returncode == 0, res.stderr
     command = " ".join(("$ qtctl risk replay tests/data/risk_replay_sample.csv", *extra))
     assert f"{command}\n{res.stdout}" in (REPO / "README.md").read_text()
+
+
+def test_leverage_in_the_file_exits_near_the_liquidation(tmp_path: Path) -> None:
+    prices = tmp_path / "p.csv"
+    prices.write_text(
+        "timestamp,symbol,price,open,leverage\n"
+        "2026-01-01T00:00:00Z,BTCUSDT,100,LONG,125\n"
+        "2026-01-01T00:01:00Z,BTCUSDT,100.2,,\n"
+        "2026-01-01T00:00:00Z,ETHUSDT,100,SHORT,20\n"
+        "2026-01-01T00:01:00Z,ETHUSDT,103,,\n"
+    )
+    per = replay(str(prices))["symbols"]
+    assert isinstance(per, dict)
+    assert per["BTCUSDT"]["exits"]["liquidation-near"] == 1 and per["BTCUSDT"]["avg_sec"] == 0
+    # 20x short: liquidation near 104.5, its stop (1.1 %, at 101.1) well inside: the gap to 103
+    # is a stop, filled at 103
+    assert per["ETHUSDT"]["exits"]["stop"] == 1
+    assert per["ETHUSDT"]["worst_r"] == pytest.approx(-3 / 1.1)
+
+
+def test_a_bad_minimal_roi_is_a_config_error_naming_the_key() -> None:
+    res = run_cli(
+        "risk",
+        "replay",
+        str(SAMPLE),
+        "--set",
+        "tp_policy=minimal-roi",
+        "--set",
+        "minimal_roi=0=4,x",
+    )
+    assert res.returncode == 2
+    assert "risk.minimal_roi" in res.stderr and "expected MINUTES=PCT, got 'x'" in res.stderr
