@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -175,3 +176,55 @@ def test_risk_kernel_skips_an_undecodable_key_and_serves_the_others(
     assert "position key quantum:state:positions:\\xff\\xfeBAD skipped" in res.stderr
     assert "1 positions: 1 proposals, 0 exit-now, 0 held back" in res.stderr
     assert float(client.hget(b"quantum:risk:proposal:BTCUSDT", b"stop_loss") or 0) > 0
+
+
+SPOOF_CONSUMER = b"idle\n\x1b[31mSPOOF"
+SPOOF_FILE = "evil\nQT302 converted\n    $ convert root.py;$(id>&2)`id`;touch pwned.env"
+
+
+def plan_lines(res: subprocess.CompletedProcess[str]) -> list[str]:
+    out = clean(res)
+    assert "\x1b" not in out
+    return out.splitlines()
+
+
+def test_a_fix_plan_action_is_one_line_whatever_the_consumer_is_named(
+    redis_server: RedisServer, isolated_env: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port)
+    client.xadd(b"quantum:stream:ok", {b"i": b"1"})
+    client.xgroup_create(b"quantum:stream:ok", b"g", id="$")
+    client.xgroup_createconsumer(b"quantum:stream:ok", b"g", SPOOF_CONSUMER)
+    isolated_env.write_text(
+        f"[redis]\nurl = '{redis_server.url}'\n[streams]\nexpected = []\ndead_consumer_sec = 1\n"
+    )
+    time.sleep(1.1)
+    lines = plan_lines(run_cli("fix", "--select", "QT404"))
+    [action] = [line for line in lines if "XGROUP DELCONSUMER" in line]
+    assert action.startswith(
+        "    $ XGROUP DELCONSUMER quantum:stream:ok g 'idle\\x0a\\x1b[31mSPOOF'"
+    )
+    assert not [line for line in lines if line.startswith("SPOOF") or "[31mSPOOF" in line[:8]]
+
+
+def test_a_fix_plan_quotes_a_file_name_as_a_shell_reads_it(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / SPOOF_FILE).write_bytes(b"import os\r\nprint(os.getcwd())\r\n")
+    isolated_env.write_text(
+        f"[fleet]\ncode_roots = ['{code}']\n[fix]\nstate_dir = '{tmp_path / 'state'}'\n"
+        "convert_source_files = true\n"
+    )
+    lines = plan_lines(run_cli("fix", "--select", "QT302", env={"COLUMNS": "400"}))
+    assert "QT302 converted" not in lines and not any(
+        line.startswith("    $ convert root.py") for line in lines
+    ), lines
+    [action] = [line for line in lines if line.startswith("    $ convert ")]
+    words = shlex.split(
+        action.removeprefix("    $ convert ").removesuffix(
+            " to LF (mode and owner kept, original backed up)"
+        )
+    )
+    assert words == [str(code / SPOOF_FILE).replace("\n", "\\x0a")]  # one word, nothing runs

@@ -7,10 +7,21 @@ on these types with `match` + `assert_never`, so mypy fails when one is not hand
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import ClassVar
 
+from qtctl.escaping import printable
 from qtctl.fix.changes import Change, Stage
+
+
+def _arg(name: str) -> str:
+    """A name as one shell word: non-printables escaped, quoted where a shell would read it."""
+    return shlex.quote(printable(name))
+
+
+def _args(*names: str) -> str:
+    return " ".join(_arg(name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class RemoveLink:
 
     def describe(self) -> str:
         """The command an operator would type."""
-        return f"rm {self.path}    # dangling -> {self.target}"
+        return f"rm {_arg(self.path)}    # dangling -> {_arg(self.target)}"
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,9 @@ class WriteDropIn:
 
     def describe(self) -> str:
         """The file and its content."""
-        body = self.content.rstrip("\n").replace("\n", "\n        ")
-        return f"write {self.path}:\n        {body}"
+        lines = self.content.rstrip("\n").split("\n")  # its own newlines, each line escaped
+        body = "\n        ".join(printable(line) for line in lines)
+        return f"write {_arg(self.path)}:\n        {body}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ class ResetFailed:
 
     def describe(self) -> str:
         """The command."""
-        return f"systemctl reset-failed {self.unit}"
+        return f"systemctl reset-failed {_arg(self.unit)}"
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class Restart:
 
     def describe(self) -> str:
         """The command."""
-        return f"systemctl restart {self.unit}"
+        return f"systemctl restart {_arg(self.unit)}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,7 @@ class ConvertLF:
 
     def describe(self) -> str:
         """The equivalent command."""
-        return f"convert {self.path} to LF (mode and owner kept, original backed up)"
+        return f"convert {_arg(self.path)} to LF (mode and owner kept, original backed up)"
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ class PatchSource:
 
     def describe(self) -> str:
         """What happens."""
-        return f"patch {self.path} (diff below; original backed up)"
+        return f"patch {_arg(self.path)} (diff below; original backed up)"
 
 
 @dataclass(frozen=True)
@@ -139,8 +151,8 @@ class TrimStream:
         """The equivalent commands."""
         age = f" and older than {self.max_age_sec:g} s" if self.max_age_sec else ""
         return (
-            f"archive the entries of {self.stream} beyond the newest {self.keep}{age} "
-            f"(gzip JSONL), then XTRIM {self.stream} MINID <first kept id>"
+            f"archive the entries of {_arg(self.stream)} beyond the newest {self.keep}{age} "
+            f"(gzip JSONL), then XTRIM {_arg(self.stream)} MINID <first kept id>"
         )
 
 
@@ -160,8 +172,9 @@ class HandOver:
     def describe(self) -> str:
         """The equivalent commands."""
         return (
-            f"XCLAIM the pending entries of {self.dead} in {self.stream} group {self.group} "
-            f"for {self.live}; XGROUP DELCONSUMER {self.stream} {self.group} {self.dead}"
+            f"XCLAIM the pending entries of {_arg(self.dead)} in {_arg(self.stream)} group "
+            f"{_arg(self.group)} for {_arg(self.live)}; "
+            f"XGROUP DELCONSUMER {_args(self.stream, self.group, self.dead)}"
         )
 
 
@@ -179,7 +192,7 @@ class CreateGroup:
 
     def describe(self) -> str:
         """The command."""
-        return f"XGROUP CREATE {self.stream} {self.group} {self.start_id}"
+        return f"XGROUP CREATE {_args(self.stream, self.group, self.start_id)}"
 
 
 @dataclass(frozen=True)
@@ -197,7 +210,7 @@ class DeleteConsumer:
     def describe(self) -> str:
         """The command."""
         return (
-            f"XGROUP DELCONSUMER {self.stream} {self.group} {self.consumer}    "
+            f"XGROUP DELCONSUMER {_args(self.stream, self.group, self.consumer)}    "
             "# only if it still holds nothing"
         )
 
@@ -218,8 +231,9 @@ class MigrateStream:
     def describe(self) -> str:
         """What happens, in order."""
         return (
-            f"archive {self.source}; copy its entries into {self.target} with their IDs, in "
-            f"order, skipping IDs already there; verify every one is there; DEL {self.source} "
+            f"archive {_arg(self.source)}; copy its entries into {_arg(self.target)} with their "
+            "IDs, in order, skipping IDs already there; verify every one is there; "
+            f"DEL {_arg(self.source)} "
             "if it did not grow meanwhile"
         )
 
@@ -238,7 +252,8 @@ class SecureFile:
 
     def describe(self) -> str:
         """The equivalent commands."""
-        return f"chown {self.user}: {self.path} && chmod {self.mode:o} {self.path}"
+        path = _arg(self.path)
+        return f"chown {_arg(self.user + ':')} {path} && chmod {self.mode:o} {path}"
 
 
 @dataclass(frozen=True)
@@ -255,7 +270,7 @@ class RewriteFile:
 
     def describe(self) -> str:
         """What happens."""
-        return f"rewrite {self.path} ({self.why}; diff below; original backed up)"
+        return f"rewrite {_arg(self.path)} ({printable(self.why)}; diff below; original backed up)"
 
 
 @dataclass(frozen=True)
@@ -275,8 +290,9 @@ class QuarantineEntries:
     def describe(self) -> str:
         """The equivalent commands."""
         return (
-            f"archive {len(self.reasons)} entries of {self.stream} (gzip JSONL), XADD each to "
-            f"{self.stream}:quarantine with its reason, XDEL it from {self.stream} (not if a "
+            f"archive {len(self.reasons)} entries of {_arg(self.stream)} (gzip JSONL), XADD each "
+            f"to {_arg(self.stream + ':quarantine')} with its reason, XDEL it from "
+            f"{_arg(self.stream)} (not if a "
             "group still has it pending)"
         )
 

@@ -6,11 +6,11 @@ terminal only through `Output.line()` or escaped into `Output.markup()`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
 
+from qtctl.fix.actions import WriteDropIn
 from qtctl.fix.journal import FixRecord
 from qtctl.fix.run import FixOutcome, Verified
 from qtctl.output import Output
@@ -35,7 +35,7 @@ def render_outcome(out: Output, outcome: FixOutcome, redactor: Redactor = DEFAUL
     title = "applied fix " + outcome.record.id if outcome.record else "fix plan (preview)"
     out.markup(f"[bold]{escape(title)}[/]")
     for verified in outcome.repairs:
-        _repair(out, verified, outcome.applied, lambda text: redactor.shown(text, keep="\n"))
+        _repair(out, verified, outcome.applied, redactor)
     if not outcome.applied:
         runnable = sum(v.repair.runnable for v in outcome.repairs)
         out.line(
@@ -48,13 +48,16 @@ def render_outcome(out: Output, outcome: FixOutcome, redactor: Redactor = DEFAUL
         out.line(f"journal: {outcome.record.id} (undo with `qtctl fix --undo LAST`)")
 
 
-def _repair(out: Output, verified: Verified, applied: bool, shown: Callable[[str], str]) -> None:
+def _repair(out: Output, verified: Verified, applied: bool, redactor: Redactor) -> None:
     repair = verified.repair
     f = repair.finding
+    shown = redactor.shown
     status = RESULT_STYLE[verified.result] if applied or repair.held else ""
     out.markup(f"[bold]{f.code}[/] {escape(f.subject)} ({escape(f.cause)}) {status}")
     for action in repair.actions:
-        out.line(f"    $ {shown(action.describe())}")
+        # a newline stays only where the action put it (a drop-in's lines), never from a name
+        keep = "\n" if isinstance(action, WriteDropIn) else ""
+        out.line(f"    $ {shown(action.describe(), keep)}")
     if repair.held:
         out.markup(f"    [yellow]held:[/] {escape(shown(repair.held))}")
     for line in repair.diff.splitlines():
