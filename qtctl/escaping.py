@@ -15,6 +15,10 @@ SURROGATES = range(0xDC80, 0xDD00)  # how surrogateescape carries a byte that wa
 MD_PUNCTUATION = re.compile(r"([\\`*_\[\]<>|~&#!])")
 MD_BLOCK_START = re.compile(r"^([-+=>]|\d+[.)])")
 MD_PLAIN_NAME = re.compile(r"[A-Za-z0-9./ -]*")
+# what chat and GitHub renderers act on in plain text: @mentions (`@channel`), bare autolinks
+# (`https://…`, `www.`) and emoji shortcodes (`:heart:`); a zero-width space breaks each one
+MD_TRIGGER = re.compile(r"(?<!\w)(@)(?=\w)|(?<=\w)(:)(?=//)|\b(www)(\.)|(?<!\w)(:)(?=[\w\\+-]+:)")
+ZWSP = "\u200b"
 
 
 def printable(text: str, keep: str = "") -> str:
@@ -62,9 +66,16 @@ def md_name(text: str) -> str:
 
 def md_text(text: str) -> str:
     """Free text in Markdown: escaped, its punctuation taken literally (no emphasis, links,
-    HTML, entities or table cells), one line, and never the start of a list or heading."""
+    HTML, entities or table cells), one line, never the start of a list or heading, and no
+    mention, autolink or emoji shortcode a chat or GitHub renderer would act on."""
     body = MD_PUNCTUATION.sub(r"\\\1", printable(text)).lstrip(" ")  # 4 spaces: a code block
-    return MD_BLOCK_START.sub(_quote_marker, body)
+    return MD_TRIGGER.sub(_break_trigger, MD_BLOCK_START.sub(_quote_marker, body))
+
+
+def _break_trigger(match: re.Match[str]) -> str:
+    if match.group(3):  # `www.`
+        return f"www{ZWSP}."
+    return f"{ZWSP}:" if match.group(2) else f"{match.group(0)}{ZWSP}"  # `@`, `:` of `:x:`
 
 
 def _quote_marker(match: re.Match[str]) -> str:

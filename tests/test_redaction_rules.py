@@ -4,6 +4,7 @@ text whole."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -229,3 +230,21 @@ def test_an_env_file_diff_masks_the_value_systemd_reads() -> None:
         "# a comment",
         "LEVEL=debug #x",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "trigger"),
+    [
+        ("ping @channel and @here", re.compile(r"(?<!\w)@\w")),
+        ("see https://evil.example/x", re.compile(r"https?://")),
+        ("or www.evil.example", re.compile(r"www\.")),
+        ("so :heart: :rotating_light:", re.compile(r":[\w+-]+:")),
+    ],
+)
+def test_markdown_free_text_mentions_links_and_shortcodes_are_inert(
+    text: str, trigger: re.Pattern[str]
+) -> None:
+    """Chat tools and GitHub act on these in plain text (CommonMark does not): broken apart."""
+    shown = md_text(text)
+    assert not trigger.search(shown.replace("\\", "")), shown  # as a renderer reads it
+    assert shown.replace("\u200b", "").replace("\\", "") == text.replace("\\", "")
