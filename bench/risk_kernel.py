@@ -153,3 +153,79 @@ def _cycle(rounds: int) -> Comparison:
         candidate_times=cand,
         baseline_times=base,
     )
+
+
+# The cycle against the kernel of another revision: two source trees cannot share one process
+# (same module names), so each run is a child process, alternating, and each reports the
+# quietest of its cycles (wall and its own CPU).
+CHILD = """
+import sys, time
+root = sys.argv[1]
+sys.path.insert(0, root)
+import qtctl.daemons
+qtctl.daemons.__path__[:] = [root + "/daemons"]
+import redis
+from bench.risk_kernel import seed
+from qtctl.config import load_config
+from qtctl.daemons.risk_kernel.daemon import RiskKernel
+from tests.support.redis_server import start_redis
+server = start_redis()
+try:
+    seed(redis.Redis(port=server.port, decode_responses=True))
+    env = {"QTCTL__REDIS__URL": server.url, "QTCTL__RISK__PUBLISH_INTERVAL_SEC": "0.1"}
+    kernel = RiskKernel(load_config(None, env=env))
+    kernel.setup()
+    wall, cpu = [], []
+    for i in range(int(sys.argv[2]) + 3):
+        for symbol in kernel.published:
+            kernel.published[symbol] = ("", 0.0)
+        kernel.scanned_at = 0.0
+        started, used = time.perf_counter(), time.process_time()
+        assert kernel.cycle()["published"] == 1000
+        if i >= 3:
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - used)
+    print(min(wall), min(cpu))
+finally:
+    server.stop()
+"""
+
+
+def against(revision: str, runs: int = 5, cycles: int = 20) -> list[Comparison]:
+    """This tree's cycle against `revision`'s (a temporary git worktree), `runs` alternations."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1]
+    times: dict[str, list[tuple[float, float]]] = {"now": [], "then": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Path(tmp) / "tree"
+        git = ["git", "-C", str(here), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(other), revision], check=True)
+        try:
+            for _ in range(runs):
+                for name, root in (("now", here), ("then", other)):
+                    argv = [sys.executable, "-c", CHILD, str(root), str(cycles)]
+                    out = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+                    wall, cpu = map(float, out.stdout.split())
+                    times[name].append((wall, cpu))
+        finally:
+            subprocess.run([*git, "remove", "--force", str(other)], check=True)
+    return [
+        Comparison(
+            name=f"risk kernel cycle, 1000 positions, quietest of {cycles} ({kind})",
+            candidate="RiskKernel.cycle in this tree",
+            baseline=f"RiskKernel.cycle at {revision}",
+            target="< 50 ms",
+            candidate_times=tuple(t[k] for t in times["now"]),
+            baseline_times=tuple(t[k] for t in times["then"]),
+        )
+        for k, kind in enumerate(("wall", "client CPU"))
+    ]
+
+
+if __name__ == "__main__":  # python -m bench.risk_kernel REVISION
+    from bench.harness import table
+
+    print(table(against(sys.argv[1])))
