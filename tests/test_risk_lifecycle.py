@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import subprocess
 import sys
 import time
@@ -284,68 +283,6 @@ def test_every_published_proposal_goes_to_the_log_with_its_exit_fields(
     ((_, entry),) = client.xrange(STREAM)
     payload = json.loads(entry["payload"])
     assert payload["exit_reason"] == "exit-stop-crossed" and payload["exit_price"] == "90"
-
-
-def test_random_lifecycles_through_redis_restarts_and_partial_closes(
-    redis_server: RedisServer, client: redis.Redis
-) -> None:
-    """Opens, partial closes, restarts with and without the proposal hash, prices through the
-    stop and the target and back, leverage up to 125x, shorts with a large sigma: every
-    published stop is on the right side and never looser than an earlier one or current_sl,
-    exits stay latched, and a position with valid inputs always has a stop or an exit."""
-    rng = random.Random(19)
-    books = {}
-    for i in range(24):
-        side = "SHORT" if i % 2 else "LONG"
-        lev = rng.choice([None, 5, 20, 50, 125])
-        sigma = rng.choice([0.005, 0.02, 0.3, 0.6]) if side == "SHORT" else 0.01
-        books[f"P{i:02d}USDT"] = {
-            "side": side,
-            "price": 100.0,
-            "qty": 4,
-            "lev": lev,
-            "sigma": sigma,
-        }
-    daemon = make_kernel(redis_server)
-    floors: dict[str, float] = {}  # symbol -> the tightest stop published so far or current_sl
-    for tick in range(30):
-        for symbol, b in books.items():
-            b["price"] *= 1 + rng.gauss(0, 0.006)
-            fields = {"side": b["side"], "entry_price": 100, "current_price": b["price"]}
-            if tick and rng.random() < 0.1 and b["qty"] > 1:
-                b["qty"] -= 1  # a partial close: the same position
-            if rng.random() < 0.1:
-                sign = 1 if b["side"] == "LONG" else -1
-                b["current_sl"] = b["price"] * (1 - sign * rng.uniform(0.002, 0.03))
-            fields |= {"qty": b["qty"]} | ({"leverage": b["lev"]} if b["lev"] else {})
-            fields |= {"current_sl": b["current_sl"]} if "current_sl" in b else {}
-            position(client, symbol, **fields)
-            market(client, symbol, sigma=b["sigma"])
-        if tick % 7 == 6:  # a restart, every other one without the proposal hashes
-            daemon = make_kernel(redis_server)
-            if tick % 14 == 13:
-                client.delete(*(PROPOSAL + s for s in books))
-        daemon.cycle()
-        for symbol, b in books.items():
-            got = proposal(client, symbol)
-            assert got["trading_state"] in ("active", "exit-now"), (symbol, got)
-            sign = 1 if b["side"] == "LONG" else -1
-            if got["trading_state"] == "exit-now":
-                b["exited"] = True
-                continue
-            assert not b.get("exited"), f"{symbol}: exit-now was not latched"
-            sl = float(got["stop_loss"])
-            assert sign * (b["price"] - sl) > 0
-            if got["take_profit"]:
-                assert (
-                    float(got["take_profit"]) > 0
-                    and sign * (float(got["take_profit"]) - b["price"]) > 0
-                )
-            for floor in (floors.get(symbol), b.get("current_sl")):
-                assert floor is None or sign * (sl - floor) >= -1e-9 * sl, (symbol, sl, floor)
-            floors[symbol] = sl
-    assert sum(1 for b in books.values() if b.get("exited")) >= 3
-    assert sum(1 for b in books.values() if not b.get("exited")) >= 3
 
 
 def test_a_lost_state_hash_falls_back_on_the_proposal(

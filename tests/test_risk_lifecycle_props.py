@@ -2,19 +2,26 @@
 (`kernel.compute`, then `state.prior`/`state.advance` on the packed memory it stores in Redis):
 whatever the path, sigma, leverage (up to 125x), the position's own stop and the parameters,
 a published stop is on the right side and never looser than any earlier one or `current_sl`,
-an exit once proposed stays, and a position with valid inputs always has a stop or an exit."""
+an exit once proposed stays, and a position with valid inputs always has a stop or an exit;
+then the same through Redis and the daemon, with restarts and partial closes."""
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import numpy as np
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qtctl.daemons.risk_kernel import state
 from qtctl.daemons.risk_kernel.kernel import BIT, Inputs, Params, Proposals, compute
+from tests.support.redis_server import RedisServer
+from tests.test_risk_kernel import kernel as make_kernel
+from tests.test_risk_kernel import market, position
+from tests.test_risk_lifecycle import PROPOSAL, proposal
 
 STEP = st.tuples(
     st.floats(min_value=-0.06, max_value=0.06),  # the price move this cycle
@@ -110,3 +117,66 @@ def test_a_lifecycle_never_loosens_never_unlatches_never_loses_its_stop(life: Li
                 assert math.isnan(floor) or s * (sl - floor) >= 0, (sl, floor)
             tightest = sl if math.isnan(tightest) else (max if s > 0 else min)(tightest, sl)
         memory = state.advance(x, out, [prior], [life.ident], [0], t)[0]
+
+
+def test_random_lifecycles_through_redis_restarts_and_partial_closes(
+    redis_server: RedisServer,
+) -> None:
+    """Opens, partial closes, restarts with and without the proposal hash, prices through the
+    stop and the target and back, leverage up to 125x, shorts with a large sigma: every
+    published stop is on the right side and never looser than an earlier one or current_sl,
+    exits stay latched, and a position with valid inputs always has a stop or an exit."""
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    rng = random.Random(19)
+    books: dict[str, dict[str, object]] = {}
+    for i in range(24):
+        side = "SHORT" if i % 2 else "LONG"
+        lev = rng.choice([None, 5, 20, 50, 125])
+        sigma = rng.choice([0.005, 0.02, 0.3, 0.6]) if side == "SHORT" else 0.01
+        books[f"P{i:02d}USDT"] = {
+            "side": side,
+            "price": 100.0,
+            "qty": 4,
+            "lev": lev,
+            "sigma": sigma,
+        }
+    daemon = make_kernel(redis_server)
+    floors: dict[str, float] = {}  # symbol -> the tightest stop published so far or current_sl
+    for tick in range(30):
+        for symbol, b in books.items():
+            b["price"] *= 1 + rng.gauss(0, 0.006)
+            fields = {"side": b["side"], "entry_price": 100, "current_price": b["price"]}
+            if tick and rng.random() < 0.1 and b["qty"] > 1:
+                b["qty"] -= 1  # a partial close: the same position
+            if rng.random() < 0.1:
+                sign = 1 if b["side"] == "LONG" else -1
+                b["current_sl"] = b["price"] * (1 - sign * rng.uniform(0.002, 0.03))
+            fields |= {"qty": b["qty"]} | ({"leverage": b["lev"]} if b["lev"] else {})
+            fields |= {"current_sl": b["current_sl"]} if "current_sl" in b else {}
+            position(client, symbol, **fields)
+            market(client, symbol, sigma=b["sigma"])
+        if tick % 7 == 6:  # a restart, every other one without the proposal hashes
+            daemon = make_kernel(redis_server)
+            if tick % 14 == 13:
+                client.delete(*(PROPOSAL + s for s in books))
+        daemon.cycle()
+        for symbol, b in books.items():
+            got = proposal(client, symbol)
+            assert got["trading_state"] in ("active", "exit-now"), (symbol, got)
+            sign = 1 if b["side"] == "LONG" else -1
+            if got["trading_state"] == "exit-now":
+                b["exited"] = True
+                continue
+            assert not b.get("exited"), f"{symbol}: exit-now was not latched"
+            sl = float(got["stop_loss"])
+            assert sign * (b["price"] - sl) > 0
+            if got["take_profit"]:
+                assert (
+                    float(got["take_profit"]) > 0
+                    and sign * (float(got["take_profit"]) - b["price"]) > 0
+                )
+            for floor in (floors.get(symbol), b.get("current_sl")):
+                assert floor is None or sign * (sl - floor) >= -1e-9 * sl, (symbol, sl, floor)
+            floors[symbol] = sl
+    assert sum(1 for b in books.values() if b.get("exited")) >= 3
+    assert sum(1 for b in books.values() if not b.get("exited")) >= 3
