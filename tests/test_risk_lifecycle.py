@@ -356,3 +356,15 @@ def test_a_position_closed_while_held_takes_its_proposal_with_it(
     client.delete("quantum:state:positions:BTCUSDT")
     daemon.cycle()
     assert not client.exists(PROPOSAL + "BTCUSDT")
+
+
+def test_a_state_key_of_the_wrong_type_holds_every_position(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    long(client, 100.5)
+    market(client, "BTCUSDT")
+    client.set("quantum:risk:kernel:state", "not a hash")
+    counts = make_kernel(redis_server).cycle()
+    assert counts["published"] == 0 and counts["rejected_input"] == 1
+    held = proposal(client)
+    assert held["trading_state"] == "held" and "WRONGTYPE" in held["held_reason"]
