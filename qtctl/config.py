@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qtctl.config_rl import RlSettings
 from qtctl.config_values import coerce, read_file, validate
 from qtctl.errors import ConfigError
 from qtctl.redaction import DEFAULT_PATTERNS, mask_url
@@ -213,43 +214,6 @@ class BridgeSettings:
 
 
 @dataclass(frozen=True)
-class RlSettings:
-    """`qtctl run rl-agent`: what it reads, how it learns, where it keeps its model."""
-
-    trade_stream: str = "trade.closed"  # under streams.prefix
-    reward_stream: str = "rl_rewards"  # under streams.prefix
-    reward_sources: tuple[str, ...] = ("*=reward:unit",)  # source=field:unit|percent|bps
-    group: str = "qtctl:rl-agent"
-    consumer: str = ""  # empty: the host name (stable across restarts)
-    start_id: str = field(default="$", metadata=_choices("$", "0"))
-    batch: int = field(default=256, metadata={"min": 1, "max": 10_000})
-    block_ms: int = field(default=500, metadata={"min": 1, "max": 5000})
-    claim_idle_sec: float = field(default=60.0, metadata={"min": 1})
-    sources: tuple[str, ...] = ("*=pnl_percent:percent",)  # source=field:scale, * = any
-    pnl_tolerance_pct: float = field(default=0.05, metadata={"min": 0})
-    max_abs_pnl_pct: float = field(default=500.0, metadata={"min": 1})
-    multipliers: tuple[str, ...] = ("0.25", "0.5", "0.75", "1.0", "1.25", "1.5")
-    min_multiplier: float = field(default=0.25, metadata={"min": 0.01})
-    max_multiplier: float = field(default=1.5, metadata={"min": 0.01})
-    learning_rate: float = field(default=0.01, metadata={"min": 1e-6})
-    seed: int = 0
-    model_dir: str = "/var/lib/qtctl-rl-agent"
-    checkpoint_every: int = field(default=20, metadata={"min": 1})  # updates
-    checkpoint_every_sec: float = field(default=30.0, metadata={"min": 1})
-    keep_checkpoints: int = field(default=3, metadata={"min": 1})
-    stats_key: str = "quantum:rl:agent:stats"
-    stats_stream: str = "rl.stats"
-    stats_every_sec: float = field(default=60.0, metadata={"min": 1})
-    recommendation_prefix: str = "quantum:rl:recommendation:"
-    recommendation_log: str = "rl.recommendations"  # every served action and its probability
-    dead_letter: str = "trade.closed:rl-dead-letter"
-    seen_key: str = "quantum:rl:agent:seen"  # trade ids already learned (duplicates rejected)
-    reward: str = field(default="pnl", metadata=_choices("pnl", "r_multiple", "sharpe", "drawdown"))
-    r_scale: float = field(default=3.0, metadata={"min": 0.1})
-    drawdown_penalty: float = field(default=0.5, metadata={"min": 0})
-
-
-@dataclass(frozen=True)
 class DaemonHealthSettings:
     """Thresholds for what the fleet's daemons publish (QT502-QT504).
 
@@ -308,7 +272,7 @@ class Config:
     fix: FixSettings = FixSettings()
     report: ReportSettings = ReportSettings()
     bridge: BridgeSettings = BridgeSettings()
-    rl: RlSettings = RlSettings()
+    rl: RlSettings = field(default_factory=RlSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def items(self) -> list[tuple[str, Any, str]]:

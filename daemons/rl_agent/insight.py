@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,59 +39,132 @@ def stats(client: Any, stats_key: str, stream: str, points: int) -> dict[str, An
     }
 
 
-def evaluate(client: Any, config: Any, count: int) -> dict[str, Any]:
-    """Offline evaluation of the latest checkpoint on logged trades.
+def evaluate(
+    client: Any,
+    config: Any,
+    count: int,
+    policy: str = "learned",
+    train: float = 0.5,
+    clip: float = 20.0,
+) -> dict[str, Any]:
+    """Off-policy value of a sizing policy on held-out logged decisions.
 
-    IPS (inverse propensity scoring) needs the logging policy's probability of the multiplier
-    used (`action_prob` on the record or its entry context); the direct-method estimate uses the
-    network's own reward predictions and is reported beside it.
+    Decisions (`rl.decisions`, with the probability each multiplier was drawn with) are joined
+    to the closed trades that name them. The older `train` share fits the reward model (and the
+    `learned` policy); the newer rest is held out. On it: the full-information replay value
+    (exact here: a trade's return tells the utility of every size), IPS, self-normalised IPS and
+    doubly robust, importance weights clipped at `clip`, each with a 95 % interval. IPS needs
+    true propensities: if any held-out decision lacks one, IPS, SNIPS and DR are refused.
     """
-    from qtctl.daemons.rl_agent import checkpoint
+    from qtctl.daemons.rl_agent.daemon import build_model
+
+    rows = joined(client, config, count)
+    cut = int(len(rows) * train)
+    fit, held = rows[:cut], rows[cut:]
+    out: dict[str, Any] = {"decisions_joined": len(rows), "train": len(fit), "held_out": len(held)}
+    if len(held) < 2:
+        return {**out, "error": "fewer than 2 held-out decisions joined to a closed trade"}
+    model = build_model(config)
+    model.learn([model.cell(r.context) for r in fit], [r.ret for r in fit])
+    target = _target(model, policy)
+    if target is None:
+        return {**out, "error": f"--policy {policy!r}: use learned or constant:MULTIPLIER"}
+    chosen = np.asarray([target(r.context) for r in held])
+    logged = np.asarray([r.multiplier for r in held])
+    ret = np.asarray([r.ret for r in held])
+    u = model.utility_of
+    realised = np.asarray([u(m, x) for m, x in zip(logged, ret, strict=True)])
+    out["policy"] = policy
+    out["logged_value"] = _interval(realised)
+    out["replay_value"] = _interval(np.asarray([u(m, x) for m, x in zip(chosen, ret, strict=True)]))
+    prob = np.asarray([r.probability for r in held])
+    if not np.all(np.isfinite(prob) & (prob > 0)):
+        missing = int((~(np.isfinite(prob) & (prob > 0))).sum())
+        out["ips_refused"] = f"{missing} of {len(held)} held-out decisions carry no true propensity"
+        return out
+    weight = np.minimum((chosen == logged) / prob, clip)
+    out["clipped"] = int(((chosen == logged) / prob > clip).sum())
+    out["ips_value"] = _interval(weight * realised)
+    out["snips_value"] = _snips(weight, realised)
+    guess = np.asarray([_q(model, r.context, m) for r, m in zip(held, logged, strict=True)])
+    direct = np.asarray([_q(model, r.context, m) for r, m in zip(held, chosen, strict=True)])
+    out["dr_value"] = _interval(direct + weight * (realised - guess))
+    return out
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One logged decision and the return of the trade it sized."""
+
+    context: dict[str, float]
+    multiplier: float
+    probability: float  # nan: not logged
+    ret: float
+
+
+def joined(client: Any, config: Any, count: int) -> list[Logged]:
+    """The newest `count` decisions that a closed trade names, oldest first."""
     from qtctl.daemons.rl_agent.daemon import parse_sources
-    from qtctl.daemons.rl_agent.policy import Policy
     from qtctl.daemons.rl_agent.records import Rejected, experience
 
     s = config.rl
-    state, path = checkpoint.load_latest(Path(s.model_dir))
-    if state is None:
-        return {"error": f"no checkpoint in {s.model_dir}: the agent has not learned yet"}
-    policy = Policy(tuple(float(a) for a in state["policy"]["actions"]))
-    policy.load(state["policy"])
-    policy.min_updates = 0  # evaluate what it would choose, not the safety fallback
     sources = parse_sources(s.sources)
-    entries = client.xrevrange(config.streams.prefix + s.trade_stream, count=count)
-    exps = []
-    for _, fields in entries:
-        try:
-            exps.append(experience(fields, sources))
-        except Rejected:
-            continue
-    if not exps:
-        return {"checkpoint": str(path), "records": len(entries), "valid": 0}
-    x = np.asarray([e.features for e in exps])
-    used = np.asarray([e.multiplier for e in exps])
-    reward = np.clip(np.asarray([e.pnl_pct for e in exps]) / 100, -1, 1)
-    chosen, _ = policy.recommend(x)
-    q = policy.scores(x)
-    direct = float(q[np.arange(len(x)), policy.action_index(chosen)].mean())
-    prop = np.asarray([e.propensity for e in exps])
-    known = np.isfinite(prop) & (prop > 0)
-    out: dict[str, Any] = {
-        "checkpoint": str(path),
-        "model_version": int(state["policy"]["updates"]),
-        "records": len(entries),
-        "valid": len(exps),
-        "logged_policy_value": float(reward.mean()),
-        "direct_method_value": direct,
-        "with_propensity": int(known.sum()),
-    }
-    if known.any():
-        match = policy.action_index(chosen[known]) == policy.action_index(used[known])
-        weights = match / prop[known]
-        ips = weights * reward[known]
-        out["ips_value"] = float(ips.mean())
-        out["ips_stderr"] = float(ips.std() / math.sqrt(len(ips)))
-    return out
+    rets: dict[str, float] = {}
+    for _, fields in client.xrevrange(config.streams.prefix + s.trade_stream, count=4 * count):
+        decision = fields.get(s.decision_field)
+        if decision and decision not in rets:
+            try:
+                rets[decision] = experience(fields, sources).ret
+            except Rejected:
+                continue
+    rows = []
+    for _, f in reversed(client.xrevrange(config.streams.prefix + s.decision_log, count=4 * count)):
+        if f.get("decision_id") in rets:
+            context = {k: float(v) for k, v in _object(f.get("features")).items() if _number(v)}
+            prob = _float(f.get("probability"))
+            rows.append(Logged(context, _float(f.get("multiplier")), prob, rets[f["decision_id"]]))
+    return rows[-count:]
+
+
+def _target(model: Any, policy: str) -> Any:
+    if policy == "learned":
+        return lambda ctx: model.choose(ctx).multiplier
+    kind, _, value = policy.partition(":")
+    if kind == "constant" and math.isfinite(_float(value)):
+        return lambda ctx: _float(value)
+    return None
+
+
+def _q(model: Any, context: dict[str, float], m: float) -> float:
+    """The reward model: the utility of size m at the fitted moments of the context."""
+    choice = model.choose(context)
+    return float(model.utility(m, choice.mean, choice.second))
+
+
+def _interval(values: np.ndarray) -> dict[str, float]:
+    mean, se = float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+    return {"value": mean, "low": mean - 1.96 * se, "high": mean + 1.96 * se}
+
+
+def _snips(weight: np.ndarray, reward: np.ndarray) -> dict[str, float]:
+    total = float(weight.sum())
+    if total <= 0:
+        return {"value": math.nan, "low": math.nan, "high": math.nan}
+    value = float((weight * reward).sum() / total)
+    se = math.sqrt(float((weight**2 * (reward - value) ** 2).sum())) / total  # delta method
+    return {"value": value, "low": value - 1.96 * se, "high": value + 1.96 * se}
+
+
+def _object(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _float(raw: Any) -> float:

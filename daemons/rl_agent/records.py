@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REQUIRED = ("symbol", "side", "entry_price", "exit_price", "source")
@@ -32,6 +32,8 @@ class Experience:
     propensity: float  # probability the logging policy chose it (nan: unknown)
     pnl_pct: float
     r_multiple: float = math.nan  # the producer's R_net, when given
+    ret: float = math.nan  # side-aware price return, a fraction of the entry price (size-free)
+    context: dict[str, float] = field(default_factory=dict)  # entry context the model bins on
 
 
 class Rejected(ValueError):
@@ -69,8 +71,10 @@ def experience(
     context: dict[str, Any] | None = None,
     tolerance_pct: float = 0.05,
     max_abs_pnl_pct: float = 500.0,
+    extra: tuple[str, ...] = (),
 ) -> Experience:
-    """Validate one record; raise Rejected with the reason."""
+    """Validate one record; raise Rejected with the reason. `context` is the entry context
+    (the decision's features, or `quantum:rl:state:<order_id>`): it wins over the record's own."""
     missing = [k for k in REQUIRED if not fields.get(k)]
     if missing:
         raise Rejected("missing-field", ", ".join(missing))
@@ -132,7 +136,28 @@ def experience(
         propensity,
         computed * leverage,
         r_multiple,
+        computed / 100,
+        entry_context(fields, ctx, extra),
     )
+
+
+def entry_context(
+    fields: dict[str, str], ctx: dict[str, Any], extra: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """The numeric entry context: confidence, volatility (or sigma), leverage and `extra`; a
+    field that is missing or not a finite number is left out (the model does not guess it)."""
+    out = {}
+    for name, aliases in (("confidence", ()), ("volatility", ("sigma",)), ("leverage", ())):
+        for key in (name, *aliases):
+            value = _first(fields, ctx, key, math.nan)
+            if math.isfinite(value):
+                out[name] = value
+                break
+    for name in extra:
+        value = _first(fields, ctx, name, math.nan)
+        if math.isfinite(value):
+            out[name] = value
+    return out
 
 
 def _number(fields: dict[str, str], name: str) -> float:
@@ -150,9 +175,9 @@ def _optional(fields: dict[str, str], name: str, default: float) -> float:
 
 
 def _first(fields: dict[str, str], ctx: dict[str, Any], name: str, default: float) -> float:
-    raw = fields.get(name)
+    raw = ctx.get(name)
     if raw in (None, ""):
-        raw = ctx.get(name)
+        raw = fields.get(name)
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -232,6 +257,9 @@ def reward_experience(fields: dict[str, str], scales: dict[str, tuple[str, float
     )
     multiplier = _first(fields, ctx, "action", 1.0)
     trade_id = str(ctx.get("order_id") or fields.get("order_id") or "") or _fallback_id(fields)
+    # the reward is the return of the position the action sized: per unit of size, it is the
+    # trade's return
+    ret = reward / multiplier if multiplier > 0 else reward
     return Experience(
         "r:" + trade_id,
         fields["symbol"],
@@ -239,4 +267,6 @@ def reward_experience(fields: dict[str, str], scales: dict[str, tuple[str, float
         multiplier,
         _first(fields, ctx, "action_prob", math.nan),
         reward * 100,
+        ret=ret,
+        context=entry_context(fields, ctx),
     )

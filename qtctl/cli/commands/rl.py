@@ -18,7 +18,29 @@ PointsOpt = Annotated[
     int, typer.Option("--points", min=2, help="Stats snapshots on the learning curve.")
 ]
 CountOpt = Annotated[
-    int, typer.Option("--count", min=1, help="Newest trade.closed records to evaluate on.")
+    int, typer.Option("--count", min=2, help="Newest logged decisions to evaluate on.")
+]
+PolicyOpt = Annotated[
+    str,
+    typer.Option(
+        "--policy",
+        envvar="QTCTL_RL_POLICY",
+        help="learned (fitted on the training share) or constant:MULTIPLIER.",
+    ),
+]
+TrainOpt = Annotated[
+    float,
+    typer.Option(
+        "--train-fraction",
+        min=0.0,
+        max=0.95,
+        envvar="QTCTL_RL_TRAIN_FRACTION",
+        help="Oldest share that fits; the rest is held out.",
+    ),
+]
+ClipOpt = Annotated[
+    float,
+    typer.Option("--clip", min=1.0, envvar="QTCTL_RL_CLIP", help="Largest importance weight."),
 ]
 STATS_FIELDS = (
     "experiences",
@@ -65,23 +87,29 @@ def stats(
 def evaluate(
     ctx: typer.Context,
     count: CountOpt = 10_000,
+    policy: PolicyOpt = "learned",
+    train: TrainOpt = 0.5,
+    clip: ClipOpt = 20.0,
     fmt: FormatOpt = None,
     redis_url: RedisUrlOpt = None,
     config: CommandConfigOpt = None,
 ) -> None:
-    """Offline evaluation of the latest checkpoint on logged trades (IPS and direct method)."""
+    """Off-policy value on held-out logged decisions: replay, IPS, SNIPS and DR with 95 % CIs."""
     from qtctl.daemons.rl_agent.insight import evaluate as run_evaluation
 
     opts = global_options(ctx)
     out = opts.output(fmt)
     cfg = opts.config_for(config, {"redis.url": redis_url})
-    doc = with_redis(cfg, "reading trade.closed", lambda c: run_evaluation(c, cfg, count))
+    doc = with_redis(
+        cfg, "reading the decisions", lambda c: run_evaluation(c, cfg, count, policy, train, clip)
+    )
     if out.format == "json":
         out.json(doc)
     else:
         for key, value in doc.items():
-            shown = f"{value:.6f}" if isinstance(value, float) else str(value)
-            out.line(f"{key:20} {shown}")
+            if isinstance(value, dict):
+                value = f"{value['value']:.8g}  [{value['low']:.8g}, {value['high']:.8g}]"
+            out.line(f"{key:16} {value}")
     if "error" in doc:
         raise typer.Exit(1)
 
