@@ -16,16 +16,7 @@ def read_head(path: str, max_bytes: int) -> bytes:
     name): never blocks on a FIFO or reads a device swapped in; b'' when it is not a plain
     file or cannot be read. Follows links like open() does: use `read_for_check` where the
     content is quoted."""
-    try:
-        fd = os.open(path, READ_FLAGS & ~os.O_NOFOLLOW)
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, max_bytes) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
+    return _read_plain(path, READ_FLAGS & ~os.O_NOFOLLOW, None, max_bytes)
 
 
 def walk(
@@ -91,8 +82,12 @@ def _entries(path: str, fd: int, skipped: list[tuple[str, str]]) -> Iterator[tup
 def read_at(folder: int, name: str, max_bytes: int) -> bytes:
     """Up to `max_bytes` of the plain file `name` in the folder fd, opened without following a
     link; b'' for a link, FIFO, device or unreadable file."""
+    return _read_plain(name, READ_FLAGS, folder, max_bytes)
+
+
+def _read_plain(path: str, flags: int, folder: int | None, max_bytes: int) -> bytes:
     try:
-        fd = os.open(name, READ_FLAGS, dir_fd=folder)
+        fd = os.open(path, flags, dir_fd=folder)
     except OSError:
         return b""
     try:
