@@ -17,7 +17,11 @@ UnsafeOpt = Annotated[
 ]
 OnlyOpt = Annotated[
     str | None,
-    typer.Option("--only", envvar="QTCTL_ONLY", help="Units allowed to restart (comma list)."),
+    typer.Option(
+        "--only",
+        envvar="QTCTL_ONLY",
+        help="Units (any of their names) and streams a live-mode repair may touch (comma list).",
+    ),
 ]
 UndoOpt = Annotated[
     str | None,
