@@ -178,6 +178,25 @@ def test_risk_kernel_skips_an_undecodable_key_and_serves_the_others(
     assert float(client.hget(b"quantum:risk:proposal:BTCUSDT", b"stop_loss") or 0) > 0
 
 
+def test_a_value_that_is_not_utf8_holds_only_its_position(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis.Redis(port=redis_server.port)
+    base = {b"side": b"LONG", b"entry_price": b"100", b"current_price": b"101"}
+    market = {b"sigma": b"0.01", b"ts": b"0.5", b"p_trend": b"0.5", b"p_mr": b"0.3"}
+    bad = {**base, b"side": b"LO\xffNG", b"position_id": b"\xfe\xff"}
+    for symbol, fields in ((b"BTCUSDT", base), (b"ETHUSDT", bad)):
+        client.hset(b"quantum:state:positions:" + symbol, mapping=fields)
+        client.hset(b"quantum:marketstate:" + symbol, mapping={**market, b"p_chop": b"0.2"})
+    config = tmp_path / "c.toml"
+    config.write_text(f"[redis]\nurl = '{redis_server.url}'\n")
+    argv = [sys.executable, "-m", "qtctl", "--config", str(config), "run", "risk-kernel", "--once"]
+    res = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr  # was a UnicodeDecodeError: a crash loop for all
+    assert "2 positions: 1 proposals, 0 exit-now, 1 held back" in res.stderr
+    assert float(client.hget(b"quantum:risk:proposal:BTCUSDT", b"stop_loss") or 0) > 0
+
+
 SPOOF_CONSUMER = b"idle\n\x1b[31mSPOOF"
 SPOOF_FILE = "evil\nQT302 converted\n    $ convert root.py;$(id>&2)`id`;touch pwned.env"
 

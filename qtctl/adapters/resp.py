@@ -140,7 +140,10 @@ def _read(conn: Any, count: int) -> list[Any]:
         raise redis.ConnectionError("connection closed before its replies were read")
     encoder = conn.encoder
     encoding = encoder.encoding if encoder.decode_responses else None
-    reader = hiredis.Reader(replyError=redis.ResponseError, encoding=encoding)
+    # errors="replace": one position hash holding bytes that are not UTF-8 must not stop the
+    # cycle for every position (a crash loop, no stop updates): that value reads as U+FFFD text,
+    # which the kernel then refuses as a malformed input of that position alone.
+    reader = hiredis.Reader(replyError=redis.ResponseError, encoding=encoding, errors="replace")
     replies: list[Any] = []
     while len(replies) < count:
         reply = reader.gets()
