@@ -42,10 +42,15 @@ CRLF_EXECUTED = CodeDoc(
     code="QT301",
     title="CRLF or BOM in an executed script",
     severity="error",
-    meaning="A script a fleet unit runs (its ExecStart program, or the script it passes to "
-    "bash/python) has CRLF line endings or a UTF-8 BOM before the shebang.",
-    why="The kernel looks for `/bin/bash\\r` (203/EXEC, 'No such file or directory') and bash "
-    "runs commands ending in \\r (`$'\\r': command not found`): the unit fails or misbehaves.",
+    meaning="A script the kernel or a shell reads for a fleet unit has CRLF line endings or a "
+    "UTF-8 BOM before the shebang: a program run directly (its shebang is read by the kernel), a "
+    "script passed to bash/sh, or a file a `sh -c` line sources, in ExecStartPre=, ExecStart= or "
+    "ExecStartPost=. A Python script run through its interpreter (`python3 main.py`, `-m`, "
+    "`uv run`, `env python3`) is not one: Python reads CRLF source as LF, so a CRLF .py there "
+    "is at most QT302.",
+    why="The kernel looks for `/bin/bash\\r` or `env` for `python3\\r` (203/EXEC or 127, 'No "
+    "such file or directory') and bash runs commands ending in \\r (`$'\\r': command not "
+    "found`): the unit fails or misbehaves.",
     fix="Convert to LF (`sed -i 's/\\r$//' FILE`, or `qtctl fix --apply`, which keeps mode and "
     "owner and backs the original up), and configure git/editors to keep LF.",
     repair=FileFacts,
@@ -106,7 +111,7 @@ def _project_dir(path: str) -> bool:
 
 def _executed(target: ExecTarget) -> Iterator[Finding]:
     script = target.script
-    if script and os.path.isfile(script):
+    if script and target.crlf_breaks_it and os.path.isfile(script):
         endings = classify(safe_walk.read_head(script, MAX_SCRIPT_BYTES))  # never a FIFO
         if endings.needs_fix:
             what = (

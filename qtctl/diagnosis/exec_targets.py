@@ -1,36 +1,50 @@
-"""What each fleet unit really executes: the program, and the script an interpreter runs."""
+"""What each fleet unit really executes: the program, and who reads the script's bytes.
+
+A script's line endings matter to the kernel (a shebang line ending in CR names `python3\\r`) and
+to shells (`$'\\r': command not found`); Python itself reads CRLF source as LF (universal
+newlines), so a script handed to an interpreter is read by "python", not by the kernel."""
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qtctl.adapters import safe_walk
-from qtctl.diagnosis.unit_load import fleet_on_disk, working_directory
+from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 from qtctl.diagnosis.unit_values import ExecCommand
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+EXEC_KEYS = ("ExecStartPre", "ExecStart", "ExecStartPost")
+SOURCE_WORDS = frozenset({"source", "."})
+KERNEL, SHELL, PYTHON = "kernel", "shell", "python"
 
 
 @dataclass(frozen=True)
 class ExecTarget:
-    """One ExecStart= of a unit."""
+    """One command of a unit's ExecStartPre=/ExecStart=/ExecStartPost=."""
 
     unit: str
     program: str
     script: str  # the file whose bytes are interpreted ('' when it is a binary or a -m module)
     direct: bool  # the program itself is the script (needs +x and a valid shebang)
+    reader: str = KERNEL  # who reads the script's bytes: "kernel", "shell" or "python"
+
+    @property
+    def crlf_breaks_it(self) -> bool:
+        """CR at line ends breaks the kernel's shebang and shells; Python reads it fine."""
+        return self.reader in (KERNEL, SHELL)
 
 
 def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
-    """ExecStart targets of every installed fleet unit and enabled template instance, read
-    from its unit files on disk as systemd reads them (specifiers expanded, `;` splits)."""
+    """Exec targets of every installed fleet unit and enabled template instance, read from its
+    unit files on disk as systemd reads them (specifiers expanded, `;` splits)."""
     targets = []
     for unit in fleet_on_disk(patterns):
         workdir = working_directory(unit)
-        targets += [_target(unit.name, c, workdir) for c in unit.commands("ExecStart")]
+        targets += [t for c in _commands(unit) for t in _targets(unit.name, c, workdir)]
     return targets
 
 
@@ -39,13 +53,55 @@ def working_directories(patterns: Sequence[str]) -> list[str]:
     return [d for d in map(working_directory, fleet_on_disk(patterns)) if d.startswith("/")]
 
 
-def _target(unit: str, command: ExecCommand, workdir: str) -> ExecTarget:
-    program = resolve(command.path)
+def _commands(unit: LoadedUnit) -> list[ExecCommand]:
+    return [c for key in EXEC_KEYS for c in unit.commands(key)]
+
+
+def _targets(unit: str, command: ExecCommand, workdir: str) -> list[ExecTarget]:
+    argv = _unwrap_env([command.path, *command.argv[1:]])
+    if not argv:
+        return []
+    program = resolve(argv[0])
     base = os.path.basename(program)
-    if base in SHELLS or base.startswith("python"):
-        script = _script_argument(list(command.argv[1:]), workdir)
-        return ExecTarget(unit, program, script, direct=False)
-    return ExecTarget(unit, program, program if _is_script(program) else "", direct=True)
+    if base in SHELLS:
+        return _shell_targets(unit, program, argv[1:], workdir)
+    if base.startswith("python"):
+        script = _script_argument(argv[1:], workdir)
+        return [ExecTarget(unit, program, script, direct=False, reader=PYTHON)]
+    script = program if _is_script(program) else ""
+    return [ExecTarget(unit, program, script, direct=True, reader=KERNEL)]
+
+
+def _unwrap_env(argv: list[str]) -> list[str]:
+    """`env [-opts] [VAR=value...] PROGRAM ARGS`: the program env runs, and its arguments."""
+    if not argv or os.path.basename(argv[0]) != "env":
+        return argv
+    rest = argv[1:]
+    while rest and (rest[0].startswith("-") or "=" in rest[0]):
+        rest = rest[1:]
+    return rest
+
+
+def _shell_targets(unit: str, shell: str, args: list[str], workdir: str) -> list[ExecTarget]:
+    """`bash script.sh` (the shell reads it), `bash -c '. env.sh; exec x'` (each sourced file)."""
+    if "-c" not in args:
+        script = _script_argument(args, workdir)
+        return [ExecTarget(unit, shell, script, direct=False, reader=SHELL)]
+    index = args.index("-c")
+    code = args[index + 1] if index + 1 < len(args) else ""
+    return [
+        ExecTarget(unit, shell, _absolute(path, workdir), direct=False, reader=SHELL)
+        for path in sourced_files(code)
+    ]
+
+
+def sourced_files(code: str) -> list[str]:
+    """The files a `sh -c` string sources (`. FILE`, `source FILE`), as written."""
+    try:
+        words = shlex.split(code.replace(";", " ; ").replace("&&", " && "))
+    except ValueError:
+        return []
+    return [words[i + 1] for i, w in enumerate(words[:-1]) if w in SOURCE_WORDS]
 
 
 def resolve(program: str) -> str:
@@ -62,8 +118,12 @@ def _script_argument(args: list[str], workdir: str) -> str:
             return ""  # a module or inline code: no script file
         if arg.startswith("-"):
             continue
-        return arg if os.path.isabs(arg) else os.path.join(workdir or "/", arg)
+        return _absolute(arg, workdir)
     return ""
+
+
+def _absolute(path: str, workdir: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(workdir or "/", path)
 
 
 def _is_script(path: str) -> bool:
