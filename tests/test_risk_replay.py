@@ -102,13 +102,13 @@ def test_the_replay_exits_where_the_daemon_does(redis_server: RedisServer) -> No
 
 
 @pytest.mark.parametrize("extra", [(), ("--set", "tp_policy=none", "--set", "stoploss_pct=3")])
-def test_the_readme_shows_the_replay_as_it_prints(extra: tuple[str, ...]) -> None:
+def test_the_docs_show_the_replay_as_it_prints(extra: tuple[str, ...]) -> None:
     res = run_cli(
         "risk", "replay", "tests/data/risk_replay_sample.csv", *extra, env={"COLUMNS": "110"}
     )
     assert res.returncode == 0, res.stderr
     command = " ".join(("$ qtctl risk replay tests/data/risk_replay_sample.csv", *extra))
-    assert f"{command}\n{res.stdout}" in (REPO / "README.md").read_text()
+    assert f"{command}\n{res.stdout}" in (REPO / "docs/daemons/risk-kernel.md").read_text()
 
 
 def test_leverage_in_the_file_exits_near_the_liquidation(tmp_path: Path) -> None:
