@@ -16,9 +16,10 @@ from functools import lru_cache
 from qtctl.diagnosis.interpreter import Interpreter, probe
 from qtctl.diagnosis.python_source import (
     imports,
-    package_of,
+    package_for,
     parse,
     parse_text,
+    relative_errors,
     unparseable,
 )
 from qtctl.diagnosis.python_units import PythonService
@@ -126,20 +127,20 @@ def effective_path(
 def _walk(
     result: Analysis, interp: Interpreter, roots: Sequence[str], start: str, tree: ast.Module | None
 ) -> None:
+    """Breadth of first-party modules, each with the __package__ Python gives it: none for the
+    script, the dotted name it was imported as for the rest (so `from .x import` resolves as
+    Python resolves it, wherever the __init__.py files above it stop)."""
     own = {os.path.realpath(p) for p in interp.path}
     queue: list[tuple[str, ast.Module | None, str]] = [(start, tree, "")] if tree else []
     if result.service.module:
-        queue = []
-        _check(result, interp, roots, result.service.module, f"-m {result.service.module}")
-        found = resolve(result.service.module, [e.path for e in result.path])
-        if found.file and found.file.endswith(".py"):
-            queue.append((found.file, parse(found.file)[0], package_of(found.file)))
-    seen: set[str] = set()
+        queue = _module_start(result, interp, roots)
+    seen: set[tuple[str, str]] = set()
     while queue and len(seen) < MAX_MODULES:
         file, module_tree, package = queue.pop()
-        if file in seen or module_tree is None:
+        if (file, package) in seen or module_tree is None:
             continue
-        seen.add(file)
+        seen.add((file, package))
+        _relative_errors(result, file, module_tree, package)
         for name, line, required in imports(module_tree, package):
             where = f"{file}:{line}"
             if name.split(".")[0] in interp.stdlib:
@@ -150,8 +151,35 @@ def _walk(
                 found = resolve(name, [e.path for e in result.path])
                 hit = None if found.failed_part else found
             if hit and hit.file and hit.file.endswith(".py") and not _under(hit.file, own):
-                queue.append((hit.file, parse(hit.file)[0], package_of(hit.file)))
-    result.modules_checked = len(seen)
+                queue.append((hit.file, parse(hit.file)[0], package_for(name, hit.file)))
+    result.modules_checked = len({file for file, _ in seen})
+
+
+def _module_start(
+    result: Analysis, interp: Interpreter, roots: Sequence[str]
+) -> list[tuple[str, ast.Module | None, str]]:
+    """`-m a.b`: the module's file with __package__ "a" (a package: its __init__.py and its
+    __main__.py, both with __package__ "a.b")."""
+    module = result.service.module
+    _check(result, interp, roots, module, f"-m {module}")
+    found = resolve(module, [e.path for e in result.path])
+    if not (found.file and found.file.endswith(".py")):
+        return []
+    queue: list[tuple[str, ast.Module | None, str]] = [
+        (found.file, parse(found.file)[0], package_for(module, found.file))
+    ]
+    main = os.path.join(os.path.dirname(found.file), "__main__.py")
+    if found.file.endswith("__init__.py") and os.path.isfile(main):
+        queue.append((main, parse(main)[0], module))
+    return queue
+
+
+def _relative_errors(result: Analysis, file: str, tree: ast.Module, package: str) -> None:
+    for written, line, error in relative_errors(tree, package):
+        hint = " (a script has no package: start it with -m PACKAGE.MODULE)" if not package else ""
+        result.problems.append(
+            ImportProblem("QT201", written, f"{file}:{line}", f"ImportError: {error}{hint}")
+        )
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,50 @@ MAX_SOURCE = 4 * 2**20
 def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
     """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING):
     (module, line, required). `from m import x` also yields m.x, not required: x may be a
-    submodule to follow or just a name defined in m."""
+    submodule to follow or just a name defined in m. Relative imports are resolved against
+    `package` (the importing module's __package__); those Python refuses are `relative_errors`."""
     for node in _module_level(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno, True
         elif isinstance(node, ast.ImportFrom):
-            base = _absolute_module(node, package)
-            if base:
+            base, error = resolve_relative(node.level, node.module or "", package)
+            if base and not error:
                 yield base, node.lineno, True
                 for alias in node.names:
                     if alias.name != "*":
                         yield f"{base}.{alias.name}", node.lineno, False
+
+
+def relative_errors(tree: ast.Module, package: str) -> Iterator[tuple[str, int, str]]:
+    """Module-level relative imports Python refuses in a module of this package: (the import
+    as written, line, Python's ImportError message)."""
+    for node in _module_level(tree.body):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            error = resolve_relative(node.level, node.module or "", package)[1]
+            if error:
+                yield "." * node.level + (node.module or ""), node.lineno, error
+
+
+def resolve_relative(level: int, module: str, package: str) -> tuple[str, str]:
+    """`from <level dots><module> import` as `importlib.util.resolve_name` resolves it inside
+    `package`: (the absolute module, "") or ("", the ImportError Python raises)."""
+    if not level:
+        return module, ""
+    if not package:
+        return "", "attempted relative import with no known parent package"
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        return "", "attempted relative import beyond top-level package"
+    return (f"{bits[0]}.{module}" if module else bits[0]), ""
+
+
+def package_for(name: str, file: str) -> str:
+    """The __package__ of module `name` loaded from `file`: itself for a package's __init__.py,
+    its parent otherwise."""
+    if os.path.basename(file) == "__init__.py":
+        return name
+    return name.rpartition(".")[0]
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -47,16 +79,6 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
 def _guards_import_error(node: ast.Try) -> bool:
     names = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
     return any(h.type is None or any(n in ast.dump(h.type) for n in names) for h in node.handlers)
-
-
-def _absolute_module(node: ast.ImportFrom, package: str) -> str:
-    if not node.level:
-        return node.module or ""
-    if not package:
-        return ""  # relative import in a script: Python itself refuses it
-    parts = package.split(".")
-    base = parts[: len(parts) - node.level + 1]
-    return ".".join([*base, node.module] if node.module else base)
 
 
 def package_of(file: str) -> str:
