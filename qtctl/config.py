@@ -234,6 +234,15 @@ class CodeSettings:
 
     max_file_mb: float = field(default=50.0, metadata={"min": 0.001})
     max_files: int = field(default=500_000, metadata={"min": 1})
+    exclude_dirs: tuple[str, ...] = ()  # folder-name globs skipped too (dot-folders are scanned)
+
+
+@dataclass(frozen=True)
+class SecretSettings:
+    """QT703's judgement of which env-file values are secrets (redaction masks regardless)."""
+
+    allow_names: tuple[str, ...] = ()  # name globs never judged secret (STREAM_KEY)
+    not_secret_values: tuple[str, ...] = ()  # value globs never judged secret (quantum:*)
 
 
 @dataclass(frozen=True)
@@ -245,6 +254,9 @@ class ReportSettings:
     lock_wait_sec: float = field(default=30.0, metadata={"min": 0})
     output_mode: str = field(default="0644", metadata={"file_mode": True})
     lock_dir: str = ""  # '': beside a root-only output, else /run/qtctl (root) or the user's
+    period_sec: float = field(default=300.0, metadata={"min": 1})  # this host's report timer
+    stale_periods: float = field(default=3.0, metadata={"min": 1})  # `qtctl fleet`: host stale
+    incident_stream: str = "quantum:stream:qtctl.incidents"  # `doctor --unit --publish`
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,19 @@ class FixSettings:
 
     state_dir: str = "/var/lib/qtctl"
     convert_source_files: bool = False
+    settle_sec: float = field(default=3.0, metadata={"min": 0})  # active past RestartSec= + this
+    max_restarts: int = field(default=10, metadata={"min": 0})  # restarts in one fix run
+    restart_limit: int = field(default=3, metadata={"min": 1})  # restarts of a unit per window
+    restart_window_sec: float = field(default=3600.0, metadata={"min": 1})
+    redis_unit: str = ""  # the unit that runs the fleet's Redis on this host ('' = not one)
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    """`qtctl lint`: where a unit's deploy paths are in the checkout, and the rule docs' URL."""
+
+    path_map: tuple[str, ...] = ()  # DEPLOY=CHECKOUT entries; none: fleet.code_roots -> "."
+    docs_url: str = ""  # SARIF helpUri base (`#qt104` appended); '' leaves helpUri out
 
 
 @dataclass(frozen=True)
@@ -265,11 +290,13 @@ class Config:
     doctor: DoctorSettings = DoctorSettings()
     host: HostSettings = HostSettings()
     code: CodeSettings = CodeSettings()
+    secrets: SecretSettings = SecretSettings()
     streams: StreamSettings = StreamSettings()
     services: ServiceSettings = ServiceSettings()
     risk: RiskSettings = RiskSettings()
     daemons: DaemonHealthSettings = DaemonHealthSettings()
     fix: FixSettings = FixSettings()
+    lint: LintSettings = LintSettings()
     report: ReportSettings = ReportSettings()
     bridge: BridgeSettings = BridgeSettings()
     rl: RlSettings = field(default_factory=RlSettings)

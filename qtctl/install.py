@@ -28,6 +28,7 @@ DAEMON_UNITS = {
     "rl-agent": "qtctl-rl-agent.service",
 }
 REPORT_UNITS = ("qtctl-report.service", "qtctl-report.timer")
+NOTIFY_UNIT = "qtctl-notify@.service"  # `--on-failure`: the OnFailure= handler template
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class InstallOptions:
 
     daemons: tuple[str, ...] = ()
     report_timer: bool = False
+    on_failure: bool = False
     every: str = "5min"
     root: str = "/"
     user: str = "qtctl"  # created as a system user when missing
@@ -86,8 +88,10 @@ def unit_names(options: InstallOptions) -> list[str]:
     names = [DAEMON_UNITS[d] for d in options.daemons]
     if options.report_timer:
         names += list(REPORT_UNITS)
+    if options.on_failure:
+        names.append(NOTIFY_UNIT)
     if not names:
-        raise UsageError("name daemons to install, or --all, or --report-timer")
+        raise UsageError("name daemons to install, or --all, --report-timer or --on-failure")
     return names
 
 
@@ -189,7 +193,11 @@ def activate(units: list[UnitFile], written: list[UnitFile], options: InstallOpt
             done.append("systemctl daemon-reload")
         if not options.start:
             return done
-        starters = [u.name for u in units if u.name != "qtctl-report.service"]
+        starters = [
+            u.name for u in units if u.name != "qtctl-report.service" and "@." not in u.name
+        ]
+        if not starters:
+            return done
         systemd.enable(starters)
         done.append(f"systemctl enable {' '.join(starters)}")
         for name in starters:

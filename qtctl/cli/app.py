@@ -14,12 +14,15 @@ except ImportError:
     from click import ClickException as UsageFailure
 
 from qtctl import __version__
+from qtctl.cli.commands.ack import ack
 from qtctl.cli.commands.config import config_app
 from qtctl.cli.commands.demo import demo
 from qtctl.cli.commands.doctor import doctor
 from qtctl.cli.commands.explain import explain
 from qtctl.cli.commands.fix import fix
+from qtctl.cli.commands.fleet import fleet
 from qtctl.cli.commands.install import install
+from qtctl.cli.commands.lint import lint
 from qtctl.cli.commands.report import report
 from qtctl.cli.commands.risk import risk_app
 from qtctl.cli.commands.rl import rl_app
@@ -51,6 +54,9 @@ app.command()(install)
 app.command()(demo)
 app.command()(uninstall)
 app.command()(report)
+app.command()(lint)
+app.command()(ack)
+app.command()(fleet)
 
 NoColorOpt = Annotated[
     bool, typer.Option("--no-color", envvar="QTCTL_NO_COLOR", help="No colors (also NO_COLOR).")

@@ -41,6 +41,14 @@ DryRunOpt = Annotated[
 ReportTimerOpt = Annotated[
     bool, typer.Option("--report-timer", help="Also install qtctl-report.service + .timer.")
 ]
+OnFailureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--on-failure",
+        help="Also install qtctl-notify@.service and add an OnFailure= drop-in to every fleet "
+        "unit (journaled: `qtctl fix --undo ID` takes them back).",
+    ),
+]
 EveryOpt = Annotated[
     str, typer.Option("--every", help="How often the report timer fires (systemd time).")
 ]
@@ -64,6 +72,7 @@ def install(
     no_start: NoStartOpt = False,
     dry_run: DryRunOpt = False,
     report_timer: ReportTimerOpt = False,
+    on_failure: OnFailureOpt = False,
     every: EveryOpt = "5min",
     report_output: ReportOutputOpt = "/var/lib/qtctl-report/qtctl.prom",
     watchdog_sec: WatchdogOpt = 30,
@@ -76,6 +85,7 @@ def install(
     options = InstallOptions(
         daemons=tuple(sorted(DAEMONS)) if all_daemons else tuple(daemons or ()),
         report_timer=report_timer,
+        on_failure=on_failure,
         every=every,
         root=root,
         user=user,
@@ -89,12 +99,44 @@ def install(
     units = plan(options)
     _show_plan(out, units)
     if dry_run:
+        if on_failure:
+            _show_on_failure_plan(ctx, out)
         return
     written = write(units)
     if options.staging:
         return
     for action in activate(units, written, options):
         out.line(f"$ {action}")
+    if on_failure:
+        _add_on_failure(ctx, out)
+
+
+def _show_on_failure_plan(ctx: typer.Context, out: Output) -> None:
+    from qtctl.onfailure.dropins import plan_drop_ins
+
+    plan = plan_drop_ins(global_options(ctx).config_for(None, {}))
+    for name, why in plan.skipped:
+        out.line(f"{name}: would be skipped ({why})")
+    for write in plan.writes:
+        out.line(f"{write.path}: would be written")
+
+
+def _add_on_failure(ctx: typer.Context, out: Output) -> None:
+    """The OnFailure= drop-ins, through fix's journal (after the template is in place)."""
+    from qtctl.onfailure.dropins import apply_drop_ins, plan_drop_ins
+
+    config = global_options(ctx).config_for(None, {})
+    plan = plan_drop_ins(config)
+    for name, why in plan.skipped:
+        out.line(f"{name}: skipped ({why})")
+    if not plan.writes:
+        out.line("no fleet unit to add OnFailure= to")
+        return
+    record = apply_drop_ins(config, plan)
+    for change in record.changes:
+        if change.get("path"):
+            out.line(f"{change['path']}: written")
+    out.line(f"recorded as {record.id}: `qtctl fix --undo {record.id}` takes the drop-ins back")
 
 
 def _show_plan(out: Output, units: list[UnitFile]) -> None:
