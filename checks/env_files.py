@@ -9,15 +9,16 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from qtctl.adapters import safe_files
+from qtctl.config import SecretSettings
 from qtctl.diagnosis.env_file import environment, misreads, refusal, rewrite
 from qtctl.diagnosis.env_files import (
     EnvFile,
     EnvUse,
     env_files,
     env_uses,
+    judged_secrets,
     readable_by,
     secret_digests,
-    secret_names,
 )
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -33,9 +34,13 @@ ENV_FILES = CodeDoc(
     severity="error/warning",
     meaning="For every EnvironmentFile= of a fleet unit and every *.env file in "
     "services.env_dirs: the file is missing without the `-` prefix (error: the unit cannot "
-    "start); secrets (names matching services.secret_patterns: *PASS*, *SECRET*, *TOKEN*, "
-    "*KEY* unless its value is a key or stream name, path, number or boolean, *PRIVATE*, "
-    "*CREDENTIAL*, AUTH*) in a file other users can read (error); the file is not readable by "
+    "start); secrets in a file other users can read (error), judged by name and value: a name "
+    "matching services.secret_patterns (*PASS*, *SECRET*, *TOKEN*, *KEY*, *PRIVATE*, "
+    "*CREDENTIAL*, AUTH*) whose value is not plainly configuration (empty, a boolean, a path, a "
+    "URL without credentials, a number or a Redis key/stream name such as quantum:stream:x; "
+    "under a credential name a number or a one-colon user:secret still counts), or any value "
+    "that is a URL with a password, a token shape or a PEM block; secrets.allow_names and "
+    "secrets.not_secret_values exempt more (see docs/precision.md); the file is not readable by "
     "the unit's User= (systemd reads it as root, the service's own dotenv load cannot); lines "
     "systemd reads differently than meant: inline comments (kept in the value), `export` (the "
     "line is ignored), an unclosed quote (swallows the following lines), invalid names, CRLF "
@@ -84,9 +89,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             continue
         text, owners[env.path] = read
         yield from _rejected(env, text)
-        for key, digest in secret_digests(text, settings.secret_patterns).items():
+        secrets = secret_digests(text, settings.secret_patterns, ctx.config.secrets)
+        for key, digest in secrets.items():
             digests[digest].append((env.path, key))
-        finding = _file_finding(env, text, settings.secret_patterns)
+        finding = _file_finding(env, text, settings.secret_patterns, ctx.config.secrets)
         if finding:
             yield finding
     yield from _duplicates(digests, owners)
@@ -153,14 +159,16 @@ def _not_inspected(env: EnvFile, why: str) -> Finding:
     )
 
 
-def _file_finding(env: EnvFile, text: bytes, patterns: Sequence[str]) -> Finding | None:
+def _file_finding(
+    env: EnvFile, text: bytes, patterns: Sequence[str], secrets: SecretSettings
+) -> Finding | None:
     """One finding per file: its mode, who may read it, how systemd reads it."""
     try:
         mode = stat.S_IMODE(os.stat(env.path).st_mode)
     except OSError:  # removed since it was read
         return None
     problems = [
-        *_exposure(mode, secret_names(environment(text), patterns)),
+        *_exposure(mode, judged_secrets(environment(text), patterns, secrets)),
         *_readers(env),
         *_syntax(text),
     ]

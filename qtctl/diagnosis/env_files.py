@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import fnmatch
 import grp
 import hashlib
 import os
 import pwd
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qtctl.config import SecretSettings
 from qtctl.diagnosis.env_file import environment
 from qtctl.diagnosis.unit_load import fleet_on_disk
 from qtctl.redaction import Redactor
+
+DEFAULT_SECRETS = SecretSettings()
+CREDENTIAL_NAME = re.compile(r"(?i)PASS|PWD|SECRET|CREDENTIAL|COOKIE|AUTH|PRIVATE")
+BOOLEAN = re.compile(r"(?i)true|false|yes|no|on|off")
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@%+/-]*")
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s@]+")  # no userinfo: redaction caught that
+REDIS_NAME = re.compile(r"[A-Za-z0-9_.{}-]+(?::[A-Za-z0-9_.{}*-]+)+")
 
 
 @dataclass(frozen=True)
@@ -110,11 +121,60 @@ def secret_names(keys: Sequence[str] | Mapping[str, str], patterns: Sequence[str
     return [key for key in keys if redactor.is_secret_name(key)]
 
 
-def secret_digests(text: str | bytes, patterns: Sequence[str]) -> dict[str, str]:
+def secret_digests(
+    text: str | bytes, patterns: Sequence[str], settings: SecretSettings = DEFAULT_SECRETS
+) -> dict[str, str]:
     """Secret key -> a digest of its value (the value itself never leaves this function)."""
     values = environment(text)  # nothing from a file systemd refuses
     return {
         key: hashlib.sha256(values[key].encode()).hexdigest()
-        for key in secret_names(values, patterns)
+        for key in judged_secrets(values, patterns, settings)
         if len(values[key]) >= 8  # placeholders and empty values are not shared secrets
     }
+
+
+def judged_secrets(
+    values: Mapping[str, str], patterns: Sequence[str], settings: SecretSettings = DEFAULT_SECRETS
+) -> list[str]:
+    """QT703's secrets, judged by name *and* value: a value that is plainly configuration (empty,
+    a boolean, a number, a path, a URL without credentials, a Redis key or stream name) is not
+    one under any name; a URL with a password, a token shape, a PEM block is one under any name;
+    the allow lists of `secrets.*` win over both. Redaction masks more, on purpose."""
+    redactor = Redactor.of(patterns)
+    return [key for key, value in values.items() if _is_secret(key, value, redactor, settings)]
+
+
+def _is_secret(name: str, value: str, redactor: Redactor, settings: SecretSettings) -> bool:
+    if _globbed(name, settings.allow_names, fold=True) or _globbed(
+        value, settings.not_secret_values
+    ):
+        return False
+    if redactor.text(value) != value:
+        return True  # a URL with a password, a token shape, a PEM block: whatever its name
+    return redactor.is_secret(name, value) and not plain_configuration(name, value)
+
+
+def plain_configuration(name: str, value: str) -> str:
+    """Why the value of `name` is configuration rather than a secret ('' when it may be one).
+    Under a credential name (`*PASS*`, `*AUTH*`, ...), a number or a one-colon `user:secret` can
+    be the credential itself, so only the unambiguous shapes count there."""
+    credential = bool(CREDENTIAL_NAME.search(name))
+    shapes = (
+        ("empty", not value.strip()),
+        ("a boolean", bool(BOOLEAN.fullmatch(value))),
+        ("a number", bool(NUMBER.fullmatch(value)) and not credential),
+        ("a path", bool(PATH.fullmatch(value))),
+        ("a URL without credentials", bool(URL.fullmatch(value))),
+        ("a Redis key or stream name", _redis_name(value, credential)),
+    )
+    return next((why for why, seen in shapes if seen), "")
+
+
+def _redis_name(value: str, credential: bool) -> bool:
+    return bool(REDIS_NAME.fullmatch(value)) and value.count(":") >= (2 if credential else 1)
+
+
+def _globbed(text: str, globs: Sequence[str], fold: bool = False) -> bool:
+    if fold:
+        return any(fnmatch.fnmatchcase(text.upper(), g.upper()) for g in globs)
+    return any(fnmatch.fnmatchcase(text, g) for g in globs)
