@@ -9,7 +9,11 @@ import typer
 FormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--format", "-f", envvar="QTCTL_FORMAT", help="Output format: table, json or markdown."
+        "--format",
+        "-f",
+        envvar="QTCTL_FORMAT",
+        help="Output format: table, json or markdown; doctor and lint also full (= table), "
+        "concise, json-lines, github, gitlab, sarif or junit.",
     ),
 ]
 ConfigOpt = Annotated[
@@ -55,5 +59,29 @@ FailOnOpt = Annotated[
         "--fail-on",
         envvar="QTCTL_FAIL_ON",
         help="Exit 1 at or above this severity: error (default), warning, info or never.",
+    ),
+]
+StatisticsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--statistics",
+        envvar="QTCTL_STATISTICS",
+        help="Count the findings per code (most frequent first, [*] fixable) instead.",
+    ),
+]
+BaselineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline",
+        envvar="QTCTL_BASELINE",
+        help="Findings in this baseline file are acknowledged: listed, not failing.",
+    ),
+]
+WriteBaselineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--write-baseline",
+        envvar="QTCTL_WRITE_BASELINE",
+        help="Write every finding of this run to a baseline file (and acknowledge them).",
     ),
 ]

@@ -23,6 +23,22 @@ OnlyOpt = Annotated[
         help="Units (any of their names) and streams a live-mode repair may touch (comma list).",
     ),
 ]
+ExitZeroOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exit-zero",
+        envvar="QTCTL_EXIT_ZERO",
+        help="Exit 0 even when the plan holds repairs or a repaired finding remains.",
+    ),
+]
+ExitOnFixOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exit-non-zero-on-fix",
+        envvar="QTCTL_EXIT_NON_ZERO_ON_FIX",
+        help="With --apply: exit 1 when anything was changed (for cron jobs that alert on it).",
+    ),
+]
 UndoOpt = Annotated[
     str | None,
     typer.Option("--undo", envvar="QTCTL_UNDO", help="Undo a recorded fix: LAST or its id."),
@@ -40,8 +56,11 @@ def fix(
     redis_url: RedisUrlOpt = None,
     fmt: FormatOpt = None,
     config: CommandConfigOpt = None,
+    exit_zero: ExitZeroOpt = False,
+    exit_non_zero_on_fix: ExitOnFixOpt = False,
 ) -> None:
     """Repair what doctor found: preview by default, --apply to act, journaled and undoable."""
+    from qtctl.engine.exitcodes import fix_exit_code
     from qtctl.fix.policy import FixOptions
     from qtctl.fix.render import render_outcome, render_undo
     from qtctl.fix.run import run_fix, run_undo
@@ -58,4 +77,13 @@ def fix(
     names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
     outcome = run_fix(cfg, FixOptions(apply=apply, unsafe=unsafe, only=names))
     render_outcome(out, outcome, redactor)
-    raise typer.Exit(0 if outcome.ok else 1)
+    changes = outcome.record.changes if outcome.record else []
+    code = fix_exit_code(
+        applied=outcome.applied,
+        planned=len(outcome.repairs),
+        changed=any(c.get("kind") != "failed" for c in changes),
+        still_failing=not outcome.ok,
+        exit_zero=exit_zero,
+        exit_non_zero_on_fix=exit_non_zero_on_fix,
+    )
+    raise typer.Exit(code)

@@ -1,0 +1,290 @@
+"""Acknowledged findings: `qtctl ack` entries in the state folder and `--baseline` files.
+
+An acknowledged finding is still listed (with its reason and expiry) but does not change the
+exit code; once expired it counts again. The state file is root's own (`<state_dir>/acks.json`,
+0600 in a 0700 folder, replaced atomically through `safe_files`); a baseline comes from a
+repository, so it is untrusted: size-capped, never a FIFO, every field type-checked, and any
+mistake is one clear line (exit 2)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from qtctl.errors import UsageError
+from qtctl.formats.model import AckState, Entry, Results
+
+STATE_SCHEMA = "qtctl.acks/1"
+BASELINE_SCHEMA = "qtctl.baseline/1"
+MAX_FILE_BYTES = 8 * 2**20
+MAX_ENTRIES = 100_000
+MAX_TEXT = 4096
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$")
+UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One acknowledgement: a code and subject (glob) from `qtctl ack`, or a baseline entry
+    that names one finding by its fingerprint."""
+
+    code: str
+    subject: str
+    reason: str
+    expires: float | None = None
+    created: float = 0.0
+    fingerprint: str = ""
+
+    def matches(self, entry: Entry) -> bool:
+        """Whether it covers this finding (a subject glob matches the subject or the file)."""
+        if entry.finding.code != self.code:
+            return False
+        if self.fingerprint:
+            return entry.fingerprint == self.fingerprint
+        names = (entry.finding.subject, entry.location.path)
+        return any(n and fnmatch.fnmatchcase(n, self.subject) for n in names)
+
+    def as_dict(self) -> dict[str, object]:
+        """The stored shape."""
+        doc: dict[str, object] = {"code": self.code, "subject": self.subject}
+        if self.fingerprint:
+            doc["fingerprint"] = self.fingerprint
+        doc |= {"reason": self.reason, "expires": self.expires, "created": self.created}
+        return doc
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90s`, `30m`, `24h`, `7d`, `2w`."""
+    match = DURATION.match(text.strip().lower())
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"--for expects a duration such as 24h, 30m or 7d, got {text!r}")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def parse_until(text: str) -> float:
+    """An ISO date or date-time (UTC unless it says otherwise) as epoch seconds."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--until expects a date such as 2026-12-31 or 2026-12-31T18:00, got {text!r}"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def format_time(epoch: float) -> str:
+    """`2026-12-03 10:00 UTC`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def apply_acks(results: Results, acks: Sequence[tuple[Ack, str]], now: float) -> Results:
+    """Mark every entry an ack covers; `acks` pairs each with its source. A live ack wins
+    over an expired one."""
+    marked = []
+    for entry in results.entries:
+        states = [
+            AckState(a.reason, a.expires, a.expires is not None and a.expires <= now, source)
+            for a, source in acks
+            if a.matches(entry)
+        ]
+        states.sort(key=lambda s: s.expired)
+        marked.append(
+            Entry(entry.finding, entry.location, entry.fingerprint, states[0] if states else None)
+        )
+    return results.with_entries(marked)
+
+
+class AckStore:
+    """`<state_dir>/acks.json`: the acknowledgements `qtctl ack` keeps."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.folder = Path(state_dir)
+        self.path = self.folder / "acks.json"
+
+    def load(self) -> list[Ack]:
+        """Every stored ack; none when the file does not exist yet."""
+        if not os.path.lexists(self.path):
+            return []
+        _check_private(self.folder)
+        from qtctl.adapters import safe_files
+
+        data, snapshot = safe_files.read_file(str(self.path), MAX_FILE_BYTES)
+        if snapshot.uid != os.geteuid() or snapshot.mode & 0o077:
+            raise UsageError(
+                f"{self.path} was not written by qtctl (owner uid {snapshot.uid}, "
+                f"mode {snapshot.mode:04o}): refused"
+            )
+        return parse_document(data, str(self.path), STATE_SCHEMA)
+
+    def save(self, acks: Iterable[Ack]) -> None:
+        """Replace the file atomically (0600 temp file, renamed) in a 0700 folder."""
+        from qtctl.adapters import safe_files
+        from qtctl.adapters.safe_files import private_umask
+
+        if os.path.lexists(self.folder):
+            _check_private(self.folder)
+        with private_umask():
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_private(self.folder)
+        doc = {"schema": STATE_SCHEMA, "acks": [a.as_dict() for a in acks]}
+        safe_files.write_file(str(self.path), json.dumps(doc, indent=2).encode() + b"\n", 0o600)
+
+
+def add_ack(
+    store: AckStore,
+    code: str,
+    subject: str,
+    reason: str | None,
+    for_: str | None,
+    until: str | None,
+) -> Ack:
+    """Store (or replace) the ack of CODE SUBJECT; a reason is required, one expiry at most."""
+    from qtctl.catalog import all_codes
+
+    code = code.upper()
+    if code not in all_codes():
+        raise UsageError(f"unknown check code {code!r}; `qtctl explain` lists them")
+    if not reason or not reason.strip():
+        raise UsageError("--reason is required: say why this finding is accepted")
+    if for_ and until:
+        raise UsageError("give --for or --until, not both")
+    start = now()
+    expires = start + parse_duration(for_) if for_ else parse_until(until) if until else None
+    if expires is not None and expires <= start:
+        raise UsageError("--until is in the past")
+    new = Ack(code, subject, reason.strip(), expires, start)
+    kept = [a for a in store.load() if (a.code, a.subject) != (code, subject)]
+    store.save([*kept, new])
+    return new
+
+
+def remove_ack(store: AckStore, code: str, subject: str) -> int:
+    """Drop the acks of CODE SUBJECT; how many there were (none: a usage error)."""
+    acks = store.load()
+    kept = [a for a in acks if (a.code, a.subject) != (code, subject)]
+    if len(kept) == len(acks):
+        raise UsageError(f"no acknowledgement of {code} {subject} (see qtctl ack --list)")
+    store.save(kept)
+    return len(acks) - len(kept)
+
+
+def describe(ack: Ack) -> str:
+    """`QT104 quantum-x.service until 2026-12-03 10:00 UTC: reason` (or `expired ...`)."""
+    if ack.expires is None:
+        until = "no expiry"
+    else:
+        expired = "expired " if ack.expires <= now() else ""
+        until = f"{expired}until {format_time(ack.expires)}"
+    return f"{ack.code} {ack.subject} ({until}): {ack.reason}"
+
+
+def read_baseline(path: str) -> list[Ack]:
+    """The acks of a baseline file (untrusted: a repository's); exit 2 on any mistake."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"baseline {path}: cannot open: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"baseline {path}: not a plain file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise UsageError(f"baseline {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    return parse_document(data, f"baseline {path}", BASELINE_SCHEMA)
+
+
+def baseline_document(results: Results, reason: str, now: float) -> bytes:
+    """A baseline acknowledging every finding of this run, by fingerprint."""
+    acks = [
+        Ack(e.finding.code, e.finding.subject, reason, None, now, e.fingerprint).as_dict()
+        for e in results.entries
+    ]
+    doc = {"schema": BASELINE_SCHEMA, "tool": results.tool, "acks": acks}
+    return json.dumps(doc, indent=2).encode() + b"\n"
+
+
+def write_baseline(path: str, data: bytes) -> None:
+    """Write a baseline file (a repository file, not root state): atomically, 0644."""
+    from qtctl.adapters import safe_files
+
+    safe_files.write_file(os.path.abspath(path), data, 0o644)
+
+
+def parse_document(data: bytes, what: str, schema: str) -> list[Ack]:
+    """Acks from a JSON document of `schema`; every value checked, errors name the entry."""
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"{what}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise UsageError(f'{what}: not a {schema} document (its "schema" must be {schema!r})')
+    items = doc.get("acks")
+    if not isinstance(items, list) or len(items) > MAX_ENTRIES:
+        raise UsageError(f'{what}: "acks" must be a list of at most {MAX_ENTRIES} entries')
+    return [_ack(item, f"{what}: acks[{index}]") for index, item in enumerate(items)]
+
+
+def _ack(item: Any, where: str) -> Ack:
+    if not isinstance(item, dict):
+        raise UsageError(f"{where}: must be an object")
+    code, subject = _text(item, "code", where), _text(item, "subject", where)
+    if not re.fullmatch(r"QT\d{3}", code):
+        raise UsageError(f"{where}: code must look like QT104, got {code[:40]!r}")
+    expires = item.get("expires")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise UsageError(f"{where}: expires must be epoch seconds or null")
+    created = item.get("created", 0.0)
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise UsageError(f"{where}: created must be epoch seconds")
+    fingerprint = _text(item, "fingerprint", where, required=False)
+    if fingerprint and not re.fullmatch(r"[0-9a-f]{8,64}", fingerprint):
+        raise UsageError(f"{where}: fingerprint must be hex digits")
+    reason = _text(item, "reason", where, required=False)
+    return Ack(
+        code,
+        subject,
+        reason,
+        None if expires is None else float(expires),
+        float(created),
+        fingerprint,
+    )
+
+
+def _text(item: dict[str, Any], key: str, where: str, required: bool = True) -> str:
+    value = item.get(key, None if required else "")
+    if not isinstance(value, str) or len(value) > MAX_TEXT or (required and not value):
+        raise UsageError(
+            f"{where}: {key} must be a non-empty string of at most {MAX_TEXT} chars"
+            if required
+            else f"{where}: {key} must be a string"
+        )
+    return value
+
+
+def _check_private(folder: Path) -> None:
+    """The state folder must be ours and writable by no one else (as the fix journal's)."""
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise UsageError(
+            f"{folder} must be a folder of uid {os.geteuid()} that no one else can write "
+            f"(it is uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}): acks refused"
+        )
+
+
+def now() -> float:
+    """The clock acks are judged by."""
+    return time.time()

@@ -1,0 +1,53 @@
+"""`qtctl lint` as a library call: the checkout's files in, a report with a location per
+finding out. Reads files only: no systemd, no Redis, nothing written."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+from qtctl.config import Config
+from qtctl.diagnosis.code_scan import CodeScan, scan
+from qtctl.diagnosis.unit_lint import UnitView
+from qtctl.engine.findings import Finding
+from qtctl.engine.report import Report
+from qtctl.engine.runner import Selection
+from qtctl.formats.model import Location, Results, build
+from qtctl.lint.scripts import script_findings
+from qtctl.lint.services import env_findings, import_findings
+from qtctl.lint.sources import source_findings
+from qtctl.lint.tree import PathMap, Tree, find_units
+from qtctl.lint.units import unit_findings, unit_views
+from qtctl.redaction import Redactor
+
+CHECKS = ("unit_files", "executed_scripts", "source_files", "python_imports", "env_files")
+
+
+def run_lint(config: Config, paths: Sequence[str]) -> Results:
+    """Every static check on the files and folders given, findings in a stable order."""
+    started = time.monotonic()
+    roots = [os.path.abspath(p) for p in paths]
+    checkout = next((p for p in roots if os.path.isdir(p)), os.getcwd())
+    mapping = PathMap.parse(config.lint.path_map, config.fleet.code_roots, checkout)
+    tree = find_units(roots)
+    views = unit_views(tree)
+    code = scan(roots, int(config.code.max_file_mb * 2**20), config.code.max_files)
+    found = list(_all(tree, views, mapping, code, roots))
+    selection = Selection(config.doctor.select, config.doctor.ignore)
+    shown = Redactor.of(config.services.secret_patterns).shown
+    kept = [(f.cleaned(shown), loc) for f, loc in found if selection.wants(f.code)]
+    report = Report(tuple(f for f, _ in kept), (), CHECKS, time.monotonic() - started)
+    return build("lint", report, [loc for _, loc in kept])
+
+
+def _all(
+    tree: Tree, views: list[UnitView], mapping: PathMap, code: CodeScan, paths: Sequence[str]
+) -> Iterator[tuple[Finding, Location]]:
+    yield from unit_findings(tree, views, mapping)
+    scripts = list(script_findings(views, mapping))
+    yield from scripts
+    named = {os.path.abspath(loc.path) for f, loc in scripts if f.code == "QT301"}
+    yield from source_findings(code, named, mapping)
+    yield from import_findings(views, mapping, paths)
+    yield from env_findings(views, mapping)
