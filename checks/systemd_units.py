@@ -1,4 +1,5 @@
-"""QT101-QT103: failed, not-found-but-referenced and crash-looping fleet units, with root causes."""
+"""QT101-QT103, QT108: failed, not-found-but-referenced, crash-looping and held-down fleet units,
+with root causes from the failed run's own evidence."""
 
 from __future__ import annotations
 
@@ -8,34 +9,35 @@ import time
 from collections.abc import Iterator, Sequence
 
 from qtctl.adapters.journal import JournalBatch, printable
-from qtctl.diagnosis.failure_cause import Cause, classify
-from qtctl.diagnosis.fleet import (
-    FleetUnit,
-    exec_probe,
-    fleet_units,
-    journal_batch,
-    journal_events,
-)
+from qtctl.diagnosis import unit_runs
+from qtctl.diagnosis.cause import Cause
+from qtctl.diagnosis.fleet import FleetUnit, fleet_units, journal_batch, journal_events
+from qtctl.diagnosis.unit_dependencies import HeldDown, held_down
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
-from qtctl.engine.facts import DanglingLink, NotFoundFacts, UnitFacts
+from qtctl.engine.facts import DanglingLink, DependencyFacts, NotFoundFacts, UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.refs import needed_by, needs, unit_refs
 
 REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
 ORDER_PROPS = ("Before", "After")  # on the stub: units ordered after / before it
 LOOP_WINDOW_SEC = 300  # restarts this recent mean the loop is still going on
 LOOP_RESTARTS = 3
+SETTLE_SEC = 5.0  # up this long past its RestartSec (and twice its recent run length): settled
 
 UNIT_FAILED = CodeDoc(
     code="QT101",
     title="unit failed",
     severity="error",
     meaning="A fleet unit is in the failed state. `cause` classifies why, from the unit's "
-    "properties and its journal since its last start: import-error, bad-interpreter, "
-    "exec-not-found, bad-user, oom-kill, timeout, signal, core-dump, start-limit-hit, "
-    "dependency, redis-unreachable, python-exception, resources (systemd could not set it up "
-    "to start, e.g. an EnvironmentFile= it refuses: see QT703) or exit-code.",
+    "properties and the journal lines of the run that failed (its invocation ID): "
+    "import-error, bad-interpreter, exec-not-found, script-missing, workdir-missing, "
+    "log-dir-missing, namespace-path-missing, credential-missing, env-file-missing, bad-user, "
+    "control-process-failed, sandbox-denied, setup-failed, oom-kill, timeout, signal, "
+    "core-dump, start-limit-hit (with the cause under it), dependency-down, redis-unreachable, "
+    "python-exception, resources (systemd could not set it up to start, e.g. an "
+    "EnvironmentFile= it refuses: see QT703) or exit-code. docs/causes.md lists the evidence.",
     why="The service is down; whatever it produced (signals, proposals, closes) has stopped.",
     fix="Fix the root cause named in the finding, then `systemctl reset-failed UNIT && systemctl "
     "restart UNIT`; `qtctl fix` does the restart once the cause is gone or was transient.",
@@ -65,10 +67,25 @@ UNIT_FLAPPING = CodeDoc(
     fix="Read the cause in the finding and fix it; the loop stops by itself once the service "
     "can start.",
 )
+UNIT_HELD_DOWN = CodeDoc(
+    code="QT108",
+    title="unit held down by a dependency",
+    severity="error",
+    meaning="An enabled fleet unit is inactive because a unit it Requires= (or Requisite=, "
+    "BindsTo=) does not exist (cause dependency-missing: every `systemctl start` of it is "
+    "refused with 'Unit X not found.') or has failed (cause dependency-down). When one existing "
+    "unit evidently provides the missing one (redis-server.service for quantum-redis.service) "
+    "the finding names it.",
+    why="The service is down and `systemctl --failed` does not show it: it never failed.",
+    fix="Point the dependency at the unit that exists (`qtctl fix --unsafe` writes an edited "
+    "copy of the unit file under /etc/systemd/system, backed up and undoable), or install the "
+    "missing unit; for dependency-down, fix the failed unit first.",
+    repair=DependencyFacts,
+)
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
-    """Report failed, dangling and looping fleet units in one pass over the fleet."""
+    """Report failed, dangling, looping and held-down fleet units in one pass over the fleet."""
     units = fleet_units(ctx)
     loaded = [u for u in units if u.load_state == "loaded"]
     failed = [u for u in loaded if u.active_state == "failed"]
@@ -84,32 +101,58 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             finding = _not_found(unit)
             if finding:
                 yield finding
+    for held in held_down(ctx, loaded):
+        yield _held_down(held)
 
 
 def _restart_counts(ctx: CheckContext, units: Sequence[FleetUnit]) -> dict[str, tuple[int, int]]:
-    """Unit -> (restarts in the loop window, in the flap window) for looping or flapping units."""
+    """Unit -> (restarts in the loop window, in the flap window) for looping or flapping units;
+    a unit that has settled since (running well past its restart rhythm) is neither."""
     settings = ctx.config.systemd
     now = ctx.clock()
     events = journal_events(ctx).restarts
     found = {}
     for unit in units:
         times = events.get(unit.name, [])
+        if unit.active_state == "failed" or _settled(unit, times, now):
+            continue
         recent = sum(t >= (now - LOOP_WINDOW_SEC) * 1e6 for t in times)
         window = sum(t >= (now - settings.flap_window_sec) * 1e6 for t in times)
         looping = unit.sub_state == "auto-restart" or recent >= LOOP_RESTARTS
-        if unit.active_state != "failed" and (looping or window >= settings.restart_warn):
+        if looping or window >= settings.restart_warn:
             found[unit.name] = (recent if looping else 0, window)
     return found
 
 
+def _settled(unit: FleetUnit, times: Sequence[int], now: float) -> bool:
+    """Active and running since its current ActiveEnterTimestamp for longer than its
+    RestartSec plus SETTLE_SEC and than twice the longest run between its recent restarts:
+    restart history from before (a repair, an old loop) does not make it a crash loop."""
+    if unit.active_state != "active" or unit.sub_state != "running":
+        return False
+    entered = int(unit.props.get("ActiveEnterTimestamp") or 0) / 1e6
+    if not entered:
+        return False
+    up = now - entered
+    before = sorted(t / 1e6 for t in times if t / 1e6 <= entered)
+    runs = [b - a for a, b in zip(before, before[1:], strict=False)]
+    if before:
+        runs.append(entered - before[-1])
+    restart_sec = int(unit.props.get("RestartUSec") or 0) / 1e6
+    return up > restart_sec + SETTLE_SEC and up > 2 * max(runs, default=0.0)
+
+
 def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
-    lines = _invocation_lines(unit, batch)
-    cause = _cause(unit, lines, batch)
+    lines = unit_runs.evidence_lines(unit, batch)
+    roots = ctx.config.fleet.code_roots
+    cause = unit_runs.unit_cause(unit, batch, roots)
+    history = unit_runs.summary(unit, batch, roots)
     props = unit.props
     detail = (
         f"Result={props.get('Result')}, main process {_exit_text(unit)}",
         f"failed since {_when(props.get('InactiveEnterTimestamp'))}, "
         f"restarts: {props.get('NRestarts', 0)}",
+        *((history,) if history else ()),
         *_tail(lines, ctx.config.systemd.journal_lines),
         *((f"journal unavailable: {batch.problem}",) if batch.problem else ()),
     )
@@ -122,6 +165,7 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
         detail=detail,
         fix_hint=_restart_hint(cause),
         facts=UnitFacts(unit.name),
+        refs=unit_refs(unit.exec_path, unit.exec_argv, props),
     )
 
 
@@ -130,7 +174,10 @@ def _flapping(
 ) -> Finding:
     recent, window = counts
     looping = unit.sub_state == "auto-restart" or recent > 0
-    cause = _cause(unit, _invocation_lines(unit, batch), batch)
+    lines = unit_runs.evidence_lines(unit, batch)
+    roots = ctx.config.fleet.code_roots
+    cause = unit_runs.unit_cause(unit, batch, roots)
+    history = unit_runs.summary(unit, batch, roots)
     state = "crash-looping now" if looping else "flapping"
     seconds = int(ctx.config.systemd.flap_window_sec)
     return Finding(
@@ -139,14 +186,48 @@ def _flapping(
         subject=unit.name,
         message=f"{state} ({unit.active_state} {unit.sub_state}): restart counter "
         f"{unit.props.get('NRestarts', 0)}, {window} restart(s) in the last {seconds} s; "
-        f"{cause.summary}",
+        f"{cause.summary}" + (f" ({history})" if history else ""),
         cause=cause.kind,
         detail=(
             f"Restart={unit.props.get('Restart')}, last exit: {_exit_text(unit)}",
-            *_tail(_invocation_lines(unit, batch), ctx.config.systemd.journal_lines),
+            *((history,) if history else ()),
+            *_tail(lines, ctx.config.systemd.journal_lines),
         ),
         fix_hint="fix the cause; the loop stops once the service can start "
         "(`systemctl --failed` does not show this unit)",
+        refs=unit_refs(unit.exec_path, unit.exec_argv, unit.props),
+    )
+
+
+def _held_down(held: HeldDown) -> Finding:
+    dep = held.dependency
+    if held.kind == "dependency-missing":
+        what = f"{held.directive}={dep}, which does not exist: every start is refused"
+        provided = f"; {held.provider} evidently provides it" if held.provider else ""
+        hint = (
+            f"point {held.directive}= at {held.provider} (fix --unsafe writes an edited copy)"
+            if held.provider
+            else f"install {dep}, or edit {held.directive}= in the unit file by hand"
+        )
+    else:
+        what, provided = f"{held.directive}={dep}, which has failed", ""
+        hint = f"fix {dep} first (its own finding); this unit starts with it"
+    fragment = str(held.unit.props.get("FragmentPath") or "")
+    facts = (
+        DependencyFacts(held.unit.name, dep, held.provider, fragment)
+        if held.provider and fragment
+        else None
+    )
+    return Finding(
+        code=UNIT_HELD_DOWN.code,
+        severity=Severity.ERROR,
+        subject=held.unit.name,
+        message=f"down (inactive, enabled): {what}{provided}",
+        cause=held.kind,
+        detail=(f"unit file: {fragment or '?'}",),
+        fix_hint=hint,
+        facts=facts,
+        refs=needs(dep),
     )
 
 
@@ -178,6 +259,7 @@ def _not_found(unit: FleetUnit) -> Finding | None:
         fix_hint="remove dangling links, daemon-reload, reset-failed; drop the references "
         "from the listed units by hand",
         facts=facts if dangling or failed else None,
+        refs=needed_by([*referrers, *ordered]),
     )
 
 
@@ -195,23 +277,7 @@ def dangling_links(unit: str) -> list[str]:
 def unit_cause(ctx: CheckContext, unit: FleetUnit) -> Cause:
     """The classified cause of a unit's last failure (used by fix to re-check)."""
     batch = journal_batch(ctx, [unit])
-    return _cause(unit, _invocation_lines(unit, batch), batch)
-
-
-def _cause(unit: FleetUnit, lines: list[str], batch: JournalBatch) -> Cause:
-    return classify(unit.props, lines, exec_probe(unit), batch.oom_units.get(unit.name, 0) > 0)
-
-
-def _invocation_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
-    entries = batch.by_unit.get(unit.name, ())
-    if unit.active_state != "failed" and unit.sub_state != "auto-restart":
-        return [e.message for e in entries]  # running between crashes: the earlier runs tell
-    # "Since its last start": the last exec of the main process. A start refused by the start
-    # limit gets a new invocation ID without an exec, so the timestamp is the better boundary.
-    started = int(unit.props.get("ExecMainStartTimestamp") or 0)
-    if not started:
-        return [e.message for e in entries if e.invocation in (unit.invocation, "")]
-    return [e.message for e in entries if e.usec >= started - 1_000_000]
+    return unit_runs.unit_cause(unit, batch, ctx.config.fleet.code_roots)
 
 
 def _tail(lines: list[str], count: int) -> tuple[str, ...]:
@@ -235,9 +301,18 @@ def _when(usec: object) -> str:
 
 
 def _restart_hint(cause: Cause) -> str:
+    if cause.kind == "start-limit-hit" and not cause.transient:
+        return (
+            f"fix the {cause.underlying or 'failure'} that tripped the start limit first; "
+            "then reset-failed and restart (needs --unsafe)"
+        )
     if cause.transient:
         return f"cause {cause.kind} may be transient: reset-failed and restart (needs --unsafe)"
     return f"fix the {cause.kind} first; then reset-failed and restart (needs --unsafe)"
 
 
-CHECK = Check(name="systemd_units", codes=(UNIT_FAILED, UNIT_NOT_FOUND, UNIT_FLAPPING), run=run)
+CHECK = Check(
+    name="systemd_units",
+    codes=(UNIT_FAILED, UNIT_NOT_FOUND, UNIT_FLAPPING, UNIT_HELD_DOWN),
+    run=run,
+)

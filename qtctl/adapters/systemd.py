@@ -31,6 +31,24 @@ SERVICE_PROPERTIES: dict[str, bytes] = {
     "ExecStart": b"a(sasbttttuii)",
     "Environment": b"as",
     "EnvironmentFiles": b"a(sb)",
+    # the setup steps and control processes, to name what a failed start is missing
+    "ExecMainPID": b"u",
+    "RestartUSec": b"t",
+    "ExecStartPre": b"a(sasbttttuii)",
+    "ExecStartPost": b"a(sasbttttuii)",
+    "WorkingDirectory": b"s",
+    "StandardOutput": b"s",
+    "StandardOutputFileDescriptorName": b"s",  # the path of file:/append:/truncate:
+    "StandardError": b"s",
+    "StandardErrorFileDescriptorName": b"s",
+    "ReadWritePaths": b"as",
+    "ReadOnlyPaths": b"as",
+    "InaccessiblePaths": b"as",
+    "LoadCredential": b"a(ss)",
+    "ProtectSystem": b"s",
+    "ProtectHome": b"s",
+    "SystemCallFilter": b"(bas)",
+    "CapabilityBoundingSet": b"t",
 }
 
 
@@ -115,6 +133,11 @@ class SystemdAdapter:
     def list_units(self, patterns: list[str]) -> list[UnitRow]:
         """Loaded units whose names match any glob pattern, in one call."""
         raw = self.manager_call(b"ListUnitsByPatterns", b"asas", [], [p.encode() for p in patterns])
+        return [UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw]
+
+    def units_by_names(self, names: list[str]) -> list[UnitRow]:
+        """The units of these names as systemd knows them (not-found ones included), in one call."""
+        raw = self.manager_call(b"ListUnitsByNames", b"as", [n.encode() for n in names])
         return [UnitRow(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), bytes(r[6])) for r in raw]
 
     def unit_properties(self, object_path: bytes, service: bool) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
 from qtctl.diagnosis.exec_targets import SHELLS
-from qtctl.diagnosis.failure_cause import ExecProbe
+from qtctl.diagnosis.cause import ExecProbe
 from qtctl.engine.context import CheckContext
 from qtctl.errors import AdapterUnavailable
 
@@ -135,7 +135,11 @@ def journal_batch(ctx: CheckContext, units: Sequence[FleetUnit]) -> JournalBatch
             if unit.active_state == "failed" and started:
                 starts[unit.name] = started - 1_000_000
         events = journal_events(ctx)
-        return _degrade(lambda: read_units(events, starts, oom_windows=_oom_windows(units)), events)
+        current = {u.name: u.invocation for u in units}
+        return _degrade(
+            lambda: read_units(events, starts, oom_windows=_oom_windows(units), current=current),
+            events,
+        )
 
     return ctx.memo("journal_batch", read)  # type: ignore[no-any-return]
 

@@ -94,6 +94,17 @@ class MigrationFacts:
     against: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class DependencyFacts:
+    """QT108 dependency-missing: the unit whose `Requires=` names a unit that does not exist,
+    the missing name, the one existing unit that provides it, and the unit file to edit."""
+
+    unit: str
+    missing: str
+    provider: str
+    fragment: str
+
+
 Facts = (
     UnitFacts
     | NotFoundFacts
@@ -104,6 +115,7 @@ Facts = (
     | GroupFacts
     | ConsumerFacts
     | MigrationFacts
+    | DependencyFacts
 )
 
 

@@ -14,6 +14,7 @@ from qtctl.diagnosis.fleet import fleet_units
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import (
     ConsumerFacts,
+    DependencyFacts,
     EnvFileFacts,
     FileFacts,
     GroupFacts,
@@ -25,6 +26,8 @@ from qtctl.engine.facts import (
 )
 from qtctl.engine.findings import Finding
 from qtctl.errors import AdapterUnavailable
+from qtctl.fix.chain import redis_first, within_budget
+from qtctl.fix.dependency_plans import plan_dependency
 from qtctl.fix.file_plans import plan_crlf_executed, plan_crlf_sources, plan_env_file
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode
@@ -40,6 +43,7 @@ from qtctl.fix.stream_plans import (
 from qtctl.fix.unit_plans import plan_drop_in, plan_health_restart, plan_not_found, plan_unit_failed
 
 F = TypeVar("F")
+REDIS_DOWN = "QT400"
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,23 @@ PLANNERS: dict[str, Planner[Any]] = {
     "QT504": Planner(QuarantineFacts, plan_quarantine),
     "QT701": Planner(UnitFacts, plan_health_restart),
     "QT703": Planner(EnvFileFacts, plan_env_file),
+    "QT108": Planner(DependencyFacts, plan_dependency),
 }
 
 
-def plan(findings: Sequence[Finding], ctx: CheckContext, options: FixOptions) -> list[Repair]:
-    """A repair for every fixable finding, in report order."""
+def plan(
+    findings: Sequence[Finding],
+    ctx: CheckContext,
+    options: FixOptions,
+    repaired: frozenset[str] = frozenset(),
+    done: int = 0,
+) -> list[Repair]:
+    """A repair for every fixable finding, in report order; with Redis down its unit's restart
+    comes first and what needs Redis waits; restarts beyond the budget or the rate limit are
+    held. `repaired`: units whose imports this run already repaired; `done`: restarts it did."""
     fixable = [f for f in findings if f.fixable and f.code in PLANNERS]
-    if not fixable:
+    redis_down = next((f for f in findings if f.code == REDIS_DOWN), None)
+    if not fixable and redis_down is None:
         return []
     try:
         units = {u.name: u for u in fleet_units(ctx)}
@@ -78,8 +92,11 @@ def plan(findings: Sequence[Finding], ctx: CheckContext, options: FixOptions) ->
         units = {}  # file repairs still plan; unit repairs say the unit is not reachable
     live = live_mode(ctx.config, units.values())
     restarts = FixJournal(ctx.config.fix.state_dir).last_restarts()
-    planning = Planning(ctx, options, units, live, restarts)
-    return [plan_one(f, planning) for f in fixable]
+    planning = Planning(ctx, options, units, live, restarts, tuple(findings), repaired)
+    repairs = [plan_one(f, planning) for f in fixable]
+    if redis_down is not None:
+        repairs = redis_first(redis_down, repairs, planning)
+    return within_budget(repairs, planning, done)
 
 
 def plan_one(finding: Finding, planning: Planning) -> Repair:

@@ -1,0 +1,103 @@
+"""A failing unit's own evidence: the lines of the run that failed, and its earlier failed runs.
+
+The journal's tail of a unit mixes runs: a loop's tracebacks, a restart that worked, a run that
+failed on something else. The cause comes from one run: the newest that ended in failure (by its
+invocation ID, from systemd's structured failure line), plus the unit's current invocation when
+that is another (a start refused by the start limit). The newest few failed runs, each classified
+on its own, summarise a flapping unit: "failed 37 times since 14:02, always import-error".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from qtctl.adapters.journal import JournalBatch, Run
+from qtctl.diagnosis.cause import Cause
+from qtctl.diagnosis.failure_cause import classify
+from qtctl.diagnosis.fleet import FleetUnit, exec_probe
+
+EXIT_CODES = {"exited": 1, "killed": 2, "dumped": 3}
+
+
+def evidence_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
+    """The journal lines the cause of the unit's last failure is read from."""
+    history = batch.runs.get(unit.name)
+    current = [e.message for e in batch.current.get(unit.name, ())]
+    if history and history.runs and history.runs[0].lines:
+        newest = history.runs[0]
+        lines = [e.message for e in newest.lines]
+        if unit.invocation and unit.invocation != newest.invocation and _is_down(unit):
+            lines += current  # e.g. "Start request repeated too quickly" of a refused start
+        return lines
+    return _since_start(unit, batch)
+
+
+def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Cause:
+    """The cause of the unit's last failure, from that run's own evidence."""
+    oom = batch.oom_units.get(unit.name, 0) > 0
+    return classify(unit.props, evidence_lines(unit, batch), exec_probe(unit), oom, roots)
+
+
+def run_causes(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> list[Cause]:
+    """The causes of the newest failed runs whose lines were read, newest first."""
+    history = batch.runs.get(unit.name)
+    if not history:
+        return []
+    probe = exec_probe(unit)
+    causes = []
+    for index, run in enumerate(r for r in history.runs if r.lines):
+        if index == 0:
+            causes.append(unit_cause(unit, batch, roots))
+        else:
+            causes.append(
+                classify(_props_of(unit, run), [e.message for e in run.lines], probe, False, roots)
+            )
+    return causes
+
+
+def summary(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> str:
+    """'failed 37 times since 14:02 UTC, always import-error' or '... 2 different causes in
+    the last 5: import-error (3), python-exception (2)'; '' for fewer than two failures."""
+    history = batch.runs.get(unit.name)
+    if not history or len(history.runs) < 2:
+        return ""
+    count = f"{len(history.runs)}{'+' if history.capped else ''}"
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(history.runs[-1].usec / 1e6))
+    kinds = Counter(c.kind for c in run_causes(unit, batch, roots))
+    head = f"failed {count} times since {since}"
+    if len(kinds) == 1:
+        return f"{head}, the last {sum(kinds.values())} always {next(iter(kinds))}"
+    listed = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
+    return f"{head}; {len(kinds)} different causes in the last {sum(kinds.values())}: {listed}"
+
+
+def _props_of(unit: FleetUnit, run: Run) -> dict[str, object]:
+    """The unit's properties with the result and main-process exit of an earlier run."""
+    props = dict(unit.props)
+    props.update(
+        Result=run.result,
+        ExecMainCode=EXIT_CODES.get(run.exit_code, 0),
+        ExecMainStatus=run.exit_status,
+        ExecStartPre=[],  # the control processes' statuses are the last run's
+        ExecStartPost=[],
+    )
+    return props
+
+
+def _is_down(unit: FleetUnit) -> bool:
+    return unit.active_state == "failed" or unit.sub_state == "auto-restart"
+
+
+def _since_start(unit: FleetUnit, batch: JournalBatch) -> list[str]:
+    """Without systemd's structured lines: the unit's lines since its last start."""
+    entries = batch.by_unit.get(unit.name, ())
+    if not _is_down(unit):
+        return [e.message for e in entries]  # running between crashes: the earlier runs tell
+    # A start refused by the start limit gets a new invocation ID without an exec, so the
+    # timestamp of the last exec is the better boundary.
+    started = int(unit.props.get("ExecMainStartTimestamp") or 0)
+    if not started:
+        return [e.message for e in entries if e.invocation in (unit.invocation, "")]
+    return [e.message for e in entries if e.usec >= started - 1_000_000]
