@@ -91,7 +91,10 @@ def code_scan(ctx: CheckContext) -> CodeScan:
     """The one pass over the code roots of this run (shared with QT202)."""
     roots = _roots(ctx)
     limit = int(ctx.config.code.max_file_mb * 2**20)
-    return ctx.memo("code_scan", lambda: scan(roots, limit, ctx.config.code.max_files))  # type: ignore[no-any-return]
+    code = ctx.config.code
+    return ctx.memo(  # type: ignore[no-any-return]
+        "code_scan", lambda: scan(roots, limit, code.max_files, frozenset(code.exclude_dirs))
+    )
 
 
 def _roots(ctx: CheckContext) -> list[str]:

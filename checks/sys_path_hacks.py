@@ -7,6 +7,9 @@ import re
 from collections.abc import Iterator
 
 from qtctl.checks.line_endings import code_scan
+from qtctl.diagnosis.code_scan import SysPathLine
+from qtctl.diagnosis.python_source import parse
+from qtctl.diagnosis.sys_path_eval import file_relative_lines
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
@@ -22,9 +25,11 @@ FRAGILE_SYS_PATH = CodeDoc(
     code="QT202",
     title="fragile sys.path manipulation",
     severity="warning",
-    meaning="Code under the code roots changes sys.path relative to __file__ (the result "
-    "depends on where the file sits and how it is started), or inserts hard-coded paths that do "
-    "not exist on this host (`/app`, `c:\\quantum_trader`, another user's home).",
+    meaning="Code under the code roots (dot-folders included, unless code.exclude_dirs names "
+    "them) changes sys.path relative to __file__, directly or through names assigned from it "
+    "(`root = Path(__file__).resolve().parents[2]; sys.path.insert(0, str(root))`): the result "
+    "depends on where the file sits and how it is started; or it inserts hard-coded paths that "
+    "do not exist on this host (`/app`, `c:\\quantum_trader`, another user's home).",
     why="The real incident: main.py's __file__-relative insert resolved to microservices/, a stale "
     "copy of ai_engine shadowed the real one, and the service died with ModuleNotFoundError.",
     fix="Remove the manipulation and set PYTHONPATH in the unit (a drop-in); where a script "
@@ -35,7 +40,8 @@ FRAGILE_SYS_PATH = CodeDoc(
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """Two summaries: __file__-relative hacks, and hard-coded paths missing on this host."""
     lines = code_scan(ctx).sys_path
-    relative = [line for line in lines if "__file__" in line.text]
+    memo: dict[str, dict[int, str]] = {}
+    relative = [line for line in lines if _file_relative(line, memo)]
     foreign = [(line, path) for line in lines for path in _missing_literals(line.text)]
     if relative:
         yield _summary(
@@ -53,6 +59,16 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                 for line, path in foreign
             ],
         )
+
+
+def _file_relative(line: SysPathLine, memo: dict[str, dict[int, str]]) -> bool:
+    """__file__ in the call itself, or in a name it uses (`root = Path(__file__)...`)."""
+    if "__file__" in line.text:
+        return True
+    if line.path not in memo:
+        tree = parse(line.path)[0]  # parsed only for files that change sys.path at all
+        memo[line.path] = file_relative_lines(tree) if tree is not None else {}
+    return memo[line.path].get(line.line) == "file"
 
 
 def _missing_literals(text: str) -> list[str]:

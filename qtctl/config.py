@@ -234,7 +234,7 @@ class CodeSettings:
 
     max_file_mb: float = field(default=50.0, metadata={"min": 0.001})
     max_files: int = field(default=500_000, metadata={"min": 1})
-    exclude_dirs: tuple[str, ...] = ()  # folder-name globs skipped too (dot-folders are scanned)
+    exclude_dirs: tuple[str, ...] = ()  # folder names the code scan skips too (dot-folders: code)
 
 
 @dataclass(frozen=True)

@@ -65,16 +65,23 @@ class CodeScan:
     missing_roots: list[str] = field(default_factory=list)
 
 
-def scan(roots: Sequence[str], max_bytes: int, max_files: int = 500_000) -> CodeScan:
-    """Walk the roots (no symlinked directories, no VCS/venv folders), reading each file once.
+def scan(
+    roots: Sequence[str],
+    max_bytes: int,
+    max_files: int = 500_000,
+    exclude: frozenset[str] = frozenset(),
+) -> CodeScan:
+    """Walk the roots (no symlinked directories, no VCS/venv folders, no folder named in
+    `exclude`; other dot-folders are code too), reading each file once.
 
     The walk goes by folder fds (`safe_walk.walk`), so a folder the fleet user swaps for a
     symlink mid-scan is never followed, and a tree thousands deep cannot exhaust the stack; a
     root is reached only through links nobody else could plant."""
     result = CodeScan(tuple(roots))
+    skip = SKIP_DIRS | exclude
     for root in roots:
         try:
-            for path, name, folder in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, result.skipped):
+            for path, name, folder in safe_walk.walk(root, skip, MAX_DEPTH, result.skipped):
                 if result.files_seen >= max_files:
                     result.skipped.append((root, f"stopped after {max_files} files"))
                     return result
