@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
-from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.findings import CodeDoc, Finding, Ref, Severity
+from qtctl.engine.refs import redis_ref
 from qtctl.errors import AdapterUnavailable
 
 SYSTEMD_UNREACHABLE = CodeDoc(
@@ -45,10 +46,10 @@ def run_redis(ctx: CheckContext) -> Iterator[Finding]:
     try:
         ctx.redis()
     except AdapterUnavailable as exc:
-        yield _finding(REDIS_UNREACHABLE, "redis", exc.reason)
+        yield _finding(REDIS_UNREACHABLE, "redis", exc.reason, redis_ref(ctx.config.redis.url))
 
 
-def _finding(doc: CodeDoc, subject: str, reason: str) -> Finding:
+def _finding(doc: CodeDoc, subject: str, reason: str, refs: tuple[Ref, ...] = ()) -> Finding:
     return Finding(
         code=doc.code,
         severity=Severity.ERROR,
@@ -56,6 +57,7 @@ def _finding(doc: CodeDoc, subject: str, reason: str) -> Finding:
         message=f"{subject} unreachable: {reason}",
         cause="unreachable",
         fix_hint=doc.fix,
+        refs=refs,
     )
 
 

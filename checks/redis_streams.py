@@ -9,7 +9,8 @@ from qtctl.diagnosis.stream_names import MAX_FILES, bare, near_misses, reference
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import ConsumerFacts, GroupFacts, MigrationFacts, StreamFacts
-from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.engine.findings import CodeDoc, Finding, Ref, Severity
+from qtctl.engine.refs import written_by
 from qtctl.engine.wording import duration
 from qtctl.errors import AdapterUnavailable
 from qtctl.escaping import undecodable
@@ -154,6 +155,7 @@ def _staleness(
             + (f"; {producer}" if producer else ""),
             cause=cause,
             fix_hint=STALE.fix,
+            refs=(Ref("stream", stream.name), *written_by(settings.producer)),
         )
 
 
@@ -286,6 +288,7 @@ def _lag(group: GroupInfo, subject: str, idle: float, settings: StreamLimits) ->
         "; ".join(parts),
         cause=",".join(causes),
         fix_hint=GROUP_LAG.fix,
+        refs=(Ref("group", subject),),
     )
 
 
@@ -365,6 +368,7 @@ def _near_miss(
         detail=tuple(detail),
         fix_hint=MISSING.fix,
         facts=facts,
+        refs=tuple(Ref("stream", s.name) for s in streams),
     )
 
 

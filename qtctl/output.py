@@ -105,8 +105,10 @@ class Output:
             self._report_table(report)
 
     def _report_table(self, report: Report) -> None:
-        for finding in report.findings:
-            self.markup(finding_block(finding, self.verbosity))
+        from qtctl.incident_table import report_lines
+
+        for line in report_lines(report, self.verbosity, finding_block):
+            self.markup(line)
         by_reason: dict[str, list[str]] = {}
         for skipped in report.skipped:
             by_reason.setdefault(f"{skipped.backend} unreachable", []).append(skipped.check)

@@ -66,11 +66,12 @@ def test_doctor_on_a_machine_without_systemd_or_redis_is_calm() -> None:
 def test_doctor_json_schema_is_stable(redis_server: RedisServer) -> None:
     res = run_cli("doctor", "--format", "json", "--redis-url", redis_server.url, "--ignore", "QT1")
     doc = json.loads(res.stdout)
-    assert list(doc) == ["schema", "status", "summary", "findings", "skipped", "duration_sec"]
-    assert doc["schema"] == "qtctl.report/1"
+    old = ["schema", "status", "summary", "findings", "skipped", "duration_sec"]
+    assert list(doc)[: len(old) + 1] == [*old, "incidents"]  # qtctl.report/2 adds incidents
+    assert doc["schema"] == "qtctl.report/2"
     assert set(doc["summary"]) == {"error", "warning", "info", "checks_run", "checks_skipped"}
     for finding in doc["findings"]:
-        assert list(finding) == [
+        assert list(finding)[:12] == [  # the report's own keys first; formats may add more
             "code",
             "severity",
             "subject",
@@ -81,6 +82,8 @@ def test_doctor_json_schema_is_stable(redis_server: RedisServer) -> None:
             "fixable",
             "facts",  # added within qtctl.report/1 (issue 23): old keys kept, in order
             "related",
+            "refs",  # qtctl.report/2 (issue 21)
+            "id",
         ]
     assert not [f for f in doc["findings"] if f["code"] == "QT400"]
 

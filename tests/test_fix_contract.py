@@ -191,7 +191,7 @@ def test_json_report_carries_the_facts_under_the_same_schema(
     _messy_world(redis_server, tmp_path, isolated_env)
     res = run_cli("--format", "json", "doctor")
     doc = json.loads(res.stdout)
-    assert doc["schema"] == "qtctl.report/1", res.stderr
+    assert doc["schema"] == "qtctl.report/2", res.stderr
     findings = doc["findings"]
     assert all(("facts" in f) and (f["fixable"] == (f["facts"] is not None)) for f in findings)
     [group] = [f["facts"] for f in findings if f["code"] == "QT403"]

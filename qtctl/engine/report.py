@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from qtctl.engine.findings import Finding, Severity
+from qtctl.engine.incidents import Incident, finding_ids, incidents
 
-SCHEMA = "qtctl.report/1"
+# /2: every finding gains `refs` and `id`, the document `incidents`, each after /1's keys, which
+# stay as they were.
+SCHEMA = "qtctl.report/2"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,16 @@ class Report:
     skipped: tuple[Skipped, ...] = ()
     checks_run: tuple[str, ...] = ()
     duration: float = 0.0
+
+    @functools.cached_property
+    def incidents(self) -> tuple[Incident, ...]:
+        """The causal chains among the findings, worst root first (`engine.incidents`)."""
+        return tuple(incidents(self.findings))
+
+    @functools.cached_property
+    def ids(self) -> tuple[str, ...]:
+        """Each finding's stable id, in finding order."""
+        return tuple(finding_ids(self.findings))
 
     @property
     def worst(self) -> Severity | None:
@@ -51,14 +65,38 @@ class Report:
         return counts
 
     def as_dict(self) -> dict[str, object]:
-        """The versioned JSON document `--format json` prints."""
-        return {
-            "schema": SCHEMA,
-            "status": self.status,
-            "summary": self.summary(),
-            "findings": [f.as_dict() for f in self.findings],
-            "skipped": [
-                {"check": s.check, "backend": s.backend, "reason": s.reason} for s in self.skipped
-            ],
-            "duration_sec": round(self.duration, 3),
-        }
+        """The versioned JSON document `--format json` prints (`report_document`)."""
+        return report_document(self)
+
+
+def report_document(report: Report) -> dict[str, object]:
+    """The one builder of the JSON report (schema qtctl.report/2), for every format that
+    prints it: findings with their ids, the incidents naming those ids, what was skipped."""
+    ids = report.ids
+    return {
+        "schema": SCHEMA,
+        "status": report.status,
+        "summary": report.summary(),
+        "findings": [{**f.as_dict(), "id": i} for i, f in zip(ids, report.findings, strict=True)],
+        "skipped": [
+            {"check": s.check, "backend": s.backend, "reason": s.reason} for s in report.skipped
+        ],
+        "duration_sec": round(report.duration, 3),
+        "incidents": [incident_dict(inc, ids) for inc in report.incidents],
+    }
+
+
+def incident_dict(incident: Incident, ids: tuple[str, ...]) -> dict[str, object]:
+    """`{id, root, chain, fix, links}`: finding ids, the root's fix, and each link's rule."""
+    root = ids[incident.members[0]]
+    return {
+        "id": f"INC-{root}",
+        "root": root,
+        "chain": [ids[i] for i in incident.members],
+        "fix": incident.fix,
+        "fixable": incident.root.fixable,
+        "links": [
+            {"from": ids[link.cause], "to": ids[link.effect], "rule": link.rule.name}
+            for link in incident.links
+        ],
+    }
