@@ -1,5 +1,6 @@
 """`qtctl report` for cron and timers, on a real redis-server: every format, exit codes, atomic
-output, Redis publishing, the lock, and the faults (unwritable path, full disk, Redis down)."""
+output, Redis publishing, the lock, and the faults (unwritable path, full disk, Redis down).
+Nagios is in test_nagios.py, the textfile through node_exporter in test_prometheus_tools.py."""
 
 from __future__ import annotations
 
@@ -59,45 +60,6 @@ def test_prometheus_textfile_is_written_quietly_and_parses(
     stamp = float(next(s for s in samples if s.startswith("qtctl_report_last_success")).split()[1])
     assert abs(stamp - time.time()) < 60
     assert not list(tmp_path.glob(".qtctl.prom.*.tmp"))
-
-
-@pytest.mark.parametrize(
-    ("extra", "expected_rc", "prefix"),
-    [
-        ("", 1, "QTCTL WARNING - QT401 quantum:stream:model.retrain: 30 entries"),
-        ("length_error = 25\n", 2, "QTCTL CRITICAL - QT401 quantum:stream:model.retrain"),
-        ("length_warn = 100\n", 0, "QTCTL OK - no problems |"),
-    ],
-)
-def test_nagios_line_and_exit_codes(
-    redis_server: RedisServer,
-    isolated_env: Path,
-    extra: str,
-    expected_rc: int,
-    prefix: str,
-) -> None:
-    seed(redis_server, isolated_env, extra.replace("length_warn = 100\n", ""))
-    if "length_warn = 100" in extra:
-        isolated_env.write_text(isolated_env.read_text().replace("length_warn = 20", extra))
-    res = run_cli("report", "--format", "nagios")
-    assert res.returncode == expected_rc, res.stdout + res.stderr
-    [line] = res.stdout.splitlines()
-    assert line.startswith(prefix)
-    perf = line.split(" | ", 1)[1]
-    assert re.fullmatch(r"([a-z_]+=[0-9.]+s?;[0-9]*;[0-9]*;0 ?)+", perf), perf
-    assert run_cli("report", "--format", "nagios", "--exit-zero").returncode == 0
-
-
-def test_nagios_unknown_when_checks_were_skipped_without_findings(isolated_env: Path) -> None:
-    isolated_env.write_text(
-        f"[redis]\nurl = 'redis://127.0.0.1:{free_port()}/0'\n"
-        "[doctor]\nselect = ['QT4']\nignore = ['QT400']\n"
-    )
-    res = run_cli("report", "--format", "nagios")
-    assert res.returncode == 3, res.stdout
-    assert res.stdout.startswith(
-        "QTCTL UNKNOWN - not checked: redis_server, redis_streams (cannot connect to redis://"
-    )
 
 
 def test_markdown_reads_as_an_incident_summary(

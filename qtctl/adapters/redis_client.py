@@ -90,6 +90,7 @@ class GroupInfo:
     pending: int
     last_delivered: str
     lag: int | None
+    entries_read: int | None = None  # XINFO GROUPS entries-read (Redis 7+; nil until known)
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,14 @@ def _stream(name: str, info: Any, groups: Any, memory: Any) -> StreamInfo:
 
 
 def _group(raw: dict[Any, Any]) -> GroupInfo:
-    lag = raw.get("lag")
+    lag, read = raw.get("lag"), raw.get("entries-read")
     return GroupInfo(
         name=text(raw.get("name")),
         consumers=int(raw.get("consumers", 0)),
         pending=int(raw.get("pending", 0)),
         last_delivered=text(raw.get("last-delivered-id", "0-0")),
         lag=None if lag is None else int(lag),
+        entries_read=None if read is None else int(read),
     )
 
 

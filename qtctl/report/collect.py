@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qtctl.adapters.redis_client import StreamInfo
 from qtctl.config import Config
@@ -12,6 +13,9 @@ from qtctl.doctor import run_doctor
 from qtctl.engine.context import CheckContext
 from qtctl.engine.report import Report
 from qtctl.errors import AdapterUnavailable
+
+if TYPE_CHECKING:
+    from qtctl.diagnosis.fleet import FleetUnit
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class UnitState:
     name: str
     active_state: str
     sub_state: str
+    type: str = ""  # a service's Type= (simple, notify, ...), as node_exporter labels it
+    load_state: str = "loaded"
 
 
 @dataclass(frozen=True)
@@ -67,4 +73,16 @@ def _units(ctx: CheckContext) -> tuple[UnitState, ...] | None:
         units = fleet_units(ctx)
     except AdapterUnavailable:
         return None  # doctor already reported QT100
-    return tuple(UnitState(u.name, u.active_state, u.sub_state) for u in units)
+    return tuple(
+        UnitState(u.name, u.active_state, u.sub_state, _type(u), u.load_state) for u in units
+    )
+
+
+def _type(unit: FleetUnit) -> str:
+    """Type= of a loaded service ("" for other units), read with the properties checks read."""
+    if not (unit.name.endswith(".service") and unit.load_state == "loaded"):
+        return ""
+    try:
+        return str(unit.props.get("Type", ""))
+    except AdapterUnavailable:
+        return ""

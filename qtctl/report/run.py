@@ -15,7 +15,9 @@ from qtctl.config import Config
 from qtctl.engine.exitcodes import exit_code
 from qtctl.errors import AdapterUnavailable, QtctlError
 from qtctl.report.collect import HealthReport, collect
-from qtctl.report.formats import to_json, to_markdown, to_nagios, to_prometheus
+from qtctl.report.formats import to_json, to_markdown
+from qtctl.report.nagios import Thresholds, to_nagios
+from qtctl.report.prometheus import to_prometheus
 from qtctl.report.sink import publish, report_lock, write_atomic
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class ReportRequest:
     output: str | None = None
     redis_publish: bool = False
     exit_zero: bool = False
+    warning: str = "0"  # nagios: range on the warning count
+    critical: str = "0"  # nagios: range on the error count
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,13 @@ def run_report(config: Config, request: ReportRequest) -> ReportResult:
     """Under the report lock: check, render, write atomically, publish if asked."""
     if request.format not in FORMATS:
         raise QtctlError(f"--format must be one of {', '.join(FORMATS)}, got {request.format!r}")
+    thresholds = Thresholds.parse(request.warning, request.critical)
     output = Path(request.output) if request.output else None
     if output:
         _check_writable(output)
     with report_lock(lock_path(output, config.report.lock_dir), config.report.lock_wait_sec):
         health = collect(config)
-        text, code = render(health, request.format, config.doctor.fail_on)
+        text, code = render(health, request.format, config.doctor.fail_on, thresholds)
         if output:
             write_atomic(output, text, int(config.report.output_mode, 8))
         warnings = _publish(config, health) if request.redis_publish else ()
@@ -60,10 +65,12 @@ def run_report(config: Config, request: ReportRequest) -> ReportResult:
     )
 
 
-def render(health: HealthReport, fmt: str, fail_on: str) -> tuple[str, int]:
+def render(
+    health: HealthReport, fmt: str, fail_on: str, thresholds: Thresholds | None = None
+) -> tuple[str, int]:
     """The report in one format, with its exit code (Nagios' own for nagios)."""
     if fmt == "nagios":
-        return to_nagios(health)
+        return to_nagios(health, thresholds or Thresholds.parse())
     code = exit_code(health.report, fail_on)
     if fmt == "prometheus":
         return to_prometheus(health), code
@@ -74,8 +81,11 @@ def render(health: HealthReport, fmt: str, fail_on: str) -> tuple[str, int]:
 
 def _publish(config: Config, health: HealthReport) -> tuple[str, ...]:
     from qtctl.adapters.redis_client import RedisAdapter
+    from qtctl.hosts.publish import this_host_record
+    from qtctl.hosts.store import publish_host
 
     doc = json.loads(to_json(health))
+    record = this_host_record(config, doc, health.generated_at)
     try:
         adapter = RedisAdapter.connect(config.redis)
     except AdapterUnavailable as exc:
@@ -89,6 +99,7 @@ def _publish(config: Config, health: HealthReport) -> tuple[str, ...]:
                 doc,
                 health.report.status,
             )
+            publish_host(adapter.client, config.report.redis_key, record)
     except AdapterUnavailable as exc:
         return (f"report not published to Redis: {exc.reason}",)
     finally:
