@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${QTCTL_VENV:-.venv}
 APT_PACKAGES=(redis-server libsystemd-dev pkg-config gcc)
+# The monitoring tools the report is proven with (tests/test_prometheus_tools.py, test_nagios.py,
+# test_alert_rules.py): node_exporter, promtool (in prometheus), the Monitoring Plugins.
+APT_PACKAGES+=(prometheus-node-exporter prometheus monitoring-plugins-basic monitoring-plugins-common)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -31,8 +34,18 @@ install_system_packages() {
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    # policy-rc.d keeps the package's redis-server from being started on the host.
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
+    # policy-rc.d keeps the packages' services (redis-server, prometheus, node_exporter) from
+    # being started on the host; where the machine has none, a temporary one denies every start.
+    local own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        own_policy=1
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod 755 /usr/sbin/policy-rc.d
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null || rc=$?
+    [ -z "$own_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || { say "apt-get install failed ($rc)"; exit "$rc"; }
 }
 
 install_python_packages() {
