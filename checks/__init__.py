@@ -19,6 +19,7 @@ from qtctl.checks import (
     redis_streams,
     risk_proposals,
     service_endpoints,
+    stale_code,
     sys_path_hacks,
     systemd_units,
     trade_records,
@@ -32,6 +33,7 @@ from qtctl.engine.check import Check
 REGISTRY: tuple[Check, ...] = (
     backends.SYSTEMD_CHECK,
     systemd_units.CHECK,
+    stale_code.CHECK,
     unit_files.CHECK,
     unit_inventory.CHECK,
     unit_drift.CHECK,

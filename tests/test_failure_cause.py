@@ -145,7 +145,7 @@ def pre(status: int, key: str = "ExecStartPre") -> dict[str, object]:
             [],
             "credential-missing",
             "/etc/q/tok",
-            "LoadCredential=tok:/etc/q/tok",
+            "the LoadCredential source of tok",
         ),
         (
             props("resources", 0, 0, EnvironmentFiles=[("/etc/q/a.env", False)]),

@@ -13,12 +13,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from qtctl.adapters.journal import JournalBatch, Run
+from qtctl.adapters import safe_walk
+from qtctl.adapters.journal import Entry, JournalBatch, Run
 from qtctl.diagnosis.cause import Cause
 from qtctl.diagnosis.failure_cause import classify
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe
 
 EXIT_CODES = {"exited": 1, "killed": 2, "dumped": 3}
+STDOUT_STATUS = 209
+LATE_USEC = 50_000  # a dead process's last output reaches journald just after systemd's line
+MAX_UNIT_BYTES = 1 << 20
 
 
 def evidence_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
@@ -27,17 +31,47 @@ def evidence_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
     current = [e.message for e in batch.current.get(unit.name, ())]
     if history and history.runs and history.runs[0].lines:
         newest = history.runs[0]
-        lines = [e.message for e in newest.lines]
+        entries = list(newest.lines)
+        if unit.active_state == "failed":
+            # a short-lived process's output can reach journald without an invocation ID: the
+            # unit's lines since its last start belong to the same (last) run
+            entries = _merged(entries, _since_start_entries(unit, batch))
+        lines = [e.message for e in entries]
         if unit.invocation and unit.invocation != newest.invocation and _is_down(unit):
             lines += current  # e.g. "Start request repeated too quickly" of a refused start
         return lines
-    return _since_start(unit, batch)
+    return [e.message for e in _since_start_entries(unit, batch)]
+
+
+def _merged(first: list[Entry], second: list[Entry]) -> list[Entry]:
+    seen = {(e.usec, e.message) for e in first}
+    return sorted(
+        [*first, *(e for e in second if (e.usec, e.message) not in seen)], key=lambda e: e.usec
+    )
 
 
 def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Cause:
     """The cause of the unit's last failure, from that run's own evidence."""
     oom = batch.oom_units.get(unit.name, 0) > 0
-    return classify(unit.props, evidence_lines(unit, batch), exec_probe(unit), oom, roots)
+    props = {**unit.props, **_output_files(unit)}
+    return classify(props, evidence_lines(unit, batch), exec_probe(unit), oom, roots)
+
+
+def _output_files(unit: FleetUnit) -> dict[str, str]:
+    """For 209/STDOUT: the append:/file:/truncate: paths, which systemd 252 does not show over
+    D-Bus (StandardOutputFileDescriptorName stays empty), read from the unit files."""
+    if unit.props.get("ExecMainStatus") != STDOUT_STATUS:
+        return {}
+    found: dict[str, str] = {}
+    paths = [unit.props.get("FragmentPath"), *(unit.props.get("DropInPaths") or [])]
+    for path in filter(None, map(str, paths)):
+        text = safe_walk.read_head(path, MAX_UNIT_BYTES).decode("utf-8", "replace")
+        for line in text.splitlines():
+            key, _, value = line.strip().partition("=")
+            kind, colon, target = value.strip().partition(":")
+            if key.strip() in ("StandardOutput", "StandardError") and colon:
+                found[f"{key.strip()}FileDescriptorName"] = target
+    return found
 
 
 def run_causes(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> list[Cause]:
@@ -46,15 +80,24 @@ def run_causes(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> li
     if not history:
         return []
     probe = exec_probe(unit)
-    causes = []
-    for index, run in enumerate(r for r in history.runs if r.lines):
-        if index == 0:
-            causes.append(unit_cause(unit, batch, roots))
-        else:
-            causes.append(
-                classify(_props_of(unit, run), [e.message for e in run.lines], probe, False, roots)
-            )
+    runs = [r for r in history.runs if r.lines]
+    causes = [unit_cause(unit, batch, roots)] if runs else []
+    for index, run in enumerate(runs[1:], start=1):
+        older = runs[index + 1].usec if index + 1 < len(runs) else 0
+        entries = _merged(list(run.lines), _unattributed(batch, unit, older, run.usec))
+        lines = [e.message for e in entries]
+        causes.append(classify(_props_of(unit, run), lines, probe, False, roots))
     return causes
+
+
+def _unattributed(batch: JournalBatch, unit: FleetUnit, after: int, until: int) -> list[Entry]:
+    """The unit's lines without an invocation ID (a process that died before journald looked
+    it up) between the run before and just past this run's failure line."""
+    return [
+        e
+        for e in batch.by_unit.get(unit.name, ())
+        if not e.invocation and after < e.usec <= until + LATE_USEC
+    ]
 
 
 def summary(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> str:
@@ -65,7 +108,7 @@ def summary(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> str:
         return ""
     count = f"{len(history.runs)}{'+' if history.capped else ''}"
     since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(history.runs[-1].usec / 1e6))
-    kinds = Counter(c.kind for c in run_causes(unit, batch, roots))
+    kinds = Counter(c.underlying or c.kind for c in run_causes(unit, batch, roots))
     head = f"failed {count} times since {since}"
     if len(kinds) == 1:
         return f"{head}, the last {sum(kinds.values())} always {next(iter(kinds))}"
@@ -90,14 +133,14 @@ def _is_down(unit: FleetUnit) -> bool:
     return unit.active_state == "failed" or unit.sub_state == "auto-restart"
 
 
-def _since_start(unit: FleetUnit, batch: JournalBatch) -> list[str]:
+def _since_start_entries(unit: FleetUnit, batch: JournalBatch) -> list[Entry]:
     """Without systemd's structured lines: the unit's lines since its last start."""
-    entries = batch.by_unit.get(unit.name, ())
+    entries = list(batch.by_unit.get(unit.name, ()))
     if not _is_down(unit):
-        return [e.message for e in entries]  # running between crashes: the earlier runs tell
+        return entries  # running between crashes: the earlier runs tell
     # A start refused by the start limit gets a new invocation ID without an exec, so the
     # timestamp of the last exec is the better boundary.
     started = int(unit.props.get("ExecMainStartTimestamp") or 0)
     if not started:
-        return [e.message for e in entries if e.invocation in (unit.invocation, "")]
-    return [e.message for e in entries if e.usec >= started - 1_000_000]
+        return [e for e in entries if e.invocation in (unit.invocation, "")]
+    return [e for e in entries if e.usec >= started - 1_000_000]
