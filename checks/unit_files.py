@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import subprocess
@@ -38,11 +39,14 @@ UNIT_FILE_PROBLEMS = CodeDoc(
     severity="error/warning/info",
     meaning="What `systemd-analyze verify` reports for the fleet's units (missing ExecStart "
     "programs, unknown directives) plus what it misses or words cryptically: directives in the "
-    "wrong section (StartLimitIntervalSec= under [Service] is ignored), deprecated ones "
+    "wrong section (StartLimitIntervalSec= under [Service] is ignored; StartLimitBurst= there is "
+    "a compatibility alias systemd applies, so it is not reported), deprecated ones "
     "(MemoryLimit=), inline `# comments` (systemd has none), broken drop-ins, Requires= on units "
     "that do not exist, one dependency spelled several ways, ProtectHome= over code in /home, "
     "missing WorkingDirectory/User/PYTHONPATH entries, Python services as root, services "
-    "without Restart= or without memory/CPU limits; lines and values systemd ignores (`=value`, "
+    "without Restart= (a warning; info, never auto-fixed, where staying down is evidently meant: "
+    "units in fleet.protected and emergency/kill-switch units; Type=oneshot units are meant to "
+    "exit and get none) or without memory/CPU limits; lines and values systemd ignores (`=value`, "
     "invalid names or paths) and units it refuses to load, with its reason (`load-error`: live "
     "from the unit's LoadError, static from the same rules: no ExecStart=, two outside "
     "Type=oneshot, a bad specifier...). Values are read as systemd reads them: specifiers "
@@ -51,7 +55,8 @@ UNIT_FILE_PROBLEMS = CodeDoc(
     why="Each of these silently changes how the unit runs: a limit that is not applied, a "
     "restart policy that never triggers, a service that cannot start.",
     fix="Edit the unit with `systemctl edit UNIT` (a drop-in) rather than the vendor file; "
-    "`qtctl fix` adds Restart=on-failure as a drop-in.",
+    "`qtctl fix` adds Restart=on-failure as a drop-in where no-restart is a warning. Every claim "
+    "here about what systemd does is checked against systemd in tests/test_precision_unit_lint.py.",
     repair=UnitFacts,
 )
 
@@ -71,7 +76,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     )
     verified = verify(sorted(set(files.values())))
     for name, fragment in sorted(files.items()):
-        view = _view(name, fragment, not_found)
+        view = _view(name, fragment, not_found, _protected(name, ctx.config.fleet.protected))
         problems = lint(view, _rules(name, fragment))
         problems = _load_error(refused.get(name), problems) + _stray_drop_ins(name)
         problems += _verify_problems(name, view, verified, problems)
@@ -79,11 +84,17 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             yield _finding(name, sorted(problems, key=lambda p: -p.severity))
 
 
-def _view(name: str, fragment: str, not_found: frozenset[str]) -> UnitView:
+def _view(name: str, fragment: str, not_found: frozenset[str], protected: str) -> UnitView:
     files = tuple(parse(p) for p in [fragment, *drop_in_paths(name)])
     loaded = LoadedUnit(name, files, Specifiers(name, fragment))
     requires = tuple(dep for dep, _ in loaded.dependencies("Requires"))
-    return UnitView(name, files, requires, not_found, {}, fragment)
+    return UnitView(name, files, requires, not_found, {}, fragment, protected)
+
+
+def _protected(name: str, patterns: Sequence[str]) -> str:
+    """The fleet.protected pattern the unit (or its template) matches, or ''."""
+    names = [name, *filter(None, [template_of(name)])]
+    return next((p for p in patterns for n in names if fnmatch.fnmatchcase(n, p)), "")
 
 
 def _rules(name: str, fragment: str) -> tuple[Rule, ...]:
@@ -177,6 +188,8 @@ def _load_error(unit: FleetUnit | None, problems: list[Problem]) -> list[Problem
 def _finding(name: str, problems: list[Problem]) -> Finding:
     worst = problems[0]
     kinds = list(dict.fromkeys(p.kind for p in problems))
+    # only a plain no-restart warning is fixable: a deliberate one (info) is never auto-fixed
+    fixable = any(p.kind == "no-restart" and p.severity == Severity.WARNING for p in problems)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     return Finding(
         code=UNIT_FILE_PROBLEMS.code,
@@ -186,9 +199,9 @@ def _finding(name: str, problems: list[Problem]) -> Finding:
         cause=",".join(kinds),
         detail=tuple(p.line() for p in problems),
         fix_hint="drop-in with Restart=on-failure"
-        if "no-restart" in kinds
+        if fixable
         else "edit with `systemctl edit UNIT` (a drop-in), then daemon-reload",
-        facts=UnitFacts(name) if "no-restart" in kinds else None,
+        facts=UnitFacts(name) if fixable else None,
     )
 
 

@@ -37,6 +37,7 @@ DEPENDENCIES = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", 
 INLINE_COMMENT = re.compile(r"\s[#;]")
 HIDING_HOME = ("yes", "tmpfs")  # read-only still lets the code be read
 LONG_RUNNING = ("", "simple", "exec", "notify", "notify-reload", "dbus", "idle")
+DELIBERATE_STOP = re.compile(r"(?i)emergency|kill[-_]?switch|panic|circuit[-_]?breaker")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class UnitView:
     not_found: frozenset[str]
     aliases: Mapping[str, str]
     fragment: str = ""  # the file systemd loads it from (a template's, for an instance)
+    protected: str = ""  # the fleet.protected pattern it matches ('' when none)
 
     @functools.cached_property
     def loaded(self) -> LoadedUnit:
@@ -215,12 +217,7 @@ def hardening(view: UnitView) -> Iterator[Problem]:
     kind = view.value("Type")
     restart = view.value("Restart")
     if kind in LONG_RUNNING and restart in ("", "no"):
-        yield Problem(
-            Severity.WARNING,
-            "no-restart",
-            "",
-            "no Restart=: if it dies it stays down (fix adds Restart=on-failure)",
-        )
+        yield _no_restart(view)
     python = os.path.basename(commands[0].path).startswith("python")
     per_instance = view.name.partition("@")[2].startswith(".") and "%" in _raw(view, "User")
     root = view.value("User") in ("", "root", "0") and not per_instance
@@ -244,6 +241,24 @@ def hardening(view: UnitView) -> Iterator[Problem]:
             "",
             f"no {' or '.join(missing)}: one runaway service can starve the host",
         )
+
+
+def _no_restart(view: UnitView) -> Problem:
+    """A warning, or an info where staying down is evidently meant: a protected unit, an
+    emergency or kill-switch unit (restarting one could re-fire it). Type=oneshot units never
+    get here: they are meant to exit."""
+    deliberate = (
+        f"in fleet.protected ({view.protected!r})"
+        if view.protected
+        else "an emergency/kill-switch unit"
+        if DELIBERATE_STOP.search(view.name)
+        else ""
+    )
+    if deliberate:
+        text = f"no Restart=: if it dies it stays down, evidently on purpose ({deliberate})"
+        return Problem(Severity.INFO, "no-restart", "", text)
+    text = "no Restart=: if it dies it stays down (fix adds Restart=on-failure)"
+    return Problem(Severity.WARNING, "no-restart", "", text)
 
 
 RULES: tuple[Rule, ...] = (
