@@ -193,7 +193,7 @@ def test_run_lists_daemons_and_refuses_unknown_ones() -> None:
     assert run_cli("run").returncode == 2
 
 
-def test_every_command_and_option_is_documented_in_the_readme() -> None:
+def test_every_command_and_option_is_in_the_cli_reference() -> None:
     import re
 
     import click
@@ -202,7 +202,7 @@ def test_every_command_and_option_is_documented_in_the_readme() -> None:
     from qtctl.cli.app import app
     from tests.conftest import REPO
 
-    readme = "\n".join(p.read_text() for p in sorted((REPO / "docs").rglob("*.md")))
+    readme = (REPO / "docs/reference/cli.md").read_text()
     missing: list[str] = []
 
     def walk(command: click.Command, path: str) -> None:
@@ -221,4 +221,4 @@ def test_every_command_and_option_is_documented_in_the_readme() -> None:
                 walk(sub, f"{path} {name}")
 
     walk(typer.main.get_command(app), "qtctl")
-    assert missing == []
+    assert missing == [], "docs/reference/cli.md lacks them: run `python -m qtctl.docs_gen`"

@@ -112,13 +112,13 @@ def test_bad_per_stream_values_name_their_key(tmp_path: Path, table: str, messag
     assert message in str(info.value)
 
 
-def test_every_config_key_is_documented_in_the_readme() -> None:
+def test_every_config_key_is_in_the_config_reference() -> None:
     import dataclasses
     import re
 
     from tests.conftest import REPO
 
-    readme = "\n".join(p.read_text() for p in sorted((REPO / "docs").rglob("*.md")))
+    readme = (REPO / "docs/reference/config.md").read_text()
     config = Config()
     keys = [
         f"{section.name}.{item.name}"
@@ -128,7 +128,8 @@ def test_every_config_key_is_documented_in_the_readme() -> None:
     ]
     assert len(keys) > 50
     documented = set(re.findall(r"`([a-z_]+\.[a-z_0-9]+)(?:\.\"[A-Z]+\")?`", readme))
-    assert [key for key in keys if key not in documented] == []
+    missing = [key for key in keys if key not in documented]
+    assert missing == [], "docs/reference/config.md lacks them: run `python -m qtctl.docs_gen`"
 
 
 @pytest.mark.parametrize(
