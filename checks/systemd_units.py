@@ -12,6 +12,7 @@ from qtctl.adapters.journal import JournalBatch, printable
 from qtctl.diagnosis import unit_runs
 from qtctl.diagnosis.cause import Cause
 from qtctl.diagnosis.fleet import FleetUnit, fleet_units, journal_batch, journal_events
+from qtctl.diagnosis.redis_dependency import redis_down
 from qtctl.diagnosis.unit_dependencies import HeldDown, held_down
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 from qtctl.engine.check import Check
@@ -145,7 +146,7 @@ def _settled(unit: FleetUnit, times: Sequence[int], now: float) -> bool:
 def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
     lines = unit_runs.evidence_lines(unit, batch)
     roots = ctx.config.fleet.code_roots
-    cause = unit_runs.unit_cause(unit, batch, roots)
+    cause = redis_down(ctx, unit_runs.unit_cause(unit, batch, roots), lines)
     history = unit_runs.summary(unit, batch, roots)
     props = unit.props
     detail = (
@@ -176,7 +177,7 @@ def _flapping(
     looping = unit.sub_state == "auto-restart" or recent > 0
     lines = unit_runs.evidence_lines(unit, batch)
     roots = ctx.config.fleet.code_roots
-    cause = unit_runs.unit_cause(unit, batch, roots)
+    cause = redis_down(ctx, unit_runs.unit_cause(unit, batch, roots), lines)
     history = unit_runs.summary(unit, batch, roots)
     state = "crash-looping now" if looping else "flapping"
     seconds = int(ctx.config.systemd.flap_window_sec)
@@ -277,7 +278,8 @@ def dangling_links(unit: str) -> list[str]:
 def unit_cause(ctx: CheckContext, unit: FleetUnit) -> Cause:
     """The classified cause of a unit's last failure (used by fix to re-check)."""
     batch = journal_batch(ctx, [unit])
-    return unit_runs.unit_cause(unit, batch, ctx.config.fleet.code_roots)
+    cause = unit_runs.unit_cause(unit, batch, ctx.config.fleet.code_roots)
+    return redis_down(ctx, cause, unit_runs.evidence_lines(unit, batch))
 
 
 def _tail(lines: list[str], count: int) -> tuple[str, ...]:

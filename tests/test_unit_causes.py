@@ -2,13 +2,14 @@
 
 Setup steps (200, 203, 209, 226, 243, a missing EnvironmentFile, ExecStartPre/Post), the sandbox
 (SIGSYS from SystemCallFilter=, EROFS under ProtectSystem=strict), a start limit on 200/CHDIR,
-a flapping unit with two causes across its runs, a Requires= of a missing or failed unit, the
+a flapping unit with two causes across its runs, a Requires= of a missing or failed unit, a unit failing because the fleet's Redis is down, the
 fresh re-check of a unit that recovered, and QT107 (a deploy without a restart).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 
@@ -35,6 +36,10 @@ if not os.path.exists("/var/tmp/ready"):
     sys.exit("not ready")
 while True:
     time.sleep(3600)
+"""
+REDIS_CLIENT = """\
+import redis
+redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
 """
 STALE_MAIN = "import helper\nimport time\nwhile True:\n    time.sleep(3600)\n"
 
@@ -84,11 +89,13 @@ UNITS = {
     ),
     "quantum-stale.service": service(f"/usr/bin/python3 {ROOT}/microservices/stale/main.py"),
     "quantum-healthy.service": service(SLEEP),
+    "quantum-redis-client.service": service(f"{sys.executable} {ROOT}/redis_client.py"),
 }
 FILES: dict[str, BoxFile | str | bytes] = {
     f"{ROOT}/microservices/sleeper/main.py": "import time\nwhile True:\n    time.sleep(3600)\n",
     f"{ROOT}/scripts/run.sh": BoxFile("#!/bin/sh\nsleep 3600\n", 0o755),
     f"{ROOT}/flap.py": FLAP,
+    f"{ROOT}/redis_client.py": REDIS_CLIENT,
     f"{ROOT}/recovers.py": RECOVERS,
     f"{ROOT}/microservices/stale/main.py": STALE_MAIN,
     f"{ROOT}/microservices/stale/helper.py": "VERSION = 1\n",
@@ -110,6 +117,7 @@ EXPECTED = {
     "quantum-recovers.service": ("QT103", "exit-code"),
     "quantum-dep-exec.service": ("QT101", "exec-not-found"),
     "quantum-needs-dep.service": ("QT108", "dependency-down"),
+    "quantum-redis-client.service": ("QT101", "dependency-down"),  # the box runs no Redis
 }
 FAILED = [u for u, (code, _) in EXPECTED.items() if code == "QT101"]
 SELECT = ("--select", "QT101,QT103,QT107,QT108")
@@ -172,6 +180,7 @@ def test_every_cause_is_named(report: dict[str, dict[str, object]]) -> None:
         ("quantum-post.service", "ExecStartPost=/bin/sh -c exit 4 failed (status 4/NOPERMISSION)"),
         ("quantum-seccomp.service", "signal 31/SIGSYS): relax SystemCallFilter=~socket"),
         ("quantum-read-only.service", "ProtectSystem=strict denies /var/lib/quantum-state"),
+        ("quantum-redis-client.service", "the fleet's Redis at 127.0.0.1:6379 is down (QT400)"),
     ],
 )
 def test_the_missing_thing_is_named(
