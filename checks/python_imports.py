@@ -18,10 +18,15 @@ UNRESOLVABLE = CodeDoc(
     severity="error",
     meaning="For each Python service unit, qtctl rebuilds how it starts (interpreter, script or "
     "-m module, WorkingDirectory, Environment=/EnvironmentFile=), computes its sys.path "
-    "including the script's own top-level sys.path changes (evaluated statically), and resolves "
-    "its imports (and those of the first-party modules it reaches) without running them. Each "
-    "import that will fail is reported with its root cause: PYTHONPATH not set, a sys.path hack "
-    "resolving elsewhere, a shadowing package, a missing WorkingDirectory.",
+    "including the script's own top-level sys.path changes (evaluated statically, names assigned "
+    "before them followed: `root = Path(__file__).resolve().parents[2]`; os.getcwd() and '.' are "
+    "the WorkingDirectory), and resolves its imports (and those of the first-party modules it "
+    "reaches) without running them. Relative imports resolve as Python resolves them, against "
+    "the importing module's package: the dotted name it was started (-m) or imported as; one "
+    "Python refuses (in a script run as `python3 main.py`, or beyond the top-level package) is "
+    "reported with Python's own ImportError. Each import that will fail is reported with its "
+    "root cause: PYTHONPATH not set, a sys.path hack resolving elsewhere, a shadowing package, "
+    "a missing WorkingDirectory.",
     why="The service dies at start with ModuleNotFoundError (the incident that started qtctl).",
     fix="Set PYTHONPATH in a drop-in (`qtctl fix` writes it after proving that every import "
     "resolves with it); remove sys.path hacks that put a stale copy first.",

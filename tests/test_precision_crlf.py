@@ -25,6 +25,7 @@ PYTHON_RUN = {  # unit -> ExecStart: every one runs a CRLF .py through the inter
     "quantum-py-env.service": "/usr/bin/env python3 envrun.py",
     "quantum-py-env-vars.service": "/usr/bin/env -i PYTHONUNBUFFERED=1 /usr/bin/python3 envrun.py",
 }
+UV = {"quantum-py-uv.service": "uv run main.py"}  # no uv in the box: it fails, CR or not
 BROKEN = {  # unit -> ExecStart: the kernel or a shell reads CR
     "quantum-direct-env.service": f"{APP}/direct.py",
     "quantum-bash-wrapper.service": f"/bin/bash {APP}/wrapper.sh",
@@ -45,7 +46,7 @@ FILES: dict[str, BoxFile | str | bytes] = {
 
 
 def spec() -> SandboxSpec:
-    commands = {**PYTHON_RUN, **BROKEN}
+    commands = {**PYTHON_RUN, **UV, **BROKEN}
     units = {
         name: f"[Service]\nExecStart={cmd}\nWorkingDirectory={APP}\nRestart=no\n"
         for name, cmd in commands.items()

@@ -61,9 +61,7 @@ def readable_secrets(found: dict[str, Any], folder: Path) -> set[str]:
     }
 
 
-def test_values_that_are_configuration_are_not_secrets(
-    tmp_path: Path, isolated_env: Path
-) -> None:
+def test_values_that_are_configuration_are_not_secrets(tmp_path: Path, isolated_env: Path) -> None:
     folder = env_folder(tmp_path, {**NOT_SECRETS, **SECRETS})
     found = doctor(isolated_env, folder)
     assert readable_secrets(found, folder) == set(SECRETS)

@@ -32,7 +32,8 @@ FILES = {
     f"{ROOT}/microservices/cwd/main.py": f"import os, sys\nbase = os.getcwd()\n"
     f"sys.path.append(base)\n{IMPORT}{LOOP}",
     f"{ROOT}/microservices/dot/main.py": f"import sys\nsys.path.insert(0, '.')\n{IMPORT}{LOOP}",
-    f"{ROOT}/.hidden/tools/run.py": "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\n",
+    f"{ROOT}/.hidden/tools/run.py": "import os, sys\n"
+    "sys.path.insert(0, os.path.dirname(__file__))\n",
 }
 UNITS = {  # unit -> (ExecStart, WorkingDirectory)
     "quantum-good.service": (f"{ROOT}/microservices/good/sub/main.py", ""),

@@ -127,6 +127,8 @@ def _absolute(path: str, workdir: str) -> str:
 
 
 def _is_script(path: str) -> bool:
+    if not os.path.isabs(path):
+        return False  # not found in systemd's search path: nothing to read
     head = safe_walk.read_head(path, 5)  # a FIFO planted as the script must not hang doctor
     return head.startswith((b"#!", b"\xef\xbb\xbf#!"))
 
