@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 import re
 import stat
@@ -245,10 +246,10 @@ def _ack(item: Any, where: str) -> Ack:
     if not re.fullmatch(r"QT\d{3}", code):
         raise UsageError(f"{where}: code must look like QT104, got {code[:40]!r}")
     expires = item.get("expires")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+    if expires is not None and not _epoch(expires):
         raise UsageError(f"{where}: expires must be epoch seconds or null")
     created = item.get("created", 0.0)
-    if isinstance(created, bool) or not isinstance(created, int | float):
+    if not _epoch(created):
         raise UsageError(f"{where}: created must be epoch seconds")
     fingerprint = _text(item, "fingerprint", where, required=False)
     if fingerprint and not re.fullmatch(r"[0-9a-f]{8,64}", fingerprint):
@@ -262,6 +263,12 @@ def _ack(item: Any, where: str) -> Ack:
         float(created),
         fingerprint,
     )
+
+
+def _epoch(value: Any) -> bool:
+    """A finite number of seconds (JSON has no NaN, Python's reader does)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value)
 
 
 def _text(item: dict[str, Any], key: str, where: str, required: bool = True) -> str:

@@ -13,7 +13,7 @@ from qtctl.lint.tree import PathMap
 
 
 def unknown_keys(view: UnitView) -> Iterator[Problem]:
-    """Keys no section of this unit type knows (verify: "Unknown key name ... ignoring"); one in
+    """Keys no section of this unit type knows (`systemd-analyze verify` says the same); one in
     the wrong section is `wrong_section`'s."""
     for unit_file in view.loaded.kept:
         sections = sections_for(unit_file.path) & sections_for(view.name)
@@ -26,7 +26,7 @@ def unknown_keys(view: UnitView) -> Iterator[Problem]:
                 Severity.WARNING,
                 "unknown-key",
                 d.where,
-                f"Unknown key name '{d.key}' in section '{d.section}': systemd ignores it",
+                f"Unknown key '{d.key}' in section [{d.section}], ignoring.",  # verify's words
             )
 
 

@@ -79,7 +79,7 @@ def fix(
     render_outcome(out, outcome, redactor)
     changes = outcome.record.changes if outcome.record else []
     code = fix_exit_code(
-        applied=outcome.applied,
+        applied=apply,
         planned=len(outcome.repairs),
         changed=any(c.get("kind") != "failed" for c in changes),
         still_failing=not outcome.ok,

@@ -1,0 +1,145 @@
+"""`qtctl lint` on a checkout, through the CLI: what the incident's repository showed before
+deploy, found at its file and line; the fixed checkout gives nothing; mistakes exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from qtctl.engine.report import SCHEMA
+from tests.support.lint_tree import lint, write_checkout
+
+
+def _findings(cwd: Path, *args: str) -> tuple[int, list[tuple[str, str, str, int, str]]]:
+    res = lint(cwd, "--format", "json", *args)
+    doc = json.loads(res.stdout)
+    assert doc["tool"] == "lint" and doc["schema"] == SCHEMA
+    rows = [
+        (f["code"], f["subject"], f["location"]["path"], f["location"]["line"], f["cause"])
+        for f in doc["findings"]
+    ]
+    return res.returncode, rows
+
+
+def test_the_incidents_checkout_is_caught_before_deploy(tmp_path: Path) -> None:
+    write_checkout(tmp_path, broken=True)
+    code, rows = _findings(tmp_path)
+    assert code == 1
+    ai = "quantum-ai.service"
+    assert rows == [
+        ("QT104", ai, "units/quantum-ai.service", 11, "inline-comment"),
+        ("QT104", ai, "units/quantum-ai.service", 0, "requires-missing"),
+        ("QT104", ai, "units/quantum-ai.service", 13, "unknown-key"),
+        ("QT104", ai, "units/quantum-ai.service", 0, "no-limits"),
+        ("QT301", ai, "scripts/start-ai.sh", 1, "crlf"),
+        ("QT202", "services/api/main.py", "services/api/main.py", 3, "file-relative"),
+        ("QT201", "quantum-api.service", "services/api/main.py", 5, "import-error"),
+        ("QT703", "deploy/ai.env", "deploy/ai.env", 1, "inline-comment"),
+    ]
+
+
+def test_the_fixed_checkout_has_no_finding(tmp_path: Path) -> None:
+    """Requires= of a unit in the tree and of a systemd target, a template, a -m service,
+    a third-party import, PYTHONPATH mapped onto the checkout: nothing to say."""
+    write_checkout(tmp_path, broken=False)
+    res = lint(tmp_path)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout.strip().splitlines()[-1] == "All checks passed."
+    assert _findings(tmp_path) == (0, [])
+
+
+def test_concise_lines_and_a_folder_argument(tmp_path: Path) -> None:
+    write_checkout(tmp_path / "repo", broken=True)
+    res = lint(tmp_path, "--format", "concise", "--select", "QT301,QT703", "repo")
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == [
+        "repo/scripts/start-ai.sh:1: QT301 repo/scripts/start-ai.sh has CRLF line endings "
+        "(2 of 2 lines): the unit fails to run it (quantum-ai.service)",
+        "repo/deploy/ai.env:1: QT703 API_KEY includes the comment '# the key': systemd has no "
+        "inline comments",
+        "Found 2 problems.",
+    ]
+
+
+def test_a_script_without_exec_bit_and_a_unit_name_twice(tmp_path: Path) -> None:
+    write_checkout(tmp_path, broken=False)
+    (tmp_path / "scripts/start-ai.sh").chmod(0o644)
+    copy = tmp_path / "deploy/units/quantum-api.service"
+    copy.parent.mkdir(parents=True)
+    copy.write_text((tmp_path / "units/quantum-api.service").read_text() + "Nice=5\n")
+    same = tmp_path / "old/quantum-api.service"
+    same.parent.mkdir()
+    shutil.copy(copy, same)  # same content as the first one lint meets: not a conflict
+    code, rows = _findings(tmp_path, "--select", "QT104,QT303")
+    assert code == 1
+    assert rows == [
+        ("QT104", "quantum-api.service", "units/quantum-api.service", 0, "duplicate-unit"),
+        ("QT303", "quantum-ai.service", "scripts/start-ai.sh", 0, "no-exec-bit"),
+    ] or rows == [
+        ("QT104", "quantum-api.service", "old/quantum-api.service", 0, "duplicate-unit"),
+        ("QT104", "quantum-api.service", "units/quantum-api.service", 0, "duplicate-unit"),
+        ("QT303", "quantum-ai.service", "scripts/start-ai.sh", 0, "no-exec-bit"),
+    ]
+
+
+def test_path_map_maps_the_deploy_paths(tmp_path: Path) -> None:
+    """Code under src/: the default map (fleet.code_roots -> the checkout) says the
+    WorkingDirectory is missing; `--path-map` maps it and PYTHONPATH onto src/."""
+    write_checkout(tmp_path, broken=False)
+    unit = tmp_path / "units/quantum-api.service"
+    text = unit.read_text().replace("quantum_trader", "quantum_trader/app")
+    unit.write_text(text)
+    (tmp_path / "src").mkdir()
+    for name in ("services", "ai_engine"):
+        (tmp_path / name).rename(tmp_path / "src" / name)
+    code, rows = _findings(tmp_path, "--select", "QT104,QT2")
+    assert code == 1
+    assert [r[4] for r in rows] == ["working-directory", "pythonpath"]
+    mapped = "/home/qt/quantum_trader/app=src,/home/qt/quantum_trader=."
+    assert _findings(tmp_path, "--select", "QT104,QT2", "--path-map", mapped) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nowhere"], "qtctl: error: no such file or folder: nowhere"),
+        (
+            ["--path-map", "relative=."],
+            "qtctl: error: lint.path_map: expected /DEPLOY/PATH=CHECKOUT/PATH, got 'relative=.'",
+        ),
+        (
+            ["--format", "xml"],
+            "qtctl: error: --format must be one of full, table, markdown, "
+            "concise, json, json-lines, github, gitlab, junit, sarif, got 'xml'",
+        ),
+    ],
+)
+def test_mistakes_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    res = lint(tmp_path, *args)
+    assert (res.returncode, res.stdout, res.stderr.strip()) == (2, "", message)
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_systemd_itself_ignores_what_lint_calls_an_unknown_key(tmp_path: Path) -> None:
+    """The claim checked against the real systemd: `systemd-analyze verify` on the same file
+    says it ignores Restrat= (and says nothing of Restart=, of which lint says nothing)."""
+    (tmp_path / "units").mkdir()
+    unit = tmp_path / "units/demo-typo.service"
+    unit.write_text(
+        "[Service]\nExecStart=/bin/true\nRestrat=always\nRestart=on-failure\n"
+        "MemoryMax=1G\nCPUQuota=10%\nType=oneshot\n"
+    )
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    said = "Unknown key 'Restrat' in section [Service], ignoring."
+    assert verify.stderr.splitlines() == [f"{unit}:3: {said}"]
+    res = lint(tmp_path, "--format", "concise")
+    assert (res.returncode, res.stdout.splitlines()) == (
+        0,
+        [f"units/demo-typo.service:3: QT104 {said} (demo-typo.service)", "Found 1 problem."],
+    )
