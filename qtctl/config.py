@@ -265,7 +265,7 @@ class FixSettings:
 
     state_dir: str = "/var/lib/qtctl"
     convert_source_files: bool = False
-    settle_sec: float = field(default=3.0, metadata={"min": 0})  # active past RestartSec= + this
+    settle_sec: float = field(default=5.0, metadata={"min": 0})  # active past RestartSec= + this
     max_restarts: int = field(default=10, metadata={"min": 0})  # restarts in one fix run
     restart_limit: int = field(default=3, metadata={"min": 1})  # restarts of a unit per window
     restart_window_sec: float = field(default=3600.0, metadata={"min": 1})

@@ -12,6 +12,7 @@ from qtctl.adapters import safe_files
 from qtctl.adapters.redis_client import RedisAdapter
 from qtctl.adapters.safe_files import private_umask
 from qtctl.adapters.systemd import SystemdAdapter
+from qtctl.config import FixSettings
 from qtctl.diagnosis.line_endings import classify, to_lf
 from qtctl.errors import QtctlError
 from qtctl.fix.actions import (
@@ -28,13 +29,14 @@ from qtctl.fix.actions import (
     StreamAction,
     WriteDropIn,
 )
+from qtctl.fix.budget import LedgerRefused, RestartLedger
 from qtctl.fix.changes import Change
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.repair import Repair
+from qtctl.fix.settle import settle
 from qtctl.fix.stream_repairs import apply_stream_action
 
 log = logging.getLogger(__name__)
-SETTLE_SEC = 10.0
 MAX_CONVERT_BYTES = 50 * 2**20  # the code scan's default code.max_file_mb
 
 
@@ -44,16 +46,31 @@ def apply_repairs(
     journal: FixJournal,
     record: FixRecord | None = None,
     redis: Callable[[], RedisAdapter] | None = None,
-) -> FixRecord:
-    """Run every runnable repair in stage order (files, one reload, reset-failed, restarts)."""
+    settings: FixSettings | None = None,
+) -> tuple[FixRecord, dict[str, str]]:
+    """Run every runnable repair in stage order (files, one reload, reset-failed, restarts),
+    then watch each restarted unit settle: (the record, unit -> '' when it stayed up past its
+    RestartSec= + fix.settle_sec, else what systemd saw)."""
+    settings = settings or FixSettings(state_dir=str(journal.state))
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
+    before = len(record.changes)
     with private_umask():  # backups, records and stream archives: root's only from the start
         _apply_all(actions, systemd, journal, record, redis)
-    restarted = [a.unit for a in actions if isinstance(a, Restart)]
-    for unit in restarted:
-        _wait_settled(systemd(), unit)
-    return record
+    restarted = [c["unit"] for c in record.changes[before:] if c["kind"] == Change.RESTART]
+    _ledger(settings, restarted, record, journal)
+    return record, settle(systemd(), restarted, settings.settle_sec) if restarted else {}
+
+
+def _ledger(
+    settings: FixSettings, units: list[str], record: FixRecord, journal: FixJournal
+) -> None:
+    """Count the restarts for the rate limit; a ledger that cannot be written is on record."""
+    try:
+        RestartLedger(settings).add(units, time.time())
+    except (LedgerRefused, OSError, safe_files.UnsafePath) as exc:
+        record.add(Change.FAILED, action="record restarts for fix.restart_limit", error=str(exc))
+        journal.save(record)
 
 
 def _apply_all(
@@ -209,20 +226,3 @@ def _write_drop_in(action: WriteDropIn, record: FixRecord) -> None:
 def write_atomic(path: str, content: str) -> None:
     """A unit file or drop-in (mode 644), written without following any planted name."""
     safe_files.write_file(path, content.encode(), 0o644, (0, 0))
-
-
-def _wait_settled(systemd: SystemdAdapter, unit: str) -> None:
-    """Give a restarted unit time to come up or fail, so the re-check tells the truth."""
-    deadline = time.monotonic() + SETTLE_SEC
-    stable_since = 0.0
-    while time.monotonic() < deadline:
-        state = systemd.unit_state(unit)
-        if state in ("failed", "inactive"):
-            return
-        if state == "active":
-            stable_since = stable_since or time.monotonic()
-            if time.monotonic() - stable_since >= 1.0:
-                return
-        else:
-            stable_since = 0.0
-        time.sleep(0.1)

@@ -56,9 +56,14 @@ def never_change(name: str, units: Mapping[str, FleetUnit], config: Config) -> s
     if "@." in name:  # a template: a drop-in for it is a drop-in for every instance
         names += [n for u in units.values() if template_of(u.name) == name for n in u.names]
     match = protected_match([*names, *filter(None, map(template_of, names))], config)
-    if not match:
-        return ""
-    return f"protected unit ({match}): fix changes nothing of a protected unit; do it by hand"
+    if match:
+        return f"protected unit ({match}): fix changes nothing of a protected unit; do it by hand"
+    state = unit.file_state if unit else ""
+    if state.startswith("masked"):
+        return "unit is masked: fix changes nothing of a masked unit (no drop-in, patch, file)"
+    if state == "disabled":
+        return "unit is disabled: fix changes nothing of a disabled unit (no drop-in, patch, file)"
+    return ""
 
 
 def aliases_on_disk(name: str) -> list[str]:

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit
-from qtctl.diagnosis.imports import analyse, candidates
+from qtctl.diagnosis.imports import ImportProblem, analyse, candidates
 from qtctl.diagnosis.python_units import PythonService, python_services
 from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import DaemonReload, PatchSource, WriteDropIn
-from qtctl.fix.policy import never_change
+from qtctl.fix.patch_proof import Change, harm, sharing
+from qtctl.fix.policy import find_unit, never_change
 from qtctl.fix.repair import Planning, Repair
-from qtctl.fix.source_patch import propose
+from qtctl.fix.restart_rules import failed_run_lines, is_failing, missing_modules
+from qtctl.fix.source_patch import SourcePatch, propose
 
 PYTHON_DROP_IN = "qtctl-python.conf"
 
@@ -25,7 +27,9 @@ def plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> R
     a protected unit, shown and held."""
     repair = _plan_pythonpath(finding, facts, planning)
     protected = never_change(facts.unit, planning.units, planning.ctx.config)
-    return dataclasses.replace(repair, held=protected) if protected else repair
+    if protected:
+        return dataclasses.replace(repair, held=protected, rule="protected")
+    return repair
 
 
 def _plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
@@ -61,10 +65,15 @@ def _plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> 
             f"an environment fix cannot help (PYTHONPATH={pythonpath} still leaves: "
             f"{still[0].cause})"
         )
-        return _source_patch(finding, planning, service, roots, why)
+        return _source_patch(finding, planning, service, why, failing)
     path = f"/etc/systemd/system/{service.unit}.d/{PYTHON_DROP_IN}"
     content = f'[Service]\nEnvironment="PYTHONPATH={pythonpath}"\n'
-    return Repair(finding, (WriteDropIn(path, content), DaemonReload()))
+    actions = (WriteDropIn(path, content), DaemonReload())
+    held, rule = _no_evidence(planning, service, failing)
+    if not held:
+        hurt = harm(service, roots, Change(env={**service.env, "PYTHONPATH": pythonpath}))
+        held, rule = (f"the drop-in would do harm: {hurt}", "harm") if hurt else ("", "")
+    return Repair(finding, actions, held=held, rule=rule)
 
 
 def imports_still_fail(unit: FleetUnit, config: Config) -> str:
@@ -81,18 +90,90 @@ def imports_still_fail(unit: FleetUnit, config: Config) -> str:
 
 
 def _source_patch(
-    finding: Finding, planning: Planning, service: PythonService, roots: list[str], why: str
+    finding: Finding,
+    planning: Planning,
+    service: PythonService,
+    why: str,
+    failing: list[ImportProblem],
 ) -> Repair:
+    roots = list(planning.ctx.config.fleet.code_roots)
     patch = propose(service, roots)
     if patch is None:
         return Repair(finding, held=f"{why}; no safe source patch found: fix the code by hand")
+    action = PatchSource(patch.path, patch.new_text)
+    blocked, rule = _no_evidence(planning, service, failing)
+    if not blocked:
+        blocked, rule = _patch_harm(planning, service, patch)
+    if blocked:
+        return Repair(finding, (action,), held=blocked, diff=patch.diff, rule=rule)
     held = (
         ""
         if planning.options.unsafe
         else (f"{why}; the patch below changes service code: apply it with --unsafe")
     )
-    action = PatchSource(patch.path, patch.new_text)
-    return Repair(finding, (action,), held=held, diff=patch.diff)
+    return Repair(finding, (action,), held=held, diff=patch.diff, rule="unsafe" if held else "")
+
+
+def _no_evidence(
+    planning: Planning, service: PythonService, failing: list[ImportProblem]
+) -> tuple[str, str]:
+    """Why the unit's own failure does not call for this import repair, or ('', '').
+
+    The unit must be failing (QT101/QT103 in this run, or failed / between crashes now) and
+    its failed run must say `ModuleNotFoundError: No module named 'X'` for a module the repair
+    provides: a static import finding alone never changes a service's code or environment."""
+    unit = find_unit(planning.units, service.unit)
+    if unit is None:
+        return "unit is no longer loaded (or systemd is unreachable): nothing changed", "gone"
+    if planning.failing_finding(unit.name) is None and not is_failing(unit):
+        return (
+            f"the unit is {unit.active_state} ({unit.sub_state}), not failing: an import "
+            "problem it does not fail for is no reason to change its code or environment; "
+            "check it by hand",
+            "not-failing",
+        )
+    missing = missing_modules(failed_run_lines(planning.ctx, unit))
+    modules = [p.module for p in failing]
+    if not missing:
+        return (
+            "its failed run shows no ModuleNotFoundError: it fails for another reason, so the "
+            "import finding alone is no evidence for this repair",
+            "no-evidence",
+        )
+    stray = sorted(m for m in missing if not any(_related(m, module) for module in modules))
+    if stray:
+        return (
+            f"its failed run says No module named {stray[0]!r}, which this repair does not "
+            "provide",
+            "no-evidence",
+        )
+    return "", ""
+
+
+def _related(missing: str, module: str) -> bool:
+    return module == missing or module.startswith(missing + ".") or missing.startswith(module + ".")
+
+
+def _patch_harm(planning: Planning, service: PythonService, patch: SourcePatch) -> tuple[str, str]:
+    """Why patching the file would hurt a unit that runs it (protected, still failing, an
+    import moved or shadowed), or ('', '')."""
+    config = planning.ctx.config
+    roots = list(config.fleet.code_roots)
+    for other in sharing(service, python_services(config.fleet.units)):
+        protected = never_change(other.unit, planning.units, config)
+        if protected:
+            return f"{other.unit} runs the same file: {protected}", "protected"
+        proof = analyse(other, roots, script_source=patch.new_text)
+        still = [p for p in proof.problems if p.code == "QT201" and p.module]
+        if still:
+            return (
+                f"the patched file would still fail for {other.unit}: {still[0].cause}",
+                "harm",
+            )
+        hurt = harm(other, roots, Change(script_source=patch.new_text))
+        if hurt:
+            return f"the patch would do harm to {other.unit}: {hurt}", "harm"
+    return "", ""
 
 
 def _python_service(unit: str, patterns: Sequence[str]) -> PythonService | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qtctl.diagnosis.fleet import FleetUnit
 from qtctl.engine.context import CheckContext
@@ -21,6 +21,7 @@ class Repair:
     manual: str = ""
     resolves: str = ""  # the one problem kind it removes from a multi-problem finding
     diff: str = ""
+    rule: str = ""  # which rule held it, as data (protected, not-failing, budget, chain, ...)
 
     @property
     def runnable(self) -> bool:
@@ -37,3 +38,11 @@ class Planning:
     units: dict[str, FleetUnit]
     live: str
     restarts: dict[str, float]
+    findings: tuple[Finding, ...] = ()  # every finding of this run: the evidence of a failure
+    repaired: frozenset[str] = field(default_factory=frozenset)  # units import-repaired now
+
+    def failing_finding(self, unit: str) -> Finding | None:
+        """The QT101/QT103 finding of `unit` in this run, if any."""
+        return next(
+            (f for f in self.findings if f.code in ("QT101", "QT103") and f.subject == unit), None
+        )

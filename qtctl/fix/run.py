@@ -11,6 +11,8 @@ from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import Finding
 from qtctl.engine.report import Report
 from qtctl.fix.apply import apply_repairs
+from qtctl.fix.chain import restarted
+from qtctl.fix.changes import Change
 from qtctl.fix.journal import FixJournal, FixRecord
 from qtctl.fix.planner import plan
 from qtctl.fix.policy import FixOptions
@@ -19,6 +21,7 @@ from qtctl.fix.undo import undo
 
 SCHEMA = "qtctl.fix/1"
 ROOT_CAUSE_HOLD = "root cause first"
+IMPORT_CODES = ("QT201",)  # repairs that make a unit's imports resolve
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,18 @@ class Verified:
 
     repair: Repair
     after: Finding | None
+    settle: str = ""  # what systemd saw of a restarted unit that did not stay up ('' = it did)
 
     @property
     def result(self) -> str:
-        """fixed | still-failing | held | not-applied."""
+        """fixed | still-failing | held | not-applied. A restart is fixed only when the unit
+        stayed up past RestartSec= + fix.settle_sec and the re-check agrees."""
         if self.repair.held:
             return "held"
         if not self.repair.runnable:
             return "not-applied"
+        if self.settle:
+            return "still-failing"
         if self.after is None:
             return "fixed"
         resolves = {c for c in self.repair.resolves.split(",") if c}
@@ -65,7 +72,17 @@ class FixOutcome:
             "record": self.record.id if self.record else None,
             "repairs": [_repair_dict(v) for v in self.repairs],
             "failures": self.failures,
+            "held": self.held_by_rule,
         }
+
+    @property
+    def held_by_rule(self) -> dict[str, list[str]]:
+        """Rule -> the subjects of the repairs it held (protected, budget, chain, ...)."""
+        found: dict[str, list[str]] = {}
+        for v in self.repairs:
+            if v.repair.held:
+                found.setdefault(v.repair.rule or "held", []).append(v.repair.finding.subject)
+        return found
 
     @property
     def failures(self) -> list[dict[str, str]]:
@@ -85,17 +102,28 @@ def run_fix(config: Config, options: FixOptions) -> FixOutcome:
         if not options.apply or not any(r.runnable for r in repairs):
             return FixOutcome(tuple(Verified(r, None) for r in repairs), applied=False)
         journal = FixJournal(config.fix.state_dir)
-        record = apply_repairs(repairs, ctx.systemd, journal, redis=ctx.redis)
+        record, settled = apply_repairs(
+            repairs, ctx.systemd, journal, redis=ctx.redis, settings=config.fix
+        )
     finally:
         ctx.close()
-    repairs = _second_pass(config, options, repairs, journal, record)
-    after = run_doctor(config)
+    repairs, again = _second_pass(config, options, repairs, journal, record)
+    settled |= again
+    after = run_doctor(config)  # a fresh doctor: the re-check must agree
     still = {(f.code, f.subject): f for f in after.findings}
     verified = tuple(
-        Verified(r, still.get((r.finding.code, r.finding.subject)) if r.runnable else None)
+        Verified(
+            r,
+            still.get((r.finding.code, r.finding.subject)) if r.runnable else None,
+            _settle_of(r, settled) if r.runnable else "",
+        )
         for r in repairs
     )
     return FixOutcome(verified, applied=True, record=record, after=after)
+
+
+def _settle_of(repair: Repair, settled: dict[str, str]) -> str:
+    return next(filter(None, (settled.get(u, "") for u in restarted(repair))), "")
 
 
 def _second_pass(
@@ -104,12 +132,17 @@ def _second_pass(
     repairs: list[Repair],
     journal: FixJournal,
     record: FixRecord,
-) -> list[Repair]:
+) -> tuple[list[Repair], dict[str, str]]:
     """Restarts held only because their root cause was still there may run once it is fixed."""
     waiting = {_key(r): r.finding.cause for r in repairs if r.held.startswith(ROOT_CAUSE_HOLD)}
     if not waiting:
-        return repairs
+        return repairs, {}
+    repaired = frozenset(
+        r.finding.subject for r in repairs if r.runnable and r.finding.code in IMPORT_CODES
+    )
+    done = sum(1 for c in record.changes if c["kind"] == Change.RESTART)
     ctx = CheckContext(config)
+    settled: dict[str, str] = {}
     try:
         # The unit's old failure, re-read against the repaired files, no longer shows the cause
         # it was held for: judge it by that cause, whose root must now be gone.
@@ -119,13 +152,14 @@ def _second_pass(
             else f
             for f in run_doctor(config, ctx=ctx).findings
         ]
-        again = plan(findings, ctx, options)
-        ready = {_key(r): r for r in again if r.runnable and _key(r) in waiting}
+        again = {_key(r): r for r in plan(findings, ctx, options, repaired, done)}
+        replanned = {k: r for k, r in again.items() if k in waiting}  # with today's reason
+        ready = [r for r in replanned.values() if r.runnable]
         if ready:
-            apply_repairs(list(ready.values()), ctx.systemd, journal, record)
+            _, settled = apply_repairs(ready, ctx.systemd, journal, record, settings=config.fix)
     finally:
         ctx.close()
-    return [ready.get(_key(r), r) for r in repairs]
+    return [replanned.get(_key(r), r) for r in repairs], settled
 
 
 def _key(repair: Repair) -> tuple[str, str]:
@@ -153,6 +187,8 @@ def _repair_dict(v: Verified) -> dict[str, object]:
         "held": v.repair.held,
         "manual": v.repair.manual,
         "diff": v.repair.diff,
+        "rule": v.repair.rule,
         "result": v.result,
+        "settle": v.settle,
         "after": v.after.as_dict() if v.after else None,
     }

@@ -9,6 +9,8 @@ import time
 
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe
+from qtctl.diagnosis.unit_lint import DELIBERATE_STOP
+from qtctl.diagnosis.unit_load import fleet_on_disk
 from qtctl.engine.facts import NotFoundFacts, UnitFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import (
@@ -29,6 +31,12 @@ from qtctl.fix.policy import (
 )
 from qtctl.fix.python_plans import imports_still_fail
 from qtctl.fix.repair import Planning, Repair
+from qtctl.fix.restart_rules import (
+    blocking_dependency,
+    failed_run_lines,
+    missing_modules,
+    permanent_cause,
+)
 
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
@@ -39,18 +47,58 @@ TRANSIENT_CAUSES = frozenset(
 
 
 def plan_unit_failed(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
-    """QT101: reset-failed and restart, once the root cause is gone or was transient."""
+    """QT101: reset-failed and restart, once the root cause is gone or was transient, and only
+    when nothing a restart cannot cure (a missing folder, program, env file, user, module or
+    required unit) is still missing."""
     unit = find_unit(planning.units, facts.unit)
     if unit is None:
         return Repair(finding, held="unit is no longer loaded (or systemd is unreachable)")
     actions = (ResetFailed(unit.name), Restart(unit.name))
+    config = planning.ctx.config
     held = (
-        never_restart(unit, planning.ctx.config)
+        never_restart(unit, config)
         or _failed_again_after_our_restart(unit, planning.restarts)
-        or _root_cause_still_there(finding.cause, unit, planning.options, planning.ctx.config)
+        or permanent_cause(unit)
+        or _root_cause_still_there(finding.cause, unit, planning.options, config)
+        or _module_still_missing(unit, planning)
+        or blocking_dependency(unit, planning.units, planning.ctx)
         or restart_permission(unit, planning.options, planning.live)
     )
-    return Repair(finding, actions, held=held)
+    return Repair(finding, actions, held=held, rule=_rule(held))
+
+
+def _rule(held: str) -> str:
+    """The rule a restart hold comes from, as data for the preview and the JSON."""
+    for prefix, rule in RULES:
+        if held.startswith(prefix):
+            return rule
+    return "held" if held else ""
+
+
+RULES = (
+    ("protected unit", "protected"),
+    ("unit is masked", "masked"),
+    ("unit is disabled", "disabled"),
+    ("permanent cause", "permanent-cause"),
+    ("root cause first", "root-cause-first"),
+    ("qtctl fix restarted it", "failed-again"),
+    ("restarting a service needs --unsafe", "unsafe"),
+    ("live mode", "live-mode"),
+)
+
+
+def _module_still_missing(unit: FleetUnit, planning: Planning) -> str:
+    """Its failed run says `No module named X` and no import repair ran for it in this run:
+    the same restart fails the same way (unless the operator names it: they fixed it)."""
+    if unit.name in planning.repaired or named(unit, planning.options):
+        return ""
+    missing = sorted(missing_modules(failed_run_lines(planning.ctx, unit)))
+    if not missing:
+        return ""
+    return (
+        f"root cause first: its failed run says No module named {missing[0]!r}; restarted only "
+        "after this run repairs that import (QT201), or name it with --only once you fixed it"
+    )
 
 
 def _failed_again_after_our_restart(unit: FleetUnit, restarts: dict[str, float]) -> str:
@@ -115,11 +163,38 @@ def plan_not_found(finding: Finding, facts: NotFoundFacts, planning: Planning) -
 
 
 def plan_drop_in(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
-    """QT104 'no Restart=': a drop-in, never an edit of the vendor unit file."""
+    """QT104 'no Restart=': a drop-in, never an edit of the vendor unit file. Never on fix's own
+    initiative where staying down may be deliberate (`Restart=no` written out, a oneshot, an
+    emergency or kill-switch unit): there only for a unit the operator names with --only."""
     path = f"/etc/systemd/system/{facts.unit}.d/{DROP_IN_NAME}"
     actions = (WriteDropIn(path, RESTART_DROP_IN), DaemonReload())
     held = never_change(facts.unit, planning.units, planning.ctx.config)
-    return Repair(finding, actions, held=held, resolves="no-restart")
+    rule = _rule(held)
+    unit = find_unit(planning.units, facts.unit)
+    asked = facts.unit in planning.options.only or bool(unit and named(unit, planning.options))
+    deliberate = "" if held or asked else _deliberate_stop(facts.unit)
+    if deliberate:
+        held = (
+            f"{deliberate}: staying down may be deliberate, and fix never adds Restart= on its "
+            f"own there; name the unit to add the drop-in below: --only {facts.unit}"
+        )
+        rule = "deliberate"
+    return Repair(finding, actions, held=held, resolves="no-restart", rule=rule)
+
+
+def _deliberate_stop(name: str) -> str:
+    """What says the unit may be meant to stay down, or ''."""
+    if DELIBERATE_STOP.search(name):
+        return "an emergency/kill-switch unit"
+    loaded = next((u for u in fleet_on_disk([name]) if u.name == name), None)
+    if loaded is None:
+        return ""
+    written = loaded.directives("Restart")
+    if written:
+        return f"Restart={written[-1].value} is written in its unit files"
+    if loaded.value("Type") == "oneshot":
+        return "a Type=oneshot unit"
+    return ""
 
 
 def plan_health_restart(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
@@ -138,6 +213,8 @@ def plan_health_restart(finding: Finding, facts: UnitFacts, planning: Planning) 
     held = (
         never_restart(unit, planning.ctx.config)
         or again
+        or permanent_cause(unit)
+        or blocking_dependency(unit, planning.units, planning.ctx)
         or restart_permission(unit, planning.options, planning.live)
     )
-    return Repair(finding, (Restart(unit.name),), held=held)
+    return Repair(finding, (Restart(unit.name),), held=held, rule=_rule(held))
