@@ -10,6 +10,7 @@ from bench.harness import Comparison, table
 BENCHMARKS = (
     "startup",
     "unit_checks",
+    "unit_runs",
     "parsers",
     "code_scan",
     "import_checks",
@@ -21,6 +22,7 @@ BENCHMARKS = (
     "resp_pieces",
     "rl_agent",
     "service_checks",
+    "messy_fleet",
 )
 
 

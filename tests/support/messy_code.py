@@ -36,8 +36,10 @@ SHARED = {
     "ai_engine/agents/models/registry.py": (
         "NAMES: list[str] = []\n\n\ndef register(name: str) -> None:\n    NAMES.append(name)\n"
     ),
-    # The ai-engine service's own folder: a namespace package `ai_engine` without risk_kernel.
-    # With microservices/ first on sys.path it shadows the real package (the incident).
+    # The ai-engine service's own folder: a package `ai_engine` without risk_kernel. With
+    # microservices/ first on sys.path it shadows the real package (the incident): a PYTHONPATH
+    # later on the path cannot cure that, the root the script computes must be right.
+    "microservices/ai_engine/__init__.py": "",
     "microservices/ai_engine/main.py": "from shared.settings import stream_name\n\n" + SLEEP,
 }
 
@@ -98,15 +100,21 @@ registry.register(SETTINGS["name"])
 """
 AGENT_CONFIG = 'SETTINGS = {{"name": "{name}", "stream": "quantum:stream:ai.signal_generated"}}\n'
 REDIS_FEED = """\
+import socket
 import time
 
-import redis
 
-client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
-client.ping()
+def ping() -> None:
+    with socket.create_connection(("127.0.0.1", 6379), timeout=2) as conn:
+        conn.sendall(b"PING\\r\\n")
+        if not conn.recv(64).startswith(b"+PONG"):
+            raise ConnectionError("Redis did not answer PONG")
+
+
+ping()  # no Redis: ConnectionRefusedError, exit 1
 while True:
-    client.set("quantum:feed:{name}", str(time.time()))
     time.sleep(5)
+    ping()
 """
 WRAPPER = (
     '#!/bin/bash\nset -e\ncd "$(dirname "$0")/.."\nexport PYTHONPATH="$PWD"\n'

@@ -16,18 +16,16 @@ warning or error is a false finding. uv is not installed on these machines, so n
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass, field
 
-from qtctl.sandbox import BoxFile, SandboxSpec
+from qtctl.sandbox import BoxFile, Sandbox, SandboxSpec
 from tests.support import messy_code as code
 from tests.support.messy_code import ROOT
 
 SEED = 22
 ETC = "/etc/systemd/system"
 PY3 = "/usr/bin/python3"
-PY_REDIS = sys.executable  # the test venv's python: it has redis-py, like the fleet's venvs
-VENV = "/opt/quantum/venvs/ai-engine"
+VENV = "/opt/quantum/venvs/ai-engine"  # a real venv of /usr/bin/python3.11
 GHOST = "/opt/quantum/microservices"
 MISSING_DEPENDENCY = "quantum-redis.service"
 PROVIDER = "redis-server.service"
@@ -76,19 +74,18 @@ class MessyFleet:
     planted: list[Planted] = field(default_factory=list)
     healthy: list[str] = field(default_factory=list)  # active after boot, and must stay so
     failing: list[str] = field(default_factory=list)  # failed after boot
-    down: list[str] = field(default_factory=list)  # never started (a dependency is missing)
     repairable: set[str] = field(default_factory=set)  # paths a repair may change
     crlf_sources: set[str] = field(default_factory=set)  # .py/.sh with CRLF (QT302 lists them)
     sys_path_files: set[str] = field(default_factory=set)  # files with sys.path hacks (QT202)
     duplicated: set[str] = field(default_factory=set)  # units with a matching and a stale copy
 
     def spec(self) -> SandboxSpec:
-        """The sandbox: every unit enabled and pulled in, Redis's unit too."""
+        """The sandbox: every unit enabled and pulled in; Redis's unit is there, started later."""
         units = {**self.units, PROVIDER: REDIS_UNIT}
         links = dict(self.links)
         for name in self.units:
             links[f"{ETC}/multi-user.target.wants/{name}"] = f"{ETC}/{name}"
-        return SandboxSpec(units=units, files=self.files, symlinks=links, wants=sorted(units))
+        return SandboxSpec(units=units, files=self.files, symlinks=links, wants=sorted(self.units))
 
     def expected(self) -> set[tuple[str, str]]:
         """The exact (code, subject) set doctor must report at warning or error."""
@@ -102,7 +99,7 @@ class MessyFleet:
         """Install a unit and keep its copy in the repository folder."""
         self.units[name] = text
         self.files[f"{ROOT}/{folder}/{name}"] = text
-        {"healthy": self.healthy, "failing": self.failing, "down": self.down}[state].append(name)
+        (self.healthy if state == "healthy" else self.failing).append(name)
 
     def plant(
         self, code_: str, subject: str, cause: str, *evidence: str, permanent: bool = False
@@ -120,6 +117,12 @@ class MessyFleet:
         if b"sys.path.insert" in data:
             self.sys_path_files.add(path)
         return path
+
+
+def start_redis(box: Sandbox) -> None:
+    """Redis comes up after the feeds died: their restarts are refused (the Requires= is
+    missing), so they stay down although Redis now runs, as on the real fleet."""
+    box.systemctl("start", PROVIDER, check=True)
 
 
 def unit(
@@ -228,15 +231,19 @@ def _legacy(fleet: MessyFleet) -> None:
 
 
 def _dependency_missing(fleet: MessyFleet, services: list[str]) -> None:
-    """14 Redis feeds that `Requires=quantum-redis.service`: never started."""
+    """14 Redis feeds that `Requires=quantum-redis.service`: systemd starts them at boot anyway;
+    Redis is not up yet, they exit, and their restart is refused for the missing unit."""
     needs = f"Requires={MISSING_DEPENDENCY}\nAfter={MISSING_DEPENDENCY}\n"
     fleet.plant("QT102", MISSING_DEPENDENCY, "not-found")
     for name in services:
         rel = f"microservices/{folder_of(name)}/feed.py"
-        fleet.code_file(rel, code.REDIS_FEED.format(name=name))
+        fleet.code_file(rel, code.REDIS_FEED)
         unit_name = f"quantum-{name}-feed.service"
         fleet.add(
-            unit_name, unit(f"{PY_REDIS} {ROOT}/{rel}", unit_extra=needs), "deploy/prod", "down"
+            unit_name,
+            unit(f"{PY3} {ROOT}/{rel}", unit_extra=needs),
+            "deploy/prod",
+            "failing",
         )
         fleet.plant("QT101", unit_name, "dependency-missing", MISSING_DEPENDENCY)
         fleet.plant("QT104", unit_name, "requires-missing", MISSING_DEPENDENCY)
@@ -273,7 +280,9 @@ def _faults(fleet: MessyFleet, services: list[str], rng: random.Random) -> None:
         "systemd",
         "failing",
     )
-    fleet.plant("QT101", "quantum-trade-journal.service", "stdout", LOG_DIR, permanent=True)
+    fleet.plant(
+        "QT101", "quantum-trade-journal.service", "log-dir-missing", LOG_DIR, permanent=True
+    )
     rw = f"ReadWritePaths={RW_DIR}\n"
     fleet.add(
         "quantum-feature-cache.service",
@@ -281,7 +290,9 @@ def _faults(fleet: MessyFleet, services: list[str], rng: random.Random) -> None:
         "systemd",
         "failing",
     )
-    fleet.plant("QT101", "quantum-feature-cache.service", "namespace", RW_DIR, permanent=True)
+    fleet.plant(
+        "QT101", "quantum-feature-cache.service", "namespace-path-missing", RW_DIR, permanent=True
+    )
     worker = fleet.code_file("microservices/emergency_exit/worker.py", code.SLEEP)
     fleet.add(PROTECTED, unit(f"{PY3} {worker}", restart="no"), "ops/units")
     migrate = fleet.code_file("scripts/migrate.py", code.MIGRATE)
