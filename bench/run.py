@@ -13,6 +13,7 @@ BENCHMARKS = (
     "unit_runs",
     "parsers",
     "code_scan",
+    "lint",
     "import_checks",
     "stream_checks",
     "report",
