@@ -133,7 +133,7 @@ def _executed(target: ExecTarget) -> Iterator[Finding]:
                 facts=FileFacts((script,)),
             )
             return  # its shebang problem is this one
-    if target.direct and script:
+    if target.direct and script and not target.optional:  # `-`: systemd starts it anyway
         yield from _not_runnable(target)
 
 

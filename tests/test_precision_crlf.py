@@ -26,6 +26,9 @@ PYTHON_RUN = {  # unit -> ExecStart: every one runs a CRLF .py through the inter
     "quantum-py-env-vars.service": "/usr/bin/env -i PYTHONUNBUFFERED=1 /usr/bin/python3 envrun.py",
 }
 UV = {"quantum-py-uv.service": "uv run main.py"}  # no uv in the box: it fails, CR or not
+OPTIONAL = {  # a `-` prefixed ExecStartPre= that cannot run: systemd starts the unit anyway
+    "quantum-pre-optional.service": f"/bin/sleep 3600\nExecStartPre=-{APP}/not_executable.sh"
+}
 BROKEN = {  # unit -> ExecStart: the kernel or a shell reads CR
     "quantum-direct-env.service": f"{APP}/direct.py",
     "quantum-bash-wrapper.service": f"/bin/bash {APP}/wrapper.sh",
@@ -41,12 +44,13 @@ FILES: dict[str, BoxFile | str | bytes] = {
     f"{APP}/direct.py": BoxFile(b"#!/usr/bin/env python3\r\n" + LOOP, 0o755),
     f"{APP}/wrapper.sh": BoxFile(b"#!/bin/bash\r\necho start\r\nexec sleep 3600\r\n", 0o755),
     f"{APP}/env.sh": BoxFile(b"MODE=live\r\nexport MODE\r\n"),
+    f"{APP}/not_executable.sh": BoxFile(b"#!/bin/sh\ntrue\n", 0o644),
     f"{VENV}/pyvenv.cfg": "home = /usr/bin\ninclude-system-site-packages = false\n",
 }
 
 
 def spec() -> SandboxSpec:
-    commands = {**PYTHON_RUN, **UV, **BROKEN}
+    commands = {**PYTHON_RUN, **UV, **OPTIONAL, **BROKEN}
     units = {
         name: f"[Service]\nExecStart={cmd}\nWorkingDirectory={APP}\nRestart=no\n"
         for name, cmd in commands.items()
@@ -70,7 +74,7 @@ def findings(box: Sandbox, command: str, select: str) -> dict[tuple[str, str], A
 
 
 def test_python_reads_crlf_source_so_interpreter_run_units_run(box: Sandbox) -> None:
-    for unit in PYTHON_RUN:
+    for unit in [*PYTHON_RUN, *OPTIONAL]:
         assert box.wait_for(unit, ["active"]) == "active", box.journal(unit)
     box.run("journalctl", "--sync")
     assert "up" in box.journal("quantum-py-abs.service")
@@ -110,3 +114,11 @@ def test_fix_never_converts_interpreter_run_sources_under_qt301(box: Sandbox) ->
     assert box.host_path(f"{APP}/abs/main.py").read_bytes() == before  # checkout left clean
     assert box.host_path(f"{APP}/envrun.py").read_bytes() == LOOP
     assert box.host_path(f"{APP}/wrapper.sh").read_bytes().count(b"\r") == 0
+
+
+def test_an_optional_command_that_cannot_run_does_not_fail_the_unit(box: Sandbox) -> None:
+    unit = "quantum-pre-optional.service"
+    assert box.wait_for(unit, ["active"]) == "active"
+    box.run("journalctl", "--sync")
+    assert "203/EXEC" in box.journal(unit) or "Permission denied" in box.journal(unit)
+    assert ("QT303", unit) not in findings(box, "doctor", "QT303")

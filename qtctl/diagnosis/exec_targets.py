@@ -6,6 +6,7 @@ newlines), so a script handed to an interpreter is read by "python", not by the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ class ExecTarget:
     script: str  # the file whose bytes are interpreted ('' when it is a binary or a -m module)
     direct: bool  # the program itself is the script (needs +x and a valid shebang)
     reader: str = KERNEL  # who reads the script's bytes: "kernel", "shell" or "python"
+    optional: bool = False  # the `-` prefix: systemd carries on when this command fails
 
     @property
     def crlf_breaks_it(self) -> bool:
@@ -44,7 +46,12 @@ def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
     targets = []
     for unit in fleet_on_disk(patterns):
         workdir = working_directory(unit)
-        targets += [t for c in _commands(unit) for t in _targets(unit.name, c, workdir)]
+        for command in _commands(unit):
+            optional = "-" in command.prefixes
+            targets += [
+                dataclasses.replace(t, optional=optional)
+                for t in _targets(unit.name, command, workdir)
+            ]
     return targets
 
 

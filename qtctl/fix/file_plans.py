@@ -11,7 +11,7 @@ from collections.abc import Callable
 from qtctl.adapters import safe_files
 from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
 from qtctl.diagnosis.env_files import env_uses, secret_names
-from qtctl.diagnosis.exec_targets import exec_targets
+from qtctl.diagnosis.exec_targets import ExecTarget, exec_targets
 from qtctl.engine.facts import EnvFileFacts, FileFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import Action, ConvertLF, RewriteFile, SecureFile
@@ -27,11 +27,9 @@ def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -
     """QT301: convert the executed script to LF (the unit's restart is QT101's repair), only
     while the kernel or a shell still reads it for that unit (Python reads CRLF source fine)."""
     actions = tuple(ConvertLF(path) for path in facts.paths)
-    broken = {
-        t.script
-        for t in exec_targets(planning.ctx.config.fleet.units)
-        if t.unit == finding.subject and t.crlf_breaks_it
-    }
+    units = planning.ctx.config.fleet.units
+    targets: list[ExecTarget] = planning.ctx.memo("exec_targets", lambda: exec_targets(units))
+    broken = {t.script for t in targets if t.unit == finding.subject and t.crlf_breaks_it}
     if any(path not in broken for path in facts.paths):
         return Repair(finding, actions, held="no longer read by the kernel or a shell: QT302's")
     protected = never_change(finding.subject, planning.units, planning.ctx.config)
