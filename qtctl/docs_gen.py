@@ -97,24 +97,23 @@ def pages() -> dict[str, str]:
     }
 
 
-def stale(docs: Path = DOCS) -> list[str]:
+def stale(docs: Path = DOCS, fresh: Mapping[str, str] | None = None) -> list[str]:
     """The generated pages whose committed text differs from a fresh generation (or is missing)."""
-    out = []
-    for name, text in pages().items():
-        path = docs / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            out.append(name)
-    return out
+    fresh = pages() if fresh is None else fresh
+    return [
+        name
+        for name, text in fresh.items()
+        if not (docs / name).is_file() or (docs / name).read_text(encoding="utf-8") != text
+    ]
 
 
 def write(docs: Path = DOCS) -> list[str]:
     """Rewrite every generated page that changed; returns their names."""
-    changed = stale(docs)
-    for name, text in pages().items():
-        if name in changed:
-            path = docs / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+    fresh = pages()
+    changed = stale(docs, fresh)
+    for name in changed:
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(fresh[name], encoding="utf-8")
     return changed
 
 
