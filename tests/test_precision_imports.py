@@ -43,10 +43,15 @@ HEALTHY = {
     "quantum-feed.service": f"/usr/bin/python3 {ROOT}/bin/start_feed.py\n"
     f"Environment=PYTHONPATH={ROOT}",
     "quantum-ns.service": "/usr/bin/python3 -m nsapp.sub.main",
+    "quantum-trader-env.service": "/usr/bin/env python3 -m microservices.trader.main",
 }
 BROKEN = {  # unit -> the ImportError Python raises
     "quantum-trader-script.service": (
         f"/usr/bin/python3 {ROOT}/microservices/trader/main.py",
+        "attempted relative import with no known parent package",
+    ),
+    "quantum-trader-env-script.service": (
+        f"/usr/bin/env python3 {ROOT}/microservices/trader/main.py",
         "attempted relative import with no known parent package",
     ),
     "quantum-toplevel.service": (

@@ -65,7 +65,7 @@ def _commands(unit: LoadedUnit) -> list[ExecCommand]:
 
 
 def _targets(unit: str, command: ExecCommand, workdir: str) -> list[ExecTarget]:
-    argv = _unwrap_env([command.path, *command.argv[1:]])
+    argv = unwrap_env([command.path, *command.argv[1:]])
     if not argv:
         return []
     program = resolve(argv[0])
@@ -79,7 +79,7 @@ def _targets(unit: str, command: ExecCommand, workdir: str) -> list[ExecTarget]:
     return [ExecTarget(unit, program, script, direct=True, reader=KERNEL)]
 
 
-def _unwrap_env(argv: list[str]) -> list[str]:
+def unwrap_env(argv: list[str]) -> list[str]:
     """`env [-opts] [VAR=value...] PROGRAM ARGS`: the program env runs, and its arguments."""
     if not argv or os.path.basename(argv[0]) != "env":
         return argv
@@ -87,6 +87,13 @@ def _unwrap_env(argv: list[str]) -> list[str]:
     while rest and (rest[0].startswith("-") or "=" in rest[0]):
         rest = rest[1:]
     return rest
+
+
+def plain_env(argv: list[str]) -> list[str]:
+    """`env PROGRAM ARGS` without options or assignments: the program's argv; any other argv as
+    it is (an `env -i`/`VAR=x` wrapper changes the environment, which callers must not guess)."""
+    plain = len(argv) > 1 and not argv[1].startswith("-") and "=" not in argv[1]
+    return argv[1:] if plain and os.path.basename(argv[0]) == "env" else argv
 
 
 def _shell_targets(unit: str, shell: str, args: list[str], workdir: str) -> list[ExecTarget]:

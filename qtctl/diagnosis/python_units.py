@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from qtctl.adapters import safe_walk
 from qtctl.diagnosis.env_file import environment as env_file_variables
+from qtctl.diagnosis.exec_targets import plain_env, resolve
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 
 MAX_ENV_BYTES = 4 * 2**20  # as QT703 reads env files
@@ -39,16 +40,17 @@ def python_services(patterns: Sequence[str]) -> list[PythonService]:
 
 
 def _service(unit: LoadedUnit) -> PythonService | None:
-    commands = unit.commands("ExecStart")
-    python = [c for c in commands if os.path.basename(c.path).startswith("python")]
+    commands = [plain_env([c.path, *c.argv[1:]]) for c in unit.commands("ExecStart")]
+    python = [argv for argv in commands if os.path.basename(argv[0]).startswith("python")]
     if not python:
         return None
     workdir = working_directory(unit)
-    script, module = _target(list(python[0].argv[1:]), workdir)
+    script, module = _target(python[0][1:], workdir)
     if not script and not module:
         return None
+    interpreter = resolve(python[0][0])  # `env python3`: found in systemd's search path
     return PythonService(
-        unit.name, python[0].path, script, module, workdir, environment(unit), _origins(unit)
+        unit.name, interpreter, script, module, workdir, environment(unit), _origins(unit)
     )
 
 
