@@ -25,6 +25,8 @@ UNITS = {
     "quantum-lint-section.service": f"[Unit]\nRestart=always\n[Service]\n{SLEEP}User=daemon\n"
     "MemoryMax=64M\nCPUQuota=10%\nStartLimitIntervalSec=5\nStartLimitBurst=3\n",
     "quantum-lint-deprecated.service": f"[Service]\n{SLEEP}{OK}MemoryLimit=100M\n",
+    "quantum-lint-interval.service": f"[Service]\n{SLEEP}{OK}StartLimitInterval=7\n"
+    "WantedBy=multi-user.target\n",
     "quantum-lint-comment.service": f"[Unit]\nDescription=feed # the BTC feed\n[Service]\n{SLEEP}"
     "User=daemon\nCPUQuota=10%\nRestart=on-failure\nMemoryMax=64M # cap\n",
     "quantum-lint-requires.service": f"[Unit]\nRequires=quantum-nowhere.service\n[Service]\n"
@@ -127,6 +129,18 @@ CLAIMS = {
         ":7: MemoryLimit= is deprecated: use MemoryMax=",
         ":7: Unit uses MemoryLimit=; please use MemoryMax= instead.",
         (("quantum-lint-deprecated.service", "MemoryLimit", "104857600"),),  # still applied
+    ),
+    "deprecated-alias": (
+        "quantum-lint-interval.service",
+        ":7: StartLimitInterval= is deprecated: use StartLimitIntervalSec= in [Unit]",
+        "",  # accepted silently in [Service], and applied
+        (("quantum-lint-interval.service", "StartLimitIntervalUSec", "7s"),),
+    ),
+    "wrong_section-install": (
+        "quantum-lint-interval.service",
+        ":8: WantedBy= belongs in [Install], not [Service]: systemd ignores it there",
+        ":8: Unknown key 'WantedBy' in section [Service], ignoring.",
+        (("quantum-lint-interval.service", "WantedBy", ""),),
     ),
     "inline_comments": (
         COMMENT,
