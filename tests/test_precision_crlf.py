@@ -32,7 +32,7 @@ OPTIONAL = {  # a `-` prefixed ExecStartPre= that cannot run: systemd starts the
 BROKEN = {  # unit -> ExecStart: the kernel or a shell reads CR
     "quantum-direct-env.service": f"{APP}/direct.py",
     "quantum-bash-wrapper.service": f"/bin/bash {APP}/wrapper.sh",
-    "quantum-sourced.service": f"/bin/sh -c '. {APP}/env.sh; exec sleep 3600'",
+    "quantum-sourced.service": f"/bin/sh -ec '. {APP}/env.sh; exec sleep 3600'",
 }
 FILES: dict[str, BoxFile | str | bytes] = {
     f"{APP}/abs/main.py": BoxFile(LOOP),

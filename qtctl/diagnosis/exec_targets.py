@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 EXEC_KEYS = ("ExecStartPre", "ExecStart", "ExecStartPost")
 SOURCE_WORDS = frozenset({"source", "."})
+INLINE_FLAG = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*")  # -c, -lc, -ec: the next word is the code
 KERNEL, SHELL, PYTHON = "kernel", "shell", "python"
 
 
@@ -98,10 +100,10 @@ def plain_env(argv: list[str]) -> list[str]:
 
 def _shell_targets(unit: str, shell: str, args: list[str], workdir: str) -> list[ExecTarget]:
     """`bash script.sh` (the shell reads it), `bash -c '. env.sh; exec x'` (each sourced file)."""
-    if "-c" not in args:
+    index = next((i for i, a in enumerate(args) if INLINE_FLAG.fullmatch(a)), -1)
+    if index < 0:
         script = _script_argument(args, workdir)
         return [ExecTarget(unit, shell, script, direct=False, reader=SHELL)]
-    index = args.index("-c")
     code = args[index + 1] if index + 1 < len(args) else ""
     return [
         ExecTarget(unit, shell, _absolute(path, workdir), direct=False, reader=SHELL)
