@@ -113,8 +113,8 @@ def test_path_map_maps_the_deploy_paths(tmp_path: Path) -> None:
         ),
         (
             ["--format", "xml"],
-            "qtctl: error: --format must be one of full, table, markdown, "
-            "concise, json, json-lines, github, gitlab, junit, sarif, got 'xml'",
+            "qtctl: error: --format must be one of table, json, markdown, full, "
+            "concise, json-lines, github, gitlab, sarif, junit, got 'xml'",
         ),
     ],
 )

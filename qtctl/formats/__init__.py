@@ -26,8 +26,8 @@ DOCUMENTS: dict[str, Callable[[Results], str]] = {
     "gitlab": gitlab,
     "junit": junit,
 }
-TEXT = ("full", "table", "markdown", "concise")
-FORMATS = (*TEXT, *DOCUMENTS, "sarif")
+FORMATS = ("table", "json", "markdown", "full", "concise", "json-lines", "github", "gitlab")
+FORMATS += ("sarif", "junit")  # the first three are the ones every command knows
 
 
 def check_format(name: str) -> str:

@@ -51,15 +51,13 @@ def entry_dict(entry: Entry) -> dict[str, object]:
 
 def json_document(results: Results) -> str:
     """The report document (schema qtctl.report/1), its findings carrying location,
-    fingerprint and acknowledgement; `status` and `summary` count what decides the exit."""
+    fingerprint and acknowledgement; `status` and `summary` count what decides the exit
+    (acknowledged findings are listed, not counted)."""
     counted = results.counted
     doc = results.report.as_dict()
     doc["tool"] = results.tool
     doc["status"] = counted.status
-    doc["summary"] = {
-        **counted.summary(),
-        "acknowledged": len(results.entries) - len(counted.findings),
-    }
+    doc["summary"] = counted.summary()
     doc["findings"] = [entry_dict(e) for e in results.entries]
     return json.dumps(doc, indent=2)
 
