@@ -20,7 +20,7 @@ from qtctl.fix.policy import find_unit, never_restart, restart_permission
 from qtctl.fix.repair import Planning, Repair
 from qtctl.fix.restart_rules import permanent_cause, uses_redis
 
-OVERRIDABLE = ("", "unsafe", "live-mode")  # a chain hold says more than these
+OVERRIDABLE = ("", "unsafe", "live-mode", "held")  # a chain hold says more than these
 
 
 def redis_first(down: Finding, repairs: Sequence[Repair], planning: Planning) -> list[Repair]:
@@ -62,29 +62,18 @@ def _redis_repair(down: Finding, planning: Planning) -> Repair:
 
 
 def _load(name: str, planning: Planning) -> FleetUnit | None:
+    """The unit by name, loading it if systemd has not (an inactive unit nothing references)."""
     known = find_unit(planning.units, name)
     if known is not None:
         return known
     try:
         systemd = planning.ctx.systemd()
-        rows = systemd.list_units([name])
+        path = systemd.manager_call(b"LoadUnit", b"s", name.encode())
+        props = systemd.unit_properties(path, name.endswith(".service"))
     except AdapterUnavailable:
         return None
-    return next(
-        (
-            FleetUnit(
-                r.name,
-                r.object_path,
-                r.load_state,
-                r.active_state,
-                r.sub_state,
-                lambda path: systemd.unit_properties(path, True),
-            )
-            for r in rows
-            if r.name == name
-        ),
-        None,
-    )
+    load, active, sub = (str(props.get(p) or "") for p in ("LoadState", "ActiveState", "SubState"))
+    return FleetUnit(name, path, load, active, sub, lambda _path: props)
 
 
 def _behind_redis(repair: Repair, why: str, redis_unit: str, planning: Planning) -> Repair:

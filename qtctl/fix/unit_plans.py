@@ -8,6 +8,7 @@ import pwd
 import time
 
 from qtctl.config import Config
+from qtctl.diagnosis.cause import TRANSIENT
 from qtctl.diagnosis.fleet import FleetUnit, exec_probe
 from qtctl.diagnosis.unit_lint import DELIBERATE_STOP
 from qtctl.diagnosis.unit_load import fleet_on_disk
@@ -41,9 +42,7 @@ from qtctl.fix.restart_rules import (
 RESTART_DROP_IN = "[Service]\nRestart=on-failure\nRestartSec=5\n"
 DROP_IN_NAME = "50-qtctl-restart.conf"
 HEALTH_RECHECK_SEC = 600.0  # a unit qtctl restarted this recently that fails again is not retried
-TRANSIENT_CAUSES = frozenset(
-    {"redis-unreachable", "timeout", "oom-kill", "signal", "dependency", "start-limit-hit"}
-)
+TRANSIENT_CAUSES = TRANSIENT | {"redis-unreachable", "dependency"}  # and the older names
 
 
 def plan_unit_failed(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
