@@ -35,6 +35,8 @@ UNITS = {
     "quantum-lint-twice.service": "[Unit]\nWants=quantum-lint-real.service\n"
     f"After=quantum-lint-alias.service\n[Service]\n{SLEEP}{OK}",
     "quantum-lint-chdir.service": f"[Service]\n{SLEEP}{OK}WorkingDirectory=/srv/nowhere\n",
+    "quantum-lint-chdir-optional.service": f"[Service]\n{SLEEP}{OK}"
+    "WorkingDirectory=-/srv/nowhere\n",
     "quantum-lint-user.service": f"[Service]\n{SLEEP}MemoryMax=64M\nCPUQuota=10%\n"
     "User=quantum-nobody\n",
     "quantum-lint-home.service": "[Service]\nExecStart=/usr/bin/python3 /home/qt/lint/main.py\n"
@@ -258,3 +260,12 @@ def test_no_restart_is_info_and_not_fixable_where_deliberate(lint: dict[str, Any
     assert "quantum-lint-oneshot.service" not in lint  # a oneshot is meant to exit
     bare = lint["quantum-lint-bare.service"]
     assert (bare["severity"], bare["fixable"]) == ("warning", True)
+
+
+def test_an_optional_working_directory_that_is_missing_is_no_finding(
+    box: Sandbox, lint: dict[str, Any]
+) -> None:
+    unit = "quantum-lint-chdir-optional.service"
+    box.systemctl("start", unit, check=True)  # `-`: systemd starts it in / instead
+    assert box.wait_for(unit, ["active"]) == "active"
+    assert unit not in lint
