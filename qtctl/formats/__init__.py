@@ -26,8 +26,9 @@ DOCUMENTS: dict[str, Callable[[Results], str]] = {
     "gitlab": gitlab,
     "junit": junit,
 }
-FORMATS = ("table", "json", "markdown", "full", "concise", "json-lines", "github", "gitlab")
-FORMATS += ("sarif", "junit")  # the first three are the ones every command knows
+# The first three are the ones every command knows.
+FORMATS: tuple[str, ...] = ("table", "json", "markdown", "full", "concise", "json-lines")
+FORMATS += ("github", "gitlab", "sarif", "junit")
 
 
 def check_format(name: str) -> str:
