@@ -166,7 +166,7 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
         detail=detail,
         fix_hint=_restart_hint(cause),
         facts=UnitFacts(unit.name),
-        refs=unit_refs(unit.exec_path, unit.exec_argv, props),
+        refs=unit_refs(unit.exec_path, unit.exec_argv, props, cause.missing),
     )
 
 
@@ -196,7 +196,7 @@ def _flapping(
         ),
         fix_hint="fix the cause; the loop stops once the service can start "
         "(`systemctl --failed` does not show this unit)",
-        refs=unit_refs(unit.exec_path, unit.exec_argv, unit.props),
+        refs=unit_refs(unit.exec_path, unit.exec_argv, unit.props, cause.missing),
     )
 
 

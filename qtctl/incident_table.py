@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from rich.markup import escape
 
 from qtctl.engine.findings import Finding, Severity
-from qtctl.engine.incidents import Incident
+from qtctl.engine.incidents import UNIT_SUFFIXES, Incident
 from qtctl.engine.report import Report
 from qtctl.engine.rollup import Group, group_incidents, primary_cause, rollup
 
@@ -53,7 +53,7 @@ def _headline(incidents: Sequence[Incident], others: Sequence[Finding]) -> Itera
     )
     first = incidents[0].root if incidents else (worst[0] if worst else None)
     if first is not None:
-        hint = first.fix_hint or "see below"
+        hint = (incidents[0].fix if incidents else first.fix_hint) or "see below"
         yield f"[bold]fix first:[/] {first.code} {escape(first.subject)}: {escape(hint)}"
 
 
@@ -76,6 +76,8 @@ def _incident(number: int, incident: Incident, verbosity: int, block: BlockFn) -
             yield from (
                 f"  └─ [bold]{f.code}[/] {escape(f.subject)}: {escape(f.message)}" for f in kind
             )
+    if incident.fix != incident.root.fix_hint:
+        yield f"  [bold]fix first:[/] {escape(incident.fix)}"
 
 
 def _incident_group(number: int, same: Sequence[Incident]) -> Iterator[str]:
@@ -88,7 +90,7 @@ def _incident_group(number: int, same: Sequence[Incident]) -> Iterator[str]:
     )
     yield f"{INDENT}e.g. {escape(root.subject)}: {escape(root.message)}"
     yield f"{INDENT}roots: {escape(_names([inc.root for inc in same]))}"
-    yield from _fix_line(root)
+    yield from _fix_line(root, same[0].fix)
 
 
 def _group(group: Group) -> Iterator[str]:
@@ -96,13 +98,13 @@ def _group(group: Group) -> Iterator[str]:
     first = group.findings[0]
     yield (
         f"[{style}]{str(group.severity).upper():7}[/] [bold]{group.code}[/] "
-        f"{escape(group.cause)}: {len(group.subjects)} subject(s)"
+        f"{escape(group.cause)}: {len(group.subjects)} {_kind(group.subjects)}"
     )
     same = all(f.message == first.message for f in group.findings)
     lead = "" if same else f"e.g. {first.subject}: "
     yield f"{INDENT}{escape(lead + first.message)}"
     yield f"{INDENT}[dim]{escape(_names(group.findings))}[/]"
-    yield from _fix_line(first)
+    yield from _fix_line(first, first.fix_hint)
 
 
 def _folded_info(info: Sequence[Finding]) -> Iterator[str]:
@@ -112,10 +114,10 @@ def _folded_info(info: Sequence[Finding]) -> Iterator[str]:
         yield f"[cyan]INFO[/]    {folded}; -v shows them"
 
 
-def _fix_line(f: Finding) -> Iterator[str]:
-    if f.fix_hint or f.fixable:
-        prefix = "[green]qtctl fix:[/] " if f.fixable else "fix: "
-        yield f"{INDENT}{prefix}{escape(f.fix_hint)}"
+def _fix_line(f: Finding, hint: str) -> Iterator[str]:
+    if hint or f.fixable:
+        prefix = "[green]qtctl fix:[/] " if f.fixable and hint == f.fix_hint else "fix: "
+        yield f"{INDENT}{prefix}{escape(hint)}"
 
 
 def _bucket_consequences(incident: Incident) -> list[list[Finding]]:
@@ -127,6 +129,11 @@ def _bucket_consequences(incident: Incident) -> list[list[Finding]]:
 
 def _first_of_kinds(incident: Incident) -> list[Finding]:
     return [kind[0] for kind in _bucket_consequences(incident)]
+
+
+def _kind(subjects: Sequence[str]) -> str:
+    units = all(s.endswith(UNIT_SUFFIXES) for s in subjects)
+    return "units" if units else "subjects"
 
 
 def _names(findings: Sequence[Finding]) -> str:

@@ -54,6 +54,12 @@ ROWS = [
         down("quantum-u.service", "oom-kill"),
     ),
     (
+        "missing-workdir",
+        f("QT104", "quantum-w.service", "working-directory,no-restart"),
+        down("quantum-w.service", "workdir-missing"),
+        down("quantum-w.service", "exec-not-found"),
+    ),
+    (
         "start-limit-ignored",
         f("QT104", "quantum-s.service", "wrong-section,no-limits"),
         down("quantum-s.service", "start-limit-hit"),
@@ -144,7 +150,7 @@ ROWS = [
     (
         "redis-down",
         f("QT400", "redis", "unreachable", refs=(Ref("redis", "127.0.0.1:6379"),)),
-        down("quantum-c.service", "redis-unreachable", code="QT103"),
+        down("quantum-c.service", "dependency-down", Ref("redis", "127.0.0.1:6379"), code="QT103"),
         down("quantum-c.service", "redis-unreachable", Ref("redis", "10.0.0.9:6379")),
     ),
     (
@@ -231,7 +237,10 @@ def test_rules_point_down_the_ranks_so_no_chain_is_a_cycle() -> None:
 
 def test_a_chain_has_one_root_and_every_consequence_once() -> None:
     redis = f("QT400", "redis", "unreachable", refs=(Ref("redis", "127.0.0.1:6379"),))
-    loops = [down(f"quantum-w{i}.service", "redis-unreachable", code="QT103") for i in range(14)]
+    fleet = Ref("redis", "127.0.0.1:6379")
+    loops = [
+        down(f"quantum-w{i}.service", "dependency-down", fleet, code="QT103") for i in range(14)
+    ]
     stale = f(
         "QT402", f"{S}trade.intent", "stale", W, refs=(Ref("written-by", "quantum-w3.service"),)
     )

@@ -58,7 +58,7 @@ SAME_GROUP = Tie("group", "group", says="same consumer group")
 RUNS_FILE = Tie("file", "runs", says="the consequence's unit runs the root's file")
 WRITES = Tie("unit", "written-by", says="the root's unit writes the consequence's stream")
 SAME_STREAM = Tie("stream", "stream", says="same stream")
-SAME_REDIS = Tie("redis", "redis", wildcard=True, says="the unit uses that Redis")
+SAME_REDIS = Tie("redis", "redis", says="the unit uses that Redis")
 SERVICE = Tie("service", "service", says="the key is named after the unit's service")
 DOWN = ("QT101", "QT103")
 
@@ -74,6 +74,10 @@ RULES: tuple[Rule, ...] = (
          Side(DOWN, ("bad-user", "exec-not-found", "resources")), SAME_UNIT,
          "the unit file's mistake stops it from starting",
          "correct the unit file's first problem (`systemctl edit UNIT`), then restart the unit"),
+    Rule("missing-workdir", Side(("QT104",), ("working-directory",)),
+         Side((*DOWN, "QT201"), ("workdir-missing", "import-error")), SAME_UNIT,
+         "its WorkingDirectory= does not exist: systemd cannot start it (200/CHDIR)",
+         "create the WorkingDirectory= or point it at the folder the code is in"),
     Rule("start-limit-ignored", Side(("QT104",), ("wrong-section",)),
          Side(DOWN, ("start-limit-hit",)), SAME_UNIT,
          "StartLimit*= in [Service] is ignored, so the default start limit stops the restarts",
@@ -109,10 +113,28 @@ RULES: tuple[Rule, ...] = (
 
 # Where a code stands in a chain: a rule points from a lower rank to a higher one.
 RANK = {
-    "QT400": 0, "QT102": 0, "QT201": 0, "QT204": 0, "QT301": 0, "QT303": 0, "QT405": 0,
-    "QT104": 1, "QT703": 0, "QT706": 0,
-    "QT101": 2, "QT103": 2,
-    "QT108": 3, "QT203": 1,
-    "QT402": 3, "QT403": 4, "QT404": 3, "QT704": 3,
+    "QT400": 0, "QT102": 0, "QT301": 0, "QT303": 0, "QT405": 0, "QT703": 0, "QT706": 0,
+    "QT104": 1,
+    "QT201": 2, "QT204": 2,
+    "QT101": 3, "QT103": 3, "QT203": 3,
+    "QT108": 4, "QT402": 4, "QT404": 4, "QT704": 4,
+    "QT403": 5,
 }
 # fmt: on
+
+
+def rules_markdown() -> str:
+    """The rules as a Markdown table (docs/incidents.md carries it verbatim; a test checks)."""
+    rows = ["| rule | root | leads to | tied by | why |", "|---|---|---|---|---|"]
+    for rule in RULES:
+        rows.append(
+            f"| `{rule.name}` | {_side(rule.root)} | {_side(rule.consequence)} | "
+            f"{rule.tie.says} (`{rule.tie.root}` = `{rule.tie.consequence}`"
+            f"{', or none' if rule.tie.wildcard else ''}) | {rule.says} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _side(side: Side) -> str:
+    causes = f" ({', '.join(side.causes)})" if side.causes else ""
+    return ", ".join(side.codes) + causes

@@ -12,14 +12,18 @@ from qtctl.engine.findings import Ref
 REDIS_URL_VARS = ("REDIS_URL", "QTCTL__REDIS__URL", "REDIS_URI")
 
 
-def unit_refs(exec_path: str, argv: Sequence[str], props: Mapping[str, Any]) -> tuple[Ref, ...]:
-    """A unit's refs: the program and absolute script arguments it runs, and the Redis its
-    environment names (REDIS_URL=, or REDIS_HOST=/REDIS_PORT=); no Redis ref when it names
-    none, which the rules read as "the fleet's Redis"."""
+def unit_refs(
+    exec_path: str, argv: Sequence[str], props: Mapping[str, Any], missing: str = ""
+) -> tuple[Ref, ...]:
+    """A unit's refs: the program and absolute script arguments it runs, and the Redis it
+    uses: the one its failed run could not reach (a cause's `missing`, `redis HOST:PORT`) or
+    the one its environment names (REDIS_URL=, or REDIS_HOST=/REDIS_PORT=)."""
     runs = [exec_path, *(a for a in argv[1:] if a.startswith("/"))]
     refs = [Ref("runs", path) for path in dict.fromkeys(runs) if path]
-    address = _env_redis(_environment(props.get("Environment") or ()))
-    return (*refs, *((Ref("redis", address),) if address else ()))
+    kind, _, named = missing.partition(" ")
+    env = _env_redis(_environment(props.get("Environment") or ()))
+    addresses = [named if kind == "redis" else "", env]
+    return (*refs, *(Ref("redis", a) for a in dict.fromkeys(addresses) if a))
 
 
 def redis_ref(url: str) -> tuple[Ref, ...]:

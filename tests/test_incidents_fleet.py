@@ -1,0 +1,151 @@
+"""Incidents against the real systemd and a real Redis: every planted root is the root of
+exactly one incident, with its consequences under it, and no consequence is left orphaned."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qtctl.sandbox import Sandbox
+from tests.support.fleet import fleet_spec
+from tests.support.incident_fleet import (
+    CONFIG,
+    FEEDS,
+    PRODUCER,
+    REDIS_UNIT,
+    SEED,
+    incident_spec,
+)
+from tests.test_systemd_units import settle
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+RP = "quantum-risk-proposal.service"
+P = "quantum:stream:"
+Pair = tuple[str, str]
+# What a consequence with such a cause must be under (a rule covers the cause).
+LINKED_CAUSES = {"import-error", "bad-interpreter", "dependency-down", "bad-user", "oom-kill"}
+
+
+def doctor(box: Sandbox, *args: str) -> dict[str, Any]:
+    res = box.qtctl("--format", "json", "doctor", *args, env={"QTCTL_CONFIG": CONFIG})
+    assert res.returncode == 1, res.stderr[-2000:]
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+def chains(doc: dict[str, Any]) -> dict[Pair, set[Pair]]:
+    """Root (code, subject) -> its consequences (code, subject), from the JSON's ids alone."""
+    by_id = {f["id"]: (f["code"], f["subject"]) for f in doc["findings"]}
+    found: dict[Pair, set[Pair]] = {}
+    for incident in doc["incidents"]:
+        assert incident["chain"][0] == incident["root"]
+        root = by_id[incident["root"]]
+        assert root not in found, f"two incidents for {root}"
+        found[root] = {by_id[i] for i in incident["chain"][1:]}
+    return found
+
+
+def orphans(doc: dict[str, Any]) -> list[Pair]:
+    """Unit failures with a cause the rules link that are in no incident."""
+    members = {i for incident in doc["incidents"] for i in incident["chain"]}
+    return [
+        (f["code"], f["subject"])
+        for f in doc["findings"]
+        if f["code"] in ("QT101", "QT103")
+        and f["cause"] in LINKED_CAUSES
+        and f["id"] not in members
+    ]
+
+
+@pytest.fixture(scope="module")
+def fleet_doc() -> Iterator[dict[str, Any]]:
+    with Sandbox(fleet_spec()) as box:
+        settle(box, timeout=90)  # a busy machine takes longer
+        res = box.qtctl("--format", "json", "doctor")
+        assert res.returncode == 1, res.stderr[-2000:]
+        yield json.loads(res.stdout)
+
+
+def test_the_fleet_s_planted_roots_each_lead_one_incident(fleet_doc: dict[str, Any]) -> None:
+    found = chains(fleet_doc)
+    assert found[("QT201", RP)] == {("QT101", RP)}
+    exit_watch = "quantum-exit-watch.service"
+    assert found[("QT301", exit_watch)] == {("QT101", exit_watch)}
+    bad_user = "quantum-bad-user.service"
+    assert found[("QT104", bad_user)] == {("QT101", bad_user)}
+    hog = "quantum-memory-hog.service"
+    assert found[("QT706", hog)] == {("QT101", hog)}
+    signal = "quantum-signal-loop.service"
+    assert found[("QT104", signal)] == {("QT101", signal)}  # StartLimit*= in [Service]
+    monitor = "quantum-position-monitor.service"
+    assert ("QT104", monitor) in found[("QT102", "quantum-redis.service")]
+    # they fail on 127.0.0.1:6399, not on the fleet's Redis that doctor finds down: no link
+    assert ("QT400", "redis") not in found
+    assert orphans(fleet_doc) == []
+
+
+def test_unrelated_failures_stay_out_of_incidents(fleet_doc: dict[str, Any]) -> None:
+    members = {i for incident in fleet_doc["incidents"] for i in incident["chain"]}
+    loader = [f for f in fleet_doc["findings"] if f["subject"] == "quantum-model-loader.service"]
+    assert loader and not [f for f in loader if f["code"] == "QT101" and f["id"] in members]
+
+
+def _seed(box: Sandbox) -> None:
+    for command in SEED:
+        box.run("redis-cli", *command, check=True)
+
+
+def _wait(what: str, done: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen in time")
+
+
+def _restarts(box: Sandbox, unit: str) -> int:
+    return int(box.systemctl("show", "-P", "NRestarts", unit).stdout.strip() or 0)
+
+
+@pytest.fixture(scope="module")
+def redis_box() -> Iterator[Sandbox]:
+    with Sandbox(incident_spec()) as box:
+        _wait("redis", lambda: box.run("redis-cli", "PING").stdout.strip() == "PONG")
+        _seed(box)
+        _wait("the producer loop", lambda: _restarts(box, PRODUCER) >= 3)
+        _wait("the import failure", lambda: box.wait_for(RP, ["failed"]) == "failed")
+        time.sleep(1.2)  # the idle consumer passes streams.dead_consumer_sec
+        box.run("journalctl", "--sync")
+        yield box
+
+
+def test_import_error_to_missing_heartbeat_producer_to_stale_stream_near_miss_to_idle_readers(
+    redis_box: Sandbox,
+) -> None:
+    doc = doctor(redis_box)
+    found = chains(doc)
+    assert found[("QT201", RP)] == {("QT101", RP), ("QT704", "quantum:heartbeat:risk-proposal")}
+    assert found[("QT103", PRODUCER)] == {("QT402", f"{P}ai.signal_generated")}
+    [(root, readers)] = [(r, c) for r, c in found.items() if r[0] == "QT405"]
+    assert root == ("QT405", f"{P}trade.execution.result")
+    assert readers == {("QT404", f"{P}trade.execution.res group exit-monitor consumer monitor-1")}
+    assert orphans(doc) == []
+
+
+def test_redis_down_roots_the_crash_loops(redis_box: Sandbox) -> None:
+    before = {feed: _restarts(redis_box, feed) for feed in FEEDS}
+    redis_box.systemctl("stop", REDIS_UNIT, check=True)
+    _wait(
+        "the feeds' crash loop",
+        lambda: all(_restarts(redis_box, f) >= before[f] + 3 for f in FEEDS),
+        timeout=60,
+    )
+    redis_box.run("journalctl", "--sync")
+    doc = doctor(redis_box)
+    found = chains(doc)
+    assert found[("QT400", "redis")] == {("QT103", feed) for feed in FEEDS}
+    assert orphans(doc) == []
