@@ -268,7 +268,7 @@ class FixSettings:
     settle_sec: float = field(default=5.0, metadata={"min": 0})  # active past RestartSec= + this
     max_restarts: int = field(default=10, metadata={"min": 0})  # restarts in one fix run
     restart_limit: int = field(default=3, metadata={"min": 1})  # restarts of a unit per window
-    restart_window_sec: float = field(default=3600.0, metadata={"min": 1})
+    restart_window_sec: float = field(default=3600.0, metadata={"min": 1})  # of restart_limit
     redis_unit: str = ""  # the unit that runs the fleet's Redis on this host ('' = not one)
 
 
