@@ -33,6 +33,7 @@ class Change:
 def sharing(service: PythonService, services: Sequence[PythonService]) -> list[PythonService]:
     """`service` and every other unit that runs the same script (or the same -m module from the
     same WorkingDirectory): a patch of that file changes them all."""
+
     def key(s: PythonService) -> tuple[str, str]:
         if s.script:
             return os.path.realpath(s.script), ""

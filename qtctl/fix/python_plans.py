@@ -143,8 +143,7 @@ def _no_evidence(
     stray = sorted(m for m in missing if not any(_related(m, module) for module in modules))
     if stray:
         return (
-            f"its failed run says No module named {stray[0]!r}, which this repair does not "
-            "provide",
+            f"its failed run says No module named {stray[0]!r}, which this repair does not provide",
             "no-evidence",
         )
     return "", ""
