@@ -4,6 +4,7 @@ with root causes from the failed run's own evidence."""
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -136,7 +137,7 @@ def _settled(unit: FleetUnit, times: Sequence[int], now: float) -> bool:
         return False
     up = now - entered
     before = sorted(t / 1e6 for t in times if t / 1e6 <= entered)
-    runs = [b - a for a, b in zip(before, before[1:], strict=False)]
+    runs = [b - a for a, b in itertools.pairwise(before)]
     if before:
         runs.append(entered - before[-1])
     restart_sec = int(unit.props.get("RestartUSec") or 0) / 1e6

@@ -2,8 +2,9 @@
 
 Setup steps (200, 203, 209, 226, 243, a missing EnvironmentFile, ExecStartPre/Post), the sandbox
 (SIGSYS from SystemCallFilter=, EROFS under ProtectSystem=strict), a start limit on 200/CHDIR,
-a flapping unit with two causes across its runs, a Requires= of a missing or failed unit, a unit failing because the fleet's Redis is down, the
-fresh re-check of a unit that recovered, and QT107 (a deploy without a restart).
+a flapping unit with two causes across its runs, a Requires= of a missing or failed unit, a unit
+failing because the fleet's Redis is down, the fresh re-check of a unit that recovered, and QT107
+(a deploy without a restart).
 """
 
 from __future__ import annotations

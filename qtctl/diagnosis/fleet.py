@@ -14,8 +14,8 @@ from typing import Any
 
 from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
-from qtctl.diagnosis.exec_targets import SHELLS
 from qtctl.diagnosis.cause import ExecProbe
+from qtctl.diagnosis.exec_targets import SHELLS
 from qtctl.engine.context import CheckContext
 from qtctl.errors import AdapterUnavailable
 

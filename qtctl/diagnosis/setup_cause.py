@@ -106,8 +106,7 @@ def credentials(props: Mapping[str, Any], exists: Exists) -> Cause:
         if path.startswith("/") and not exists(path):
             return Cause(
                 "credential-missing",
-                f"{path} does not exist: the LoadCredential source of {name} "
-                "(243/CREDENTIALS)",
+                f"{path} does not exist: the LoadCredential source of {name} (243/CREDENTIALS)",
                 missing=path,
             )
     return Cause("credential-missing", "systemd could not set up its credentials (243/CREDENTIALS)")

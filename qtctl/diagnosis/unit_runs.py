@@ -68,7 +68,7 @@ def _output_files(unit: FleetUnit) -> dict[str, str]:
         text = safe_walk.read_head(path, MAX_UNIT_BYTES).decode("utf-8", "replace")
         for line in text.splitlines():
             key, _, value = line.strip().partition("=")
-            kind, colon, target = value.strip().partition(":")
+            _kind, colon, target = value.strip().partition(":")
             if key.strip() in ("StandardOutput", "StandardError") and colon:
                 found[f"{key.strip()}FileDescriptorName"] = target
     return found
