@@ -22,7 +22,9 @@ FILES = {
     f"{ROOT}/microservices/__init__.py": "",
     f"{ROOT}/microservices/models.py": "Order = dict\n",
     f"{ROOT}/microservices/trader/__init__.py": "",
-    f"{ROOT}/microservices/trader/config.py": "LIMIT = 3\n",
+    f"{ROOT}/microservices/trader/config.py": "LIMIT = 3\nif __name__ == '__main__':\n"
+    "    import plotting_only_when_run_by_hand\n",  # never runs: imported, not __main__
+    f"{ROOT}/bin/guarded.py": f"if __name__ == '__main__':\n    import not_installed_here\n{LOOP}",
     f"{ROOT}/microservices/trader/helpers.py": "from .config import LIMIT\n",
     f"{ROOT}/microservices/trader/main.py": f"{TRADER}{LOOP}",
     f"{ROOT}/microservices/exporter/__init__.py": "from .config import PORT\n",
@@ -53,6 +55,10 @@ BROKEN = {  # unit -> the ImportError Python raises
     "quantum-trader-env-script.service": (
         f"/usr/bin/env python3 {ROOT}/microservices/trader/main.py",
         "attempted relative import with no known parent package",
+    ),
+    "quantum-guarded.service": (
+        f"/usr/bin/python3 {ROOT}/bin/guarded.py",
+        "",  # ModuleNotFoundError: the script runs as __main__, so its guarded import runs
     ),
     "quantum-toplevel.service": (
         "/usr/bin/python3 -m toplevel.main",
@@ -97,8 +103,11 @@ def test_relative_imports_python_refuses_are_still_found(box: Sandbox) -> None:
     found = qt201(box)
     assert set(found) == set(BROKEN)
     for unit, (_, error) in BROKEN.items():
-        assert f"ImportError: {error}" in box.journal(unit)  # what Python itself said
-        assert f"ImportError: {error}" in found[unit]["message"]
+        if error:
+            assert f"ImportError: {error}" in box.journal(unit)  # what Python itself said
+            assert f"ImportError: {error}" in found[unit]["message"]
+    assert "No module named 'not_installed_here'" in box.journal("quantum-guarded.service")
+    assert "import not_installed_here will fail" in found["quantum-guarded.service"]["message"]
     script = found["quantum-trader-script.service"]
     assert script["detail"][0].startswith(f"{ROOT}/microservices/trader/main.py:1: .config: ")
     assert "start it with -m" in script["message"]

@@ -26,6 +26,7 @@ from qtctl.diagnosis.python_units import PythonService
 from qtctl.diagnosis.sys_path_eval import PathChange, path_changes
 
 MAX_MODULES = 400
+Queued = tuple[str, ast.Module | None, str, bool]  # file, its tree, __package__, is __main__
 VENV_GLOBS = ("/opt/*/venvs/*", "/opt/venvs/*", "/opt/*/venv", "/usr/lib/python3/dist-packages")
 
 
@@ -131,17 +132,17 @@ def _walk(
     script, the dotted name it was imported as for the rest (so `from .x import` resolves as
     Python resolves it, wherever the __init__.py files above it stop)."""
     own = {os.path.realpath(p) for p in interp.path}
-    queue: list[tuple[str, ast.Module | None, str]] = [(start, tree, "")] if tree else []
+    queue: list[Queued] = [(start, tree, "", True)] if tree else []
     if result.service.module:
         queue = _module_start(result, interp, roots)
     seen: set[tuple[str, str]] = set()
     while queue and len(seen) < MAX_MODULES:
-        file, module_tree, package = queue.pop()
+        file, module_tree, package, main = queue.pop()
         if (file, package) in seen or module_tree is None:
             continue
         seen.add((file, package))
-        _relative_errors(result, file, module_tree, package)
-        for name, line, required in imports(module_tree, package):
+        _relative_errors(result, file, module_tree, package, main)
+        for name, line, required in imports(module_tree, package, main):
             where = f"{file}:{line}"
             if name.split(".")[0] in interp.stdlib:
                 continue
@@ -151,13 +152,11 @@ def _walk(
                 found = resolve(name, [e.path for e in result.path])
                 hit = None if found.failed_part else found
             if hit and hit.file and hit.file.endswith(".py") and not _under(hit.file, own):
-                queue.append((hit.file, parse(hit.file)[0], package_for(name, hit.file)))
+                queue.append((hit.file, parse(hit.file)[0], package_for(name, hit.file), False))
     result.modules_checked = len({file for file, _ in seen})
 
 
-def _module_start(
-    result: Analysis, interp: Interpreter, roots: Sequence[str]
-) -> list[tuple[str, ast.Module | None, str]]:
+def _module_start(result: Analysis, interp: Interpreter, roots: Sequence[str]) -> list[Queued]:
     """`-m a.b`: the module's file with __package__ "a" (a package: its __init__.py and its
     __main__.py, both with __package__ "a.b")."""
     module = result.service.module
@@ -165,17 +164,20 @@ def _module_start(
     found = resolve(module, [e.path for e in result.path])
     if not (found.file and found.file.endswith(".py")):
         return []
-    queue: list[tuple[str, ast.Module | None, str]] = [
-        (found.file, parse(found.file)[0], package_for(module, found.file))
+    package = found.file.endswith("__init__.py")  # -m pkg runs pkg/__main__.py as __main__
+    queue: list[Queued] = [
+        (found.file, parse(found.file)[0], package_for(module, found.file), not package)
     ]
     main = os.path.join(os.path.dirname(found.file), "__main__.py")
-    if found.file.endswith("__init__.py") and os.path.isfile(main):
-        queue.append((main, parse(main)[0], module))
+    if package and os.path.isfile(main):
+        queue.append((main, parse(main)[0], module, True))
     return queue
 
 
-def _relative_errors(result: Analysis, file: str, tree: ast.Module, package: str) -> None:
-    for written, line, error in relative_errors(tree, package):
+def _relative_errors(
+    result: Analysis, file: str, tree: ast.Module, package: str, main: bool
+) -> None:
+    for written, line, error in relative_errors(tree, package, main):
         hint = " (a script has no package: start it with -m PACKAGE.MODULE)" if not package else ""
         result.problems.append(
             ImportProblem("QT201", written, f"{file}:{line}", f"ImportError: {error}{hint}")

@@ -13,12 +13,13 @@ from qtctl.adapters import safe_walk
 MAX_SOURCE = 4 * 2**20
 
 
-def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
+def imports(tree: ast.Module, package: str, main: bool = True) -> Iterator[tuple[str, int, bool]]:
     """Module-level imports that are not optional (try/except ImportError, TYPE_CHECKING):
     (module, line, required). `from m import x` also yields m.x, not required: x may be a
     submodule to follow or just a name defined in m. Relative imports are resolved against
-    `package` (the importing module's __package__); those Python refuses are `relative_errors`."""
-    for node in _module_level(tree.body):
+    `package` (the importing module's __package__); those Python refuses are `relative_errors`.
+    An `if __name__ == "__main__":` block counts only in the module that runs as __main__."""
+    for node in _module_level(tree.body, main):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno, True
@@ -31,10 +32,12 @@ def imports(tree: ast.Module, package: str) -> Iterator[tuple[str, int, bool]]:
                         yield f"{base}.{alias.name}", node.lineno, False
 
 
-def relative_errors(tree: ast.Module, package: str) -> Iterator[tuple[str, int, str]]:
+def relative_errors(
+    tree: ast.Module, package: str, main: bool = True
+) -> Iterator[tuple[str, int, str]]:
     """Module-level relative imports Python refuses in a module of this package: (the import
     as written, line, Python's ImportError message)."""
-    for node in _module_level(tree.body):
+    for node in _module_level(tree.body, main):
         if isinstance(node, ast.ImportFrom) and node.level:
             error = resolve_relative(node.level, node.module or "", package)[1]
             if error:
@@ -62,18 +65,33 @@ def package_for(name: str, file: str) -> str:
     return name.rpartition(".")[0]
 
 
-def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+def _module_level(body: list[ast.stmt], main: bool = True) -> Iterator[ast.stmt]:
     for node in body:
+        if not main and isinstance(node, ast.If) and _is_main_guard(node.test):
+            yield from _module_level(node.orelse, main)  # the body runs only as __main__
+            continue
         if isinstance(node, ast.Try) and _guards_import_error(node):
             continue
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
             continue
         yield node
         if isinstance(node, ast.If | ast.With):
-            yield from _module_level(node.body)
-            yield from _module_level(getattr(node, "orelse", []))
+            yield from _module_level(node.body, main)
+            yield from _module_level(getattr(node, "orelse", []), main)
         elif isinstance(node, ast.Try):
-            yield from _module_level(node.body)
+            yield from _module_level(node.body, main)
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """`__name__ == "__main__"` (either way round)."""
+    if not (
+        isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+    ):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    mains = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(mains) == 1
 
 
 def _guards_import_error(node: ast.Try) -> bool:
