@@ -7,6 +7,7 @@ messy fleet's doctor under 5 s.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -17,6 +18,24 @@ from tests.support.messy_fleet import build, start_redis
 from tests.test_messy_fleet import settle
 
 TARGET_SEC = 5.0
+# Each check on its own, in the order doctor runs them (sharing one context, as doctor does).
+PER_CHECK = r"""
+import json, time
+from qtctl.checks import REGISTRY
+from qtctl.config import load_config
+from qtctl.engine.context import CheckContext
+ctx = CheckContext(load_config(None))
+times = {}
+for check in REGISTRY:
+    started = time.perf_counter()
+    try:
+        list(check.run(ctx))
+    except Exception:  # a skipped or crashed check still took its time
+        pass
+    times[check.name] = round(time.perf_counter() - started, 3)
+ctx.close()
+print(json.dumps(times))
+"""
 
 
 def _fleets() -> tuple[SandboxSpec, SandboxSpec, int, int]:
@@ -39,6 +58,7 @@ def run(rounds: int = 15) -> list[Comparison]:
         start_redis(messy)
         time.sleep(4)  # the tidy fleet's planted failures too (RestartSec= 100 ms-2 s)
         cand, base = interleave(lambda: _doctor(messy), lambda: _doctor(tidy), rounds, warmup=1)
+        _print_slowest(messy)
     row = Comparison(
         name=f"doctor, messy fleet ({messy_units} units) vs tidy fleet ({tidy_units} units)",
         candidate="qtctl doctor --format json on the messy fleet",
@@ -53,3 +73,13 @@ def run(rounds: int = 15) -> list[Comparison]:
         file=sys.stderr,
     )
     return [row]
+
+
+def _print_slowest(box: Sandbox) -> None:
+    """Where the messy fleet's doctor spends its time: the five slowest checks."""
+    res = box.run(sys.executable, "-c", PER_CHECK, timeout=300)
+    if res.returncode != 0:
+        print(f"per-check timing failed: {res.stderr.strip()[-300:]}", file=sys.stderr)
+        return
+    times = sorted(json.loads(res.stdout).items(), key=lambda item: -item[1])
+    print("slowest checks: " + ", ".join(f"{n} {t:.2f} s" for n, t in times[:5]), file=sys.stderr)

@@ -222,7 +222,7 @@ def test_what_fix_calls_fixed_is_healthy_and_rechecked_clean(
 def test_the_repairable_faults_are_repaired(
     fixed: tuple[list[dict[str, Any]], Snapshot, Findings],
 ) -> None:
-    results = {(r["code"], r["subject"]): r["result"] for r in fixed[0]}
+    results = {(r["code"], r["subject"]): (r["result"], r.get("held")) for r in fixed[0]}
     feeds = [p.subject for p in FLEET.planted if p.cause == "dependency-missing"]
     wanted = [
         ("QT101", "quantum-risk-proposal.service"),
@@ -230,4 +230,4 @@ def test_the_repairable_faults_are_repaired(
         ("QT703", "/etc/quantum/exchange.env"),
         *(("QT101", feed) for feed in feeds),
     ]
-    assert {k: results.get(k) for k in wanted if results.get(k) != "fixed"} == {}
+    assert {k: results.get(k) for k in wanted if results.get(k, ("",))[0] != "fixed"} == {}
