@@ -65,6 +65,26 @@ def test_concise_lines_and_a_folder_argument(tmp_path: Path) -> None:
     ]
 
 
+def test_files_named_are_linted_in_the_checkout(tmp_path: Path) -> None:
+    """As an editor or a hook passes them: only those files are reported, and a Requires= of
+    a unit file the tree has but the command did not name is not missing."""
+    write_checkout(tmp_path, broken=True)
+    names = ["units/quantum-ai.service", "services/api/main.py", "notes.txt"]
+    (tmp_path / "notes.txt").write_bytes(b"a\r\nb\n")
+    code, rows = _findings(tmp_path, *names)
+    assert code == 1
+    assert [(r[0], r[2], r[4]) for r in rows] == [
+        ("QT104", "units/quantum-ai.service", "inline-comment"),
+        ("QT104", "units/quantum-ai.service", "requires-missing"),
+        ("QT104", "units/quantum-ai.service", "unknown-key"),
+        ("QT104", "units/quantum-ai.service", "no-limits"),
+        ("QT301", "scripts/start-ai.sh", "crlf"),
+        ("QT302", "notes.txt", "crlf-other"),
+        ("QT202", "services/api/main.py", "file-relative"),
+        ("QT703", "deploy/ai.env", "inline-comment"),
+    ]
+
+
 def test_a_script_without_exec_bit_and_a_unit_name_twice(tmp_path: Path) -> None:
     write_checkout(tmp_path, broken=False)
     (tmp_path / "scripts/start-ai.sh").chmod(0o644)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from qtctl.config import Config
-from qtctl.diagnosis.code_scan import CodeScan, scan
+from qtctl.diagnosis.code_scan import CodeScan
 from qtctl.diagnosis.unit_lint import UnitView
 from qtctl.engine.findings import Finding
 from qtctl.engine.report import Report
@@ -16,7 +16,7 @@ from qtctl.engine.runner import Selection
 from qtctl.formats.model import Location, Results, build
 from qtctl.lint.scripts import script_findings
 from qtctl.lint.services import env_findings, import_findings
-from qtctl.lint.sources import source_findings
+from qtctl.lint.sources import code_scan, source_findings
 from qtctl.lint.tree import PathMap, Tree, find_units
 from qtctl.lint.units import unit_findings, unit_views
 from qtctl.redaction import Redactor
@@ -30,9 +30,9 @@ def run_lint(config: Config, paths: Sequence[str]) -> Results:
     roots = [os.path.abspath(p) for p in paths]
     checkout = next((p for p in roots if os.path.isdir(p)), os.getcwd())
     mapping = PathMap.parse(config.lint.path_map, config.fleet.code_roots, checkout)
-    tree = find_units(roots)
+    tree = find_units(roots, checkout)
     views = unit_views(tree)
-    code = scan(roots, int(config.code.max_file_mb * 2**20), config.code.max_files)
+    code = code_scan(roots, int(config.code.max_file_mb * 2**20), config.code.max_files)
     found = list(_all(tree, views, mapping, code, roots))
     selection = Selection(config.doctor.select, config.doctor.ignore)
     shown = Redactor.of(config.services.secret_patterns).shown

@@ -4,13 +4,48 @@ sys.path change relative to `__file__` or to a hard-coded path the checkout does
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from qtctl.adapters import safe_walk
 from qtctl.checks.sys_path_hacks import LITERAL, LOOKS_LIKE_PATH, SUGGESTION
-from qtctl.diagnosis.code_scan import EXECUTED_EXTENSIONS, CodeScan
+from qtctl.diagnosis.code_scan import (
+    EXECUTED_EXTENSIONS,
+    SYS_PATH,
+    CodeScan,
+    FileEndings,
+    SysPathLine,
+    scan,
+)
+from qtctl.diagnosis.line_endings import BINARY_PROBE, classify
 from qtctl.engine.findings import Finding, Severity
 from qtctl.formats.model import Location, shown_path
 from qtctl.lint.tree import PathMap
+
+
+def code_scan(paths: Sequence[str], max_bytes: int, max_files: int) -> CodeScan:
+    """Doctor's code scan of the folders given, plus the same reading of each file given."""
+    folders = [p for p in paths if os.path.isdir(p)]
+    result = scan(folders, max_bytes, max_files)
+    for path in (p for p in paths if not os.path.isdir(p)):
+        data = safe_walk.read_head(path, max_bytes)  # never a FIFO
+        result.files_seen += 1
+        if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+            continue
+        endings = classify(data)
+        if endings.needs_fix:
+            result.crlf.append(FileEndings(path, os.path.splitext(path)[1].lower(), endings))
+        if path.endswith(".py"):
+            result.sys_path += _sys_path_lines(path, data)
+    return result
+
+
+def _sys_path_lines(path: str, data: bytes) -> list[SysPathLine]:
+    lines = data.decode("utf-8", "replace").splitlines()
+    return [
+        SysPathLine(path, number, text.strip())
+        for number, text in enumerate(lines, 1)
+        if SYS_PATH.search(text.encode()) and not text.lstrip().startswith("#")
+    ]
 
 
 def source_findings(

@@ -16,29 +16,36 @@ UNIT_SUFFIXES = tuple(f".{kind}" for kind in TYPE_SECTIONS if kind != "scope")
 
 @dataclass
 class Tree:
-    """Unit files (name -> every path holding that name) and drop-ins (folder -> files)."""
+    """Unit files (name -> every path holding that name), drop-ins (folder -> files), and the
+    unit names of the whole checkout (those a Requires= may name)."""
 
     roots: tuple[str, ...]
     units: dict[str, list[str]] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
     drop_ins: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def has_unit(self, name: str) -> bool:
         """Whether the checkout holds this unit (an instance: its template)."""
-        if name in self.units:
-            return True
+        names = self.known | set(self.units)
         stem, at, rest = name.partition("@")
-        return bool(at) and f"{stem}@{rest[rest.find('.') :]}" in self.units
+        return name in names or (bool(at) and f"{stem}@{rest[rest.find('.') :]}" in names)
 
 
-def find_units(paths: Sequence[str]) -> Tree:
-    """Walk the folders (no symlinked folder, no VCS/venv folder) and take the files named."""
+def find_units(paths: Sequence[str], checkout: str) -> Tree:
+    """Walk the folders (no symlinked folder, no VCS/venv folder) and take the files named;
+    when files are named, the checkout's unit names are read too (a Requires= of a unit file
+    not named is not missing)."""
     tree = Tree(tuple(paths))
     for path in paths:
         if os.path.isdir(path):
             _walk(path, tree)
         else:
             _take(path, tree)
+    if any(not os.path.isdir(p) for p in paths):
+        everything = Tree((checkout,))
+        _walk(checkout, everything)
+        tree.known = set(everything.units)
     for files in tree.drop_ins.values():
         files.sort()
     return tree
