@@ -29,6 +29,9 @@ FILES = {
     f"{ROOT}/microservices/bad/main.py": "import os, sys\n"
     "here = os.path.dirname(os.path.abspath(__file__))\n"
     f"sys.path.insert(0, os.path.join(here, '..'))\n{IMPORT}{LOOP}",
+    f"{ROOT}/microservices/svc_m/__init__.py": "",
+    f"{ROOT}/microservices/svc_m/main.py": "import sys\nfrom pathlib import Path\n"
+    f"root = Path(__file__).resolve().parents[2]\nsys.path.insert(0, str(root))\n{IMPORT}{LOOP}",
     f"{ROOT}/microservices/cwd/main.py": f"import os, sys\nbase = os.getcwd()\n"
     f"sys.path.append(base)\n{IMPORT}{LOOP}",
     f"{ROOT}/microservices/dot/main.py": f"import sys\nsys.path.insert(0, '.')\n{IMPORT}{LOOP}",
@@ -41,6 +44,8 @@ UNITS = {  # unit -> (ExecStart, WorkingDirectory)
     "quantum-cwd.service": (f"{ROOT}/microservices/cwd/main.py", ROOT),
     "quantum-dot.service": (f"{ROOT}/microservices/dot/main.py", ROOT),
     "quantum-bad.service": (f"{ROOT}/microservices/bad/main.py", ""),
+    # -m from microservices/, where the stale ai_engine would win but for the module's own insert
+    "quantum-module.service": ("-m svc_m.main", f"{ROOT}/microservices"),
 }
 FAILING = {"quantum-bad.service"}
 
@@ -88,6 +93,7 @@ def test_qt202_sees_name_based_hacks_and_dot_folders(box: Sandbox) -> None:
         f"{ROOT}/microservices/good/sub/main.py:4",
         f"{ROOT}/microservices/joined/main.py:4",
         f"{ROOT}/microservices/bad/main.py:3",
+        f"{ROOT}/microservices/svc_m/main.py:4",
         f"{ROOT}/.hidden/tools/run.py:2",
     }
     box.write(

@@ -23,7 +23,7 @@ from qtctl.diagnosis.python_source import (
     unparseable,
 )
 from qtctl.diagnosis.python_units import PythonService
-from qtctl.diagnosis.sys_path_eval import PathChange, path_changes
+from qtctl.diagnosis.sys_path_eval import PathChange, file_path_changes, path_changes
 
 MAX_MODULES = 400
 Queued = tuple[str, ast.Module | None, str, bool]  # file, its tree, __package__, is __main__
@@ -79,6 +79,10 @@ def analyse(
         tree, source = parse(start) if start else (None, "")
     changes = path_changes(tree, source, start, service.cwd) if tree else []
     path = effective_path(service, environment, interpreter, changes)
+    module = resolve(service.module, [e.path for e in path]) if service.module else None
+    if module and module.file.endswith(".py"):  # `-m pkg.main` changes sys.path as it runs
+        changes = file_path_changes(module.file, service.cwd)
+        path = effective_path(service, environment, interpreter, changes)
     result = Analysis(service, path, changes)
     if service.workdir and not os.path.isdir(service.workdir):
         result.problems.append(

@@ -47,6 +47,14 @@ def path_changes(tree: ast.Module, source: str, file: str, cwd: str) -> list[Pat
     return changes
 
 
+def file_path_changes(file: str, cwd: str) -> list[PathChange]:
+    """`path_changes` of a module file on disk (none when it does not parse)."""
+    from qtctl.diagnosis.python_source import parse
+
+    tree, source = parse(file)
+    return path_changes(tree, source, file, cwd) if tree is not None else []
+
+
 def _assign(node: ast.stmt, names: dict[str, str | None], file: str, cwd: str) -> None:
     """`x = ...` / `x: T = ...` / `a = b = ...`: the names now hold the evaluated value (None
     when it cannot be evaluated, so a stale earlier value is never used)."""
