@@ -51,48 +51,55 @@ def _sys_path_lines(path: str, data: bytes) -> list[SysPathLine]:
 def source_findings(
     scan: CodeScan, already: set[str], paths: PathMap
 ) -> Iterator[tuple[Finding, Location]]:
-    """CRLF files (not those a QT301 already names), then the sys.path lines."""
+    """CRLF files (not those a QT301 already names), the sys.path lines, what was skipped."""
     for item in scan.crlf:
-        if item.path in already:
-            continue
-        where = shown_path(item.path)
-        executed = item.ext in EXECUTED_EXTENSIONS
-        what = "mixed" if item.endings.mixed else "CRLF"
-        yield (
-            Finding(
-                "QT302",
-                Severity.WARNING if executed else Severity.INFO,
-                where,
-                f"{what} line endings ({item.endings.crlf} of {item.endings.lf} lines)"
-                if item.endings.has_crlf
-                else "a UTF-8 BOM before the shebang",
-                cause="crlf-sources" if executed else "crlf-other",
-                fix_hint="convert to LF and add `* text=auto eol=lf` to .gitattributes",
-            ),
-            Location(where),
-        )
+        if item.path not in already:
+            yield _crlf(item)
     for line in scan.sys_path:
         cause = _hack(line.text, paths)
         if cause:
             where = shown_path(line.path)
-            yield (
-                Finding(
-                    "QT202",
-                    Severity.WARNING,
-                    where,
-                    f"{cause}: {line.text}",
-                    cause=cause,
-                    fix_hint=SUGGESTION,
-                ),
-                Location(where, line.line),
+            finding = Finding(
+                "QT202",
+                Severity.WARNING,
+                where,
+                f"{cause}: {line.text}",
+                cause=cause,
+                fix_hint=SUGGESTION,
             )
+            yield finding, Location(where, line.line)
     for path, why in scan.skipped:
+        where = shown_path(path)
         yield (
             Finding(
-                "QT302", Severity.INFO, shown_path(path), f"not scanned: {why}", cause="skipped"
+                "QT302",
+                Severity.INFO,
+                where,
+                why if why.startswith("not scanned") else f"not scanned: {why}",
+                cause="skipped",
             ),
-            Location(shown_path(path)),
+            Location(where),
         )
+
+
+def _crlf(item: FileEndings) -> tuple[Finding, Location]:
+    where = shown_path(item.path)
+    executed = item.ext in EXECUTED_EXTENSIONS
+    what = "mixed" if item.endings.mixed else "CRLF"
+    message = (
+        f"{what} line endings ({item.endings.crlf} of {item.endings.lf} lines)"
+        if item.endings.has_crlf
+        else "a UTF-8 BOM before the shebang"
+    )
+    finding = Finding(
+        "QT302",
+        Severity.WARNING if executed else Severity.INFO,
+        where,
+        message,
+        cause="crlf-sources" if executed else "crlf-other",
+        fix_hint="convert to LF and add `* text=auto eol=lf` to .gitattributes",
+    )
+    return finding, Location(where)
 
 
 def _hack(text: str, paths: PathMap) -> str:
