@@ -123,12 +123,20 @@ def redis_box() -> Iterator[Sandbox]:
         yield box
 
 
-def test_import_error_to_missing_heartbeat_producer_to_stale_stream_near_miss_to_idle_readers(
+def test_the_demo_s_incident_and_the_chains_through_redis(
     redis_box: Sandbox,
 ) -> None:
     doc = doctor(redis_box)
     found = chains(doc)
-    assert found[("QT201", RP)] == {("QT101", RP), ("QT704", "quantum:heartbeat:risk-proposal")}
+    assert found[("QT201", RP)] == {
+        ("QT101", RP),
+        ("QT203", RP),  # the demo's shadowed package
+        ("QT704", "quantum:heartbeat:risk-proposal"),
+    }
+    exit_watch = "quantum-exit-watch.service"
+    assert found[("QT301", exit_watch)] == {("QT101", exit_watch)}
+    dead = ("QT404", f"{P}trade.intent group execution consumer exec-0-old")
+    assert found[dead] == {("QT403", f"{P}trade.intent group execution")}
     assert found[("QT103", PRODUCER)] == {("QT402", f"{P}ai.signal_generated")}
     [(root, readers)] = [(r, c) for r, c in found.items() if r[0] == "QT405"]
     assert root == ("QT405", f"{P}trade.execution.result")
