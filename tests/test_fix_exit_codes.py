@@ -4,6 +4,7 @@ a repaired finding remains or (--exit-non-zero-on-fix) something changed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,30 @@ def test_a_held_repair_is_a_finding_that_remains(
     assert "held" in res.stdout
     assert res.returncode == code
     assert (tmp_path / "code/job.py").read_bytes().count(b"\r\n") == 2
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_preview_summary_counts_what_needs_unsafe_on_a_real_systemd() -> None:
+    """A failed service whose restart needs --unsafe, a protected one, a disabled one...: the
+    closing line counts them by the rule that holds them, and the preview exits 1."""
+    from qtctl.sandbox import Sandbox
+    from tests.support.fleet import fleet_spec
+    from tests.test_systemd_units import settle
+
+    with Sandbox(fleet_spec()) as box:
+        settle(box)
+        plan = box.qtctl("--format", "json", "fix", "--select", "QT101")
+        doc = json.loads(plan.stdout)
+        held = [r for r in doc["repairs"] if r["held"]]
+        unsafe = [r for r in held if r["held"] == "restarting a service needs --unsafe"]
+        assert unsafe and len(held) > len(unsafe)
+        res = box.qtctl("fix", "--select", "QT101")
+        assert res.returncode == 1
+        runnable = len(doc["repairs"]) - len(held)
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"Found {len(doc['repairs'])} fixable problems: [*] {runnable} fixable with "
+            f"--apply, {len(unsafe)} need{'s' if len(unsafe) == 1 else ''} --unsafe, "
+            f"{len(held) - len(unsafe)} held back or manual."
+        )
+        assert box.qtctl("fix", "--select", "QT101", "--exit-zero").returncode == 0

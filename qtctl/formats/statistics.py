@@ -37,3 +37,15 @@ def summary(results: Results) -> str:
     if fixable and results.tool == "doctor":
         return f"{head}: [*] {fixable} fixable with `qtctl fix --apply` (preview: `qtctl fix`)."
     return f"{head}."
+
+
+def plan_summary(runnable: int, unsafe: int, only: int, held: int) -> str:
+    """The fix preview's closing line: `Found 7 problems: [*] 3 fixable with --apply, 2 need
+    --unsafe, 1 needs --only UNIT, 1 held back or manual`; the counts are the planned repairs by the
+    rule that holds them (`Repair.rule`: unsafe, live-mode, any other)."""
+    total = runnable + unsafe + only + held
+    parts = [f"[*] {runnable} fixable with --apply"]
+    parts += [f"{unsafe} need{'s' if unsafe == 1 else ''} --unsafe"] if unsafe else []
+    parts += [f"{only} need{'s' if only == 1 else ''} --only UNIT"] if only else []
+    parts += [f"{held} held back or manual"] if held else []
+    return f"Found {total} fixable problem{'s' if total != 1 else ''}: {', '.join(parts)}."

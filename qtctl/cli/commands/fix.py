@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qtctl.cli.context import global_options
 from qtctl.cli.options import CommandConfigOpt, FormatOpt, IgnoreOpt, RedisUrlOpt, SelectOpt
+
+if TYPE_CHECKING:
+    from qtctl.fix.repair import Repair
 
 ApplyOpt = Annotated[
     bool, typer.Option("--apply", envvar="QTCTL_APPLY", help="Carry out the plan.")
@@ -77,6 +80,8 @@ def fix(
     names = tuple(n.strip() for n in (only or "").split(",") if n.strip())
     outcome = run_fix(cfg, FixOptions(apply=apply, unsafe=unsafe, only=names))
     render_outcome(out, outcome, redactor)
+    if not apply and outcome.repairs and out.format != "json":
+        out.note(_plan_summary([v.repair for v in outcome.repairs]))
     changes = outcome.record.changes if outcome.record else []
     code = fix_exit_code(
         applied=apply,
@@ -87,3 +92,12 @@ def fix(
         exit_non_zero_on_fix=exit_non_zero_on_fix,
     )
     raise typer.Exit(code)
+
+
+def _plan_summary(repairs: list[Repair]) -> str:
+    from qtctl.formats.statistics import plan_summary
+
+    rules = [r.rule if r.held else "" for r in repairs]
+    runnable = sum(r.runnable for r in repairs)
+    unsafe, only = rules.count("unsafe"), rules.count("live-mode")
+    return plan_summary(runnable, unsafe, only, len(repairs) - runnable - unsafe - only)
