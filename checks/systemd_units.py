@@ -14,7 +14,7 @@ from qtctl.diagnosis import unit_runs
 from qtctl.diagnosis.cause import Cause
 from qtctl.diagnosis.fleet import FleetUnit, fleet_units, journal_batch, journal_events
 from qtctl.diagnosis.redis_dependency import redis_down
-from qtctl.diagnosis.unit_dependencies import HeldDown, held_down
+from qtctl.diagnosis.unit_dependencies import HeldDown, held_down, refused_restarts
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -37,7 +37,8 @@ UNIT_FAILED = CodeDoc(
     "import-error, bad-interpreter, exec-not-found, script-missing, workdir-missing, "
     "log-dir-missing, namespace-path-missing, credential-missing, env-file-missing, bad-user, "
     "control-process-failed, sandbox-denied, setup-failed, oom-kill, timeout, signal, "
-    "core-dump, start-limit-hit (with the cause under it), dependency-down, redis-unreachable, "
+    "core-dump, start-limit-hit (with the cause under it), dependency-down, dependency-missing "
+    "(it Requires= a unit that does not exist: systemd refuses to restart it), redis-unreachable, "
     "python-exception, resources (systemd could not set it up to start, e.g. an "
     "EnvironmentFile= it refuses: see QT703) or exit-code. docs/causes.md lists the evidence.",
     why="The service is down; whatever it produced (signals, proposals, closes) has stopped.",
@@ -94,8 +95,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     restarts = _restart_counts(ctx, loaded)
     unstable = [u for u in loaded if u.name in restarts]
     batch = journal_batch(ctx, failed + unstable)
+    refused = refused_restarts(ctx, failed)
     for unit in failed:
-        yield _failed(ctx, unit, batch)
+        yield _failed(ctx, unit, batch, refused.get(unit.name))
     for unit in unstable:
         yield _flapping(ctx, unit, restarts[unit.name], batch)
     for unit in units:
@@ -144,10 +146,14 @@ def _settled(unit: FleetUnit, times: Sequence[int], now: float) -> bool:
     return up > restart_sec + SETTLE_SEC and up > 2 * max(runs, default=0.0)
 
 
-def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
+def _failed(
+    ctx: CheckContext, unit: FleetUnit, batch: JournalBatch, refused: HeldDown | None
+) -> Finding:
     lines = unit_runs.evidence_lines(unit, batch)
     roots = ctx.config.fleet.code_roots
     cause = redis_down(ctx, unit_runs.unit_cause(unit, batch, roots), lines)
+    if refused:
+        cause = _refused(refused, cause)
     history = unit_runs.summary(unit, batch, roots)
     props = unit.props
     detail = (
@@ -165,8 +171,8 @@ def _failed(ctx: CheckContext, unit: FleetUnit, batch: JournalBatch) -> Finding:
         message=f"unit failed: {cause.summary}",
         cause=cause.kind,
         detail=detail,
-        fix_hint=_restart_hint(cause),
-        facts=UnitFacts(unit.name),
+        fix_hint=_held_hint(refused) if refused else _restart_hint(cause),
+        facts=_dependency_facts(refused) if refused else UnitFacts(unit.name),
         refs=unit_refs(unit.exec_path, unit.exec_argv, props, cause.missing),
     )
 
@@ -201,25 +207,43 @@ def _flapping(
     )
 
 
+def _refused(held: HeldDown, exited: Cause) -> Cause:
+    """A failed unit systemd will not restart: the missing dependency is what keeps it down."""
+    provided = f"; {held.provider} evidently provides it" if held.provider else ""
+    return Cause(
+        "dependency-missing",
+        f"{held.directive}={held.dependency}, which does not exist: systemd refuses to restart "
+        f"it{provided} (it had stopped on {exited.kind}: {exited.summary})",
+        missing=held.dependency,
+        likely=held.provider,
+        underlying=exited.kind,
+    )
+
+
+def _held_hint(held: HeldDown) -> str:
+    if held.provider:
+        return f"point {held.directive}= at {held.provider} (fix --unsafe writes an edited copy)"
+    return f"install {held.dependency}, or edit {held.directive}= in the unit file by hand"
+
+
+def _dependency_facts(held: HeldDown) -> UnitFacts:
+    fragment = str(held.unit.props.get("FragmentPath") or "")
+    if held.provider and fragment:
+        return DependencyFacts(held.unit.name, held.dependency, held.provider, fragment)
+    return UnitFacts(held.unit.name)
+
+
 def _held_down(held: HeldDown) -> Finding:
     dep = held.dependency
     if held.kind == "dependency-missing":
         what = f"{held.directive}={dep}, which does not exist: every start is refused"
         provided = f"; {held.provider} evidently provides it" if held.provider else ""
-        hint = (
-            f"point {held.directive}= at {held.provider} (fix --unsafe writes an edited copy)"
-            if held.provider
-            else f"install {dep}, or edit {held.directive}= in the unit file by hand"
-        )
+        hint = _held_hint(held)
     else:
         what, provided = f"{held.directive}={dep}, which has failed", ""
         hint = f"fix {dep} first (its own finding); this unit starts with it"
     fragment = str(held.unit.props.get("FragmentPath") or "")
-    facts = (
-        DependencyFacts(held.unit.name, dep, held.provider, fragment)
-        if held.provider and fragment
-        else None
-    )
+    facts = _dependency_facts(held)
     return Finding(
         code=UNIT_HELD_DOWN.code,
         severity=Severity.ERROR,
@@ -228,7 +252,7 @@ def _held_down(held: HeldDown) -> Finding:
         cause=held.kind,
         detail=(f"unit file: {fragment or '?'}",),
         fix_hint=hint,
-        facts=facts,
+        facts=facts if isinstance(facts, DependencyFacts) else None,
         refs=needs(dep),
     )
 

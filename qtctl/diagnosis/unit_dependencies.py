@@ -35,7 +35,20 @@ class HeldDown:
 
 def held_down(ctx: CheckContext, units: Sequence[FleetUnit]) -> list[HeldDown]:
     """Inactive fleet units that should run and whose required units are missing or failed."""
-    down = [u for u in units if _should_run(u)]
+    return _dependencies(ctx, [u for u in units if _should_run(u)], failed_too=True)
+
+
+def refused_restarts(ctx: CheckContext, units: Sequence[FleetUnit]) -> dict[str, HeldDown]:
+    """Failed units that require a unit without a unit file: systemd refuses to restart them
+    ("Failed to schedule restart job: Unit X not found."), whatever made them exit."""
+    failed = [u for u in units if u.active_state == "failed"]
+    found: dict[str, HeldDown] = {}
+    for held in _dependencies(ctx, failed, failed_too=False):
+        found.setdefault(held.unit.name, held)
+    return found
+
+
+def _dependencies(ctx: CheckContext, down: Sequence[FleetUnit], failed_too: bool) -> list[HeldDown]:
     wanted = sorted({dep for u in down for _, dep in _required(u)})
     if not wanted:
         return []
@@ -49,7 +62,7 @@ def held_down(ctx: CheckContext, units: Sequence[FleetUnit]) -> list[HeldDown]:
             if row.load_state == "not-found":
                 provider = provider_of(ctx, dep)
                 found.append(HeldDown(unit, "dependency-missing", directive, dep, provider))
-            elif row.active_state == "failed":
+            elif failed_too and row.active_state == "failed":
                 found.append(HeldDown(unit, "dependency-down", directive, dep))
     return found
 

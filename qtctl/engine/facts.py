@@ -95,11 +95,11 @@ class MigrationFacts:
 
 
 @dataclass(frozen=True)
-class DependencyFacts:
-    """QT108 dependency-missing: the unit whose `Requires=` names a unit that does not exist,
-    the missing name, the one existing unit that provides it, and the unit file to edit."""
+class DependencyFacts(UnitFacts):
+    """QT101/QT108 dependency-missing: the unit whose `Requires=` names a unit that does not
+    exist, the missing name, the one existing unit that provides it, and the unit file to edit
+    (a UnitFacts: what repairs a unit still finds the unit)."""
 
-    unit: str
     missing: str
     provider: str
     fragment: str

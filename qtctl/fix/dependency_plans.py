@@ -1,4 +1,4 @@
-"""QT108 dependency-missing: point a unit's `Requires=` at the unit that really provides it.
+"""QT101/QT108 dependency-missing: point a unit's `Requires=` at the unit that really provides it.
 
 The edit is an edited copy of the requiring unit file written to /etc/systemd/system under the
 unit's own name (a `Requires=` cannot be taken back by a drop-in: systemd only adds
@@ -13,16 +13,25 @@ from __future__ import annotations
 import re
 
 from qtctl.adapters import safe_files
-from qtctl.engine.facts import DependencyFacts
+from qtctl.engine.facts import DependencyFacts, UnitFacts
 from qtctl.engine.findings import Finding
 from qtctl.errors import AdapterUnavailable, QtctlError
-from qtctl.fix.actions import DaemonReload, Restart, WriteDropIn
+from qtctl.fix.actions import Action, DaemonReload, ResetFailed, Restart, WriteDropIn
 from qtctl.fix.policy import find_unit, never_change, never_restart, restart_permission
 from qtctl.fix.repair import Planning, Repair
+from qtctl.fix.unit_plans import plan_unit_failed
 
 UNIT_DIR = "/etc/systemd/system"
 MAX_UNIT_BYTES = 1 << 20
 DEPENDENCY_KEYS = ("Requires", "Requisite", "BindsTo", "Wants", "After", "Before", "PartOf")
+
+
+def plan_unit_down(finding: Finding, facts: UnitFacts, planning: Planning) -> Repair:
+    """QT101: a failed unit whose restart systemd refuses for a missing dependency gets the
+    edited copy; any other failed unit the restart of plan_unit_failed."""
+    if isinstance(facts, DependencyFacts):
+        return plan_dependency(finding, facts, planning)
+    return plan_unit_failed(finding, facts, planning)
 
 
 def plan_dependency(finding: Finding, facts: DependencyFacts, planning: Planning) -> Repair:
@@ -49,7 +58,10 @@ def plan_dependency(finding: Finding, facts: DependencyFacts, planning: Planning
             manual=_manual(facts),
         )
     target = f"{UNIT_DIR}/{unit.name}"
-    actions = (WriteDropIn(target, edited), DaemonReload(), Restart(unit.name))
+    actions: tuple[Action, ...] = (WriteDropIn(target, edited), DaemonReload())
+    if unit.active_state == "failed":
+        actions += (ResetFailed(unit.name),)
+    actions += (Restart(unit.name),)
     held = restart_permission(unit, planning.options, planning.live)
     return Repair(
         finding, actions, held=held, resolves="dependency-missing", diff=_diff(text, edited, target)
@@ -67,7 +79,7 @@ def replace_dependency(text: str, missing: str, provider: str) -> str:
 
 def _evidence_gone(facts: DependencyFacts, planning: Planning) -> str:
     unit = planning.units.get(facts.unit)
-    if unit is not None and unit.active_state != "inactive":
+    if unit is not None and unit.active_state not in ("inactive", "failed"):
         return f"{facts.unit} is {unit.active_state} now: nothing to repair"
     try:
         rows = planning.ctx.systemd().units_by_names([facts.missing, facts.provider])

@@ -27,7 +27,7 @@ from qtctl.engine.facts import (
 from qtctl.engine.findings import Finding
 from qtctl.errors import AdapterUnavailable
 from qtctl.fix.chain import redis_first, within_budget
-from qtctl.fix.dependency_plans import plan_dependency
+from qtctl.fix.dependency_plans import plan_dependency, plan_unit_down
 from qtctl.fix.file_plans import plan_crlf_executed, plan_crlf_sources, plan_env_file
 from qtctl.fix.journal import FixJournal
 from qtctl.fix.policy import FixOptions, live_mode
@@ -40,7 +40,7 @@ from qtctl.fix.stream_plans import (
     plan_quarantine,
     plan_trim,
 )
-from qtctl.fix.unit_plans import plan_drop_in, plan_health_restart, plan_not_found, plan_unit_failed
+from qtctl.fix.unit_plans import plan_drop_in, plan_health_restart, plan_not_found
 
 F = TypeVar("F")
 REDIS_DOWN = "QT400"
@@ -55,7 +55,7 @@ class Planner(Generic[F]):
 
 
 PLANNERS: dict[str, Planner[Any]] = {
-    "QT101": Planner(UnitFacts, plan_unit_failed),
+    "QT101": Planner(UnitFacts, plan_unit_down),  # dependency-missing: plan_dependency
     "QT102": Planner(NotFoundFacts, plan_not_found),
     "QT104": Planner(UnitFacts, plan_drop_in),
     "QT201": Planner(UnitFacts, plan_pythonpath),
