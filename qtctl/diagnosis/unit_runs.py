@@ -62,6 +62,13 @@ def _output_files(unit: FleetUnit) -> dict[str, str]:
     D-Bus (StandardOutputFileDescriptorName stays empty), read from the unit files."""
     if unit.props.get("ExecMainStatus") != STDOUT_STATUS:
         return {}
+    return output_paths(unit)
+
+
+def output_paths(unit: FleetUnit) -> dict[str, str]:
+    """`StandardOutputFileDescriptorName`/`StandardErrorFileDescriptorName` -> the path of a
+    `StandardOutput=append:PATH` (file:, truncate:) in the unit's files, the last one winning as
+    in systemd; systemd 252 shows only `append` over D-Bus, never the path."""
     found: dict[str, str] = {}
     paths = [unit.props.get("FragmentPath"), *(unit.props.get("DropInPaths") or [])]
     for path in filter(None, map(str, paths)):
