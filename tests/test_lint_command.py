@@ -4,6 +4,7 @@ deploy, found at its file and line; the fixed checkout gives nothing; mistakes e
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -83,6 +84,23 @@ def test_files_named_are_linted_in_the_checkout(tmp_path: Path) -> None:
         ("QT202", "services/api/main.py", "file-relative"),
         ("QT703", "deploy/ai.env", "inline-comment"),
     ]
+
+
+def test_hostile_unit_files_are_not_read(tmp_path: Path) -> None:
+    """A FIFO named like a unit file does not hang lint, a symlink is never followed (its
+    target's lines could be quoted), and an alias symlink still names the unit it is."""
+    write_checkout(tmp_path, broken=False)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2 is the password\n")
+    units = tmp_path / "units"
+    os.mkfifo(units / "quantum-fifo.service")
+    (units / "quantum-leak.service").symlink_to(secret)
+    (units / "quantum-alias.service").symlink_to("quantum-api.service")
+    ai = units / "quantum-ai.service"
+    ai.write_text(ai.read_text().replace("Requires=", "Requires=quantum-alias.service "))
+    res = lint(tmp_path, "--format", "json")
+    assert res.returncode == 0, res.stdout
+    assert "hunter2" not in res.stdout and json.loads(res.stdout)["findings"] == []
 
 
 def test_a_script_without_exec_bit_and_a_unit_name_twice(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the deploy paths units name mapped onto the checkout (`lint.path_map`)."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from qtctl.adapters import safe_files, safe_walk
 from qtctl.diagnosis.code_scan import MAX_DEPTH, SKIP_DIRS
 from qtctl.diagnosis.unit_file import TYPE_SECTIONS
 
+MAX_UNIT_BYTES = 4 * 2**20  # systemd stops at a 1 MiB line; a bigger unit file is not one
 UNIT_SUFFIXES = tuple(f".{kind}" for kind in TYPE_SECTIONS if kind != "scope")
 
 
@@ -22,6 +24,7 @@ class Tree:
     roots: tuple[str, ...]
     units: dict[str, list[str]] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)
+    data: dict[str, bytes] = field(default_factory=dict)  # path -> bytes, read once
     drop_ins: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -41,7 +44,7 @@ def find_units(paths: Sequence[str], checkout: str) -> Tree:
         if os.path.isdir(path):
             _walk(path, tree)
         else:
-            _take(path, tree)
+            _take(path, tree, _read(path))
     if any(not os.path.isdir(p) for p in paths):
         everything = Tree((checkout,))
         _walk(checkout, everything)
@@ -52,21 +55,41 @@ def find_units(paths: Sequence[str], checkout: str) -> Tree:
 
 
 def _walk(root: str, tree: Tree) -> None:
+    """Unit files and drop-ins are read here, relative to their folder's fd and never through
+    a link: a symlink (an alias) only names a unit, a FIFO or device is not read at all."""
     try:
-        for path, name, _ in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, tree.skipped):
-            if name.endswith(UNIT_SUFFIXES) or name.endswith(".conf"):
-                _take(path, tree)
+        for path, name, folder in safe_walk.walk(root, SKIP_DIRS, MAX_DEPTH, tree.skipped):
+            if not (name.endswith(UNIT_SUFFIXES) or name.endswith(".conf")):
+                continue
+            kind = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(kind) and name.endswith(UNIT_SUFFIXES):
+                tree.known.add(name)
+            elif stat.S_ISREG(kind):
+                _take(path, tree, safe_walk.read_at(folder, name, MAX_UNIT_BYTES))
     except (OSError, safe_files.UnsafePath) as exc:
         tree.skipped.append((root, f"not scanned: {exc}"))
 
 
-def _take(path: str, tree: Tree) -> None:
+def _read(path: str) -> bytes | None:
+    """A file named on the command line: a plain file, not a FIFO or device."""
+    try:
+        plain = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return None
+    return safe_walk.read_head(path, MAX_UNIT_BYTES) if plain else None
+
+
+def _take(path: str, tree: Tree, data: bytes | None) -> None:
     folder, name = os.path.split(path)
+    if data is None:
+        return
     if name.endswith(".conf"):
         if os.path.basename(folder).endswith(tuple(f"{s}.d" for s in UNIT_SUFFIXES)):
             tree.drop_ins.setdefault(folder, []).append(path)
+            tree.data[path] = data
     elif name.endswith(UNIT_SUFFIXES) and not folder.endswith(".d"):
         tree.units.setdefault(name, []).append(path)
+        tree.data[path] = data
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 
 from qtctl.diagnosis.specifiers import Specifiers
-from qtctl.diagnosis.unit_file import UNIT_DIRS, parse
+from qtctl.diagnosis.unit_file import UNIT_DIRS, parse_bytes
 from qtctl.diagnosis.unit_instances import is_template, template_of
 from qtctl.diagnosis.unit_lint import (
     RULES,
@@ -98,7 +98,8 @@ def unit_views(tree: Tree) -> list[UnitView]:
     a Requires= is missing when neither the tree, the host nor systemd itself has the unit."""
     views = []
     for name, paths in sorted(tree.units.items()):
-        files = tuple(parse(p) for p in [paths[0], *drop_ins(tree, name, paths[0])])
+        read = [paths[0], *drop_ins(tree, name, paths[0])]
+        files = tuple(parse_bytes(tree.data[p], p) for p in read)
         loaded = LoadedUnit(name, files, Specifiers(name, paths[0]))
         requires = tuple(dep for dep, _ in loaded.dependencies("Requires"))
         missing = frozenset(n for n in requires if not _exists(tree, n))
@@ -157,9 +158,8 @@ def _finding(name: str, problem: Problem, fragment: str) -> tuple[Finding, Locat
 
 def _duplicates(tree: Tree) -> Iterator[tuple[Finding, Location]]:
     for name, paths in sorted(tree.units.items()):
-        first = _content(paths[0])
         for other in paths[1:]:
-            if _content(other) != first:
+            if tree.data[other] != tree.data[paths[0]]:
                 yield (
                     Finding(
                         code=CODE,
@@ -172,9 +172,3 @@ def _duplicates(tree: Tree) -> Iterator[tuple[Finding, Location]]:
                     ),
                     Location(shown_path(other)),
                 )
-
-
-def _content(path: str) -> bytes:
-    from qtctl.adapters import safe_walk
-
-    return safe_walk.read_head(path, 2**20)
