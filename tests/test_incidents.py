@@ -292,3 +292,10 @@ def test_incident_json_golden() -> None:
         }
     ]
     assert doc["findings"][0]["refs"] == [{"kind": "runs", "name": EXIT}]  # type: ignore[index]
+
+
+def test_the_docs_carry_the_rules_table_generated_from_the_rules() -> None:
+    from qtctl.engine.incident_rules import rules_markdown
+    from tests.conftest import REPO
+
+    assert rules_markdown() in (REPO / "docs/incidents.md").read_text()

@@ -62,7 +62,7 @@ def orphans(doc: dict[str, Any]) -> list[Pair]:
 
 @pytest.fixture(scope="module")
 def fleet_doc() -> Iterator[dict[str, Any]]:
-    with Sandbox(fleet_spec()) as box:
+    with Sandbox(fleet_spec()).boot(timeout=60) as box:
         settle(box, timeout=90)  # a busy machine takes longer
         res = box.qtctl("--format", "json", "doctor")
         assert res.returncode == 1, res.stderr[-2000:]
@@ -113,7 +113,7 @@ def _restarts(box: Sandbox, unit: str) -> int:
 
 @pytest.fixture(scope="module")
 def redis_box() -> Iterator[Sandbox]:
-    with Sandbox(incident_spec()) as box:
+    with Sandbox(incident_spec()).boot(timeout=60) as box:
         _wait("redis", lambda: box.run("redis-cli", "PING").stdout.strip() == "PONG")
         _seed(box)
         _wait("the producer loop", lambda: _restarts(box, PRODUCER) >= 3)

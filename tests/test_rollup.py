@@ -64,7 +64,7 @@ def big_spec() -> SandboxSpec:
 
 @pytest.fixture(scope="module")
 def big() -> Iterator[Sandbox]:
-    with Sandbox(big_spec()) as box:
+    with Sandbox(big_spec()).boot(timeout=90) as box:  # 150 units boot slowly on a busy host
         failing = [u for u in box.spec.units if not u.startswith(("quantum-idle", "quantum-pos"))]
         for unit in failing[:: len(failing) // 5]:
             box.wait_for(unit, ["failed"])

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from qtctl.engine.incident_rules import RANK
 from qtctl.engine.rollup import primary_cause
 from qtctl.fix.actions import WriteDropIn
 from qtctl.fix.journal import FixRecord
@@ -70,14 +71,21 @@ def _headline(out: Output, outcome: FixOutcome) -> None:
 
 
 def _groups(repairs: Sequence[Verified], verbosity: int) -> list[list[Verified]]:
-    """Repairs of the same kind with the same outcome together (one each with -v), runnable
-    ones first, then the largest groups."""
+    """Repairs of the same kind with the same outcome together (one each with -v), in
+    `_order`."""
     if verbosity > 0:
         return [[v] for v in repairs]
     groups: dict[tuple[object, ...], list[Verified]] = {}
     for v in repairs:
         groups.setdefault(_shape(v), []).append(v)
-    return sorted(groups.values(), key=lambda g: (not g[0].repair.runnable, -len(g)))
+    return sorted(groups.values(), key=_order)
+
+
+def _order(group: list[Verified]) -> tuple[bool, int, int]:
+    """Runnable first; then causes before consequences (the incident rules' rank), then the
+    largest groups."""
+    first = group[0].repair
+    return (not first.runnable, RANK.get(first.finding.code, len(RANK)), -len(group))
 
 
 def _shape(v: Verified) -> tuple[object, ...]:
