@@ -26,8 +26,10 @@ FLEET: MessyFleet = build()
 SELECT = "QT1,QT2,QT3,QT703"  # units, code, line endings, env files: what the fleet plants
 HASHED = (ROOT, ETC, "/etc/quantum", "/opt/quantum")
 BOOT_SEC = 120.0  # ~150 units starting on 2 busy cores
+FIX_RUNS = 3
 SETTLE_SEC = 4.0  # past every RestartSec= of the fleet (2 s) and then some
 ONESHOT = "quantum-db-migrate.service"
+UNIT_STATE_CODES = ("QT101", "QT102", "QT103")  # a repair of one of these must leave it running
 # Info findings that are true of this fleet: (code, cause) -> the subjects they may name.
 TRUE_INFO = {
     ("QT104", "no-restart"): {PROTECTED, ONESHOT},  # Restart=no, deliberate there
@@ -127,11 +129,18 @@ def before(box: Sandbox) -> tuple[Findings, Snapshot]:
 def fixed(
     box: Sandbox, before: tuple[Findings, Snapshot]
 ) -> tuple[list[dict[str, Any]], Snapshot, Findings]:
-    res = box.qtctl("--format", "json", "fix", "--apply", "--unsafe", timeout=600)
-    assert res.returncode in (0, 1), res.stderr
-    repairs = json.loads(res.stdout)["repairs"]
-    time.sleep(SETTLE_SEC)
-    return repairs, snapshot(box), doctor(box)
+    """`fix --apply --unsafe` as an operator runs it: again while the last run fixed something
+    (the restart budget holds the rest for the next run), at most FIX_RUNS times."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for _ in range(FIX_RUNS):
+        res = box.qtctl("--format", "json", "fix", "--apply", "--unsafe", timeout=600)
+        assert res.returncode in (0, 1), res.stderr
+        repairs = json.loads(res.stdout)["repairs"]
+        latest |= {(r["code"], r["subject"]): r for r in repairs}
+        time.sleep(SETTLE_SEC)
+        if not any(r["result"] == "fixed" for r in repairs):
+            break
+    return list(latest.values()), snapshot(box), doctor(box)
 
 
 def test_the_fleet_is_large_and_messy() -> None:
@@ -210,7 +219,7 @@ def test_what_fix_calls_fixed_is_healthy_and_rechecked_clean(
 ) -> None:
     repairs, snap, again = fixed
     done = [r for r in repairs if r["result"] == "fixed"]
-    units = sorted({str(r["subject"]) for r in done if str(r["subject"]).endswith(".service")})
+    units = sorted({str(r["subject"]) for r in done if r["code"] in UNIT_STATE_CODES})
     states = box.systemctl("show", "-P", "ActiveState", *units).stdout.split() if units else []
     assert {u: s for u, s in zip(units, states, strict=True) if s != "active"} == {}
     now = invocations(box, units) if units else {}
@@ -224,9 +233,11 @@ def test_the_repairable_faults_are_repaired(
 ) -> None:
     results = {(r["code"], r["subject"]): (r["result"], r.get("held")) for r in fixed[0]}
     feeds = [p.subject for p in FLEET.planted if p.cause == "dependency-missing"]
+    crlf = ("QT301", "QT101")  # convert the script, then restart its unit
     wanted = [
+        ("QT201", "quantum-risk-proposal.service"),  # the root: the computed root is wrong
         ("QT101", "quantum-risk-proposal.service"),
-        ("QT301", "quantum-exit-watch.service"),
+        *((code, p.subject) for p in FLEET.planted if p.code == "QT301" for code in crlf),
         ("QT703", "/etc/quantum/exchange.env"),
         *(("QT101", feed) for feed in feeds),
     ]
