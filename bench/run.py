@@ -24,6 +24,7 @@ BENCHMARKS = (
     "rl_agent",
     "service_checks",
     "messy_fleet",
+    "incidents",
 )
 
 
