@@ -200,7 +200,7 @@ def test_report_timer_writes_the_textfile_under_its_hardening(box: Sandbox) -> N
     res = box.systemctl("start", "qtctl-report.service")
     assert res.returncode == 0, box.journal("qtctl-report.service")
     text = box.run("cat", "/var/lib/qtctl-report/qtctl.prom").stdout
-    assert f'qtctl_unit_active{{unit="{BRIDGE}",state="active",sub="running"}} 1' in text
+    assert f'qtctl_systemd_unit_state{{name="{BRIDGE}",state="active",type="notify"}} 1' in text
     assert f'qtctl_stream_length{{stream="{DST}"}} 5' in text
 
 

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qtctl.daemons.rl_agent import torch_available
 from qtctl.demo.fleet import CONFIG_PATH, demo_spec
 from qtctl.demo.seed import EXPECTED, NEAR_MISS, UNBOUNDED, P
 from qtctl.errors import SandboxError
 from qtctl.sandbox import Sandbox
 
 DAEMONS = ("qtctl-bridge.service", "qtctl-risk-kernel.service", "qtctl-rl-agent.service")
+RL_AGENT_UNIT = "qtctl-rl-agent.service"
 FAILING = ("quantum-risk-proposal.service", "quantum-exit-watch.service")
 BEATS = ("risk-proposal", "exit-watch")
 INSTALL = ("install", "--all", "--daemon-config", CONFIG_PATH)
@@ -52,6 +54,7 @@ class DemoRun:
     lost: dict[str, int] = field(default_factory=dict)
     daemon_restarts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    rl_agent: bool = True  # False: torch is not installed, the agent is left out
 
     @property
     def ok(self) -> bool:
@@ -78,19 +81,22 @@ class DemoRun:
             "after_exit_code": self.after_code,
             "lost": self.lost,
             "daemon_restarts": self.daemon_restarts,
+            "rl_agent": self.rl_agent,
             "timings": self.timings,
             "steps": [{**s.__dict__, "argv": list(s.argv)} for s in self.steps],
         }
 
 
 class Demo:
-    """Drive the story; `show` is called after every step (the CLI renders and may pause)."""
+    """Drive the story; `show` is called after every step (the CLI renders and may pause).
+    Without torch the RL agent is left out (`install --all` skips it) and nothing waits for it."""
 
     def __init__(self, show: Callable[[Step], None] = lambda step: None, width: int = 100) -> None:
         self.show = show
         self.width = width
         self.box = Sandbox(demo_spec())
-        self.run = DemoRun()
+        self.run = DemoRun(rl_agent=torch_available())  # the box runs this very interpreter
+        self.daemons = tuple(d for d in DAEMONS if self.run.rl_agent or d != RL_AGENT_UNIT)
 
     def play(self) -> DemoRun:
         """The whole story, in order."""
@@ -121,7 +127,8 @@ class Demo:
             INSTALL,
         )
         _wait(lambda: self._states(FAILING) == ["failed"] * 2, 30, "the planted failures")
-        _wait(lambda: self._states(DAEMONS) == ["active"] * 3, 60, "qtctl's daemons")
+        up = ["active"] * len(self.daemons)
+        _wait(lambda: self._states(self.daemons) == up, 60, "qtctl's daemons")
         # the dead consumer's idle time must pass streams.dead_consumer_sec (8 s in the demo)
         time.sleep(max(0.0, planted_at + 8.5 - time.monotonic()))
         box.run("journalctl", "--sync")
@@ -180,8 +187,8 @@ class Demo:
         self.run.after_code = step.returncode
         self.run.after = self._json(("doctor",))["findings"]
         self.run.lost = self._losses()
-        restarts = self.box.systemctl("show", "-P", "NRestarts", *DAEMONS).stdout.split()
-        self.run.daemon_restarts = {u: int(n) for u, n in zip(DAEMONS, restarts, strict=False)}
+        restarts = self.box.systemctl("show", "-P", "NRestarts", *self.daemons).stdout.split()
+        self.run.daemon_restarts = dict(zip(self.daemons, map(int, restarts), strict=False))
         self._step(
             "Incident summary",
             "What a cron job or a pager would receive.",
@@ -214,7 +221,8 @@ class Demo:
 
     def _settled(self) -> bool:
         """Restarted units up and beating, the handed-over entries acknowledged."""
-        if self._states(FAILING) != ["active"] * 2 or self._states(DAEMONS) != ["active"] * 3:
+        daemons = self._states(self.daemons)
+        if self._states(FAILING) != ["active"] * 2 or daemons != ["active"] * len(self.daemons):
             return False
         beats = self.box.run("redis-cli", "exists", *(f"quantum:heartbeat:{n}" for n in BEATS))
         pending = self.box.run("redis-cli", "xpending", f"{P}trade.intent", "execution")

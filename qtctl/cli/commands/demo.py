@@ -29,12 +29,15 @@ def demo(
 ) -> None:
     """Replay the incident on an embedded ~70-unit fleet in a systemd sandbox: doctor, fix,
     doctor, report."""
+    from qtctl.daemons.rl_agent import TORCH_MISSING, torch_available
     from qtctl.demo.render import StepPrinter, summary
     from qtctl.demo.scenario import Demo
     from qtctl.sandbox import preflight
 
     out = global_options(ctx).output(fmt)
     problem = preflight()
+    if not torch_available():
+        out.note(TORCH_MISSING)  # the demo runs (or would run) without the RL agent
     if problem:
         raise UsageError(f"qtctl demo: {problem}; run it as root (sudo)")
     printer = StepPrinter(out, pause=step)

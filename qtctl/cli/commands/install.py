@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from qtctl.cli.context import global_options
+from qtctl.errors import UsageError
 
 if TYPE_CHECKING:
     from qtctl.install import UnitFile
@@ -82,8 +83,9 @@ def install(
     from qtctl.install import InstallOptions, activate, plan, write
 
     out = global_options(ctx).output()
+    chosen = tuple(sorted(DAEMONS)) if all_daemons else tuple(daemons or ())
     options = InstallOptions(
-        daemons=tuple(sorted(DAEMONS)) if all_daemons else tuple(daemons or ()),
+        daemons=_runnable(out, chosen, venv or sys.prefix, explicit=not all_daemons),
         report_timer=report_timer,
         on_failure=on_failure,
         every=every,
@@ -109,6 +111,19 @@ def install(
         out.line(f"$ {action}")
     if on_failure:
         _add_on_failure(ctx, out)
+
+
+def _runnable(out: Output, daemons: tuple[str, ...], venv: str, explicit: bool) -> tuple[str, ...]:
+    """The daemons the venv can run: the RL agent needs torch there. Named, it is a usage error
+    (exit 2); under --all it is left out with the same line, and the others are installed."""
+    from qtctl.daemons.rl_agent import NAME, TORCH_MISSING, torch_available
+
+    if NAME not in daemons or torch_available(venv):
+        return daemons
+    if explicit:
+        raise UsageError(TORCH_MISSING)
+    out.note(TORCH_MISSING)
+    return tuple(d for d in daemons if d != NAME)
 
 
 def _show_on_failure_plan(ctx: typer.Context, out: Output) -> None:

@@ -32,14 +32,21 @@ def run(
 ) -> None:
     """Run one of qtctl's daemons in the foreground, exactly as its unit does."""
     from qtctl.daemon.launch import available, run_daemon
+    from qtctl.daemons.rl_agent import NAME as RL_AGENT
+    from qtctl.daemons.rl_agent import TORCH_MISSING, torch_available
 
     opts = global_options(ctx)
     if list_daemons:
         for name, description in available().items():
-            typer.echo(f"{name:12} {description}")
+            missing = (
+                " (torch is not installed)" if name == RL_AGENT and not torch_available() else ""
+            )
+            typer.echo(f"{name:12} {description}{missing}")
         return
     if not daemon:
         raise UsageError("name a daemon (qtctl run --list shows them)")
+    if daemon == RL_AGENT and not torch_available():
+        raise UsageError(TORCH_MISSING)  # before importing it: no traceback, exit 2
     if log_format not in ("text", "json"):
         raise UsageError(f"--log-format must be text or json, got {log_format!r}")
     code = run_daemon(
