@@ -300,3 +300,9 @@ def test_a_deploy_without_a_restart_is_stale_code(box: Sandbox) -> None:
     box.systemctl("restart", name, check=True)
     box.wait_for(name, ["active"])
     assert name not in doctor(box)
+    time.sleep(1.2)
+    unit_file = f"/etc/systemd/system/{name}"
+    box.write(unit_file, UNITS[name])  # the same text, rewritten by a deploy: still newer
+    finding = doctor(box)[name]
+    assert f"before {unit_file} changed" in str(finding["message"])
+    assert "daemon-reload first" in str(finding["fix_hint"])
