@@ -14,7 +14,8 @@ import time
 from bench.harness import Comparison, interleave
 from qtctl.sandbox import Sandbox, SandboxSpec
 from tests.support.fleet import fleet_spec
-from tests.support.messy_fleet import build, start_redis
+from tests.support.messy_faults import start_redis
+from tests.support.messy_fleet import build
 from tests.test_messy_fleet import settle
 
 TARGET_SEC = 5.0

@@ -19,7 +19,8 @@ import pytest
 
 from qtctl.sandbox import Sandbox
 from tests.support.messy_code import ROOT
-from tests.support.messy_fleet import ETC, PROTECTED, MessyFleet, build, start_redis
+from tests.support.messy_faults import ETC, PROTECTED, start_redis
+from tests.support.messy_fleet import MessyFleet, build
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 FLEET: MessyFleet = build()

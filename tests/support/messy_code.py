@@ -1,4 +1,4 @@
-"""The code tree of the messy fleet: tiny real programs in the layouts a grown repository has.
+"""The messy fleet's files: tiny real programs in a grown repository's layouts, and unit files.
 
 Every program is generated here (no copied code) and really runs in the sandbox: it imports its
 modules the way its layout needs (a `__file__`-relative root through a variable, `"../.."`,
@@ -9,6 +9,7 @@ as faults fail for exactly their planted reason.
 from __future__ import annotations
 
 ROOT = "/home/qt/quantum_trader"
+PY3 = "/usr/bin/python3"
 SLEEP = "import time\n\nwhile True:\n    time.sleep(3600)\n"
 
 SHARED = {
@@ -147,3 +148,27 @@ def agent_files(agent: str) -> dict[str, str]:
         f"{base}/config.py": AGENT_CONFIG.format(name=agent),
         f"{base}/main.py": AGENT_MAIN + "\n" + SLEEP,
     }
+
+
+def unit(
+    exec_start: str,
+    *,
+    workdir: str = ROOT,
+    extra: str = "",
+    unit_extra: str = "",
+    restart: str = "on-failure",
+    restart_sec: int = 2,
+    limits: str = "MemoryMax=256M\nCPUQuota=50%\n",
+) -> str:
+    """A service unit as the fleet writes them: a service account, a restart policy, limits."""
+    where = f"WorkingDirectory={workdir}\n" if workdir else ""
+    return (
+        f"[Unit]\nDescription=quantum trader service\n{unit_extra}\n[Service]\n"
+        f"ExecStart={exec_start}\n{where}User=daemon\nRestart={restart}\nRestartSec={restart_sec}\n"
+        f"{limits}{extra}\n[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def folder_of(name: str) -> str:
+    """`harvest` -> `harvest`, `policy-gate` -> `policy_gate` (Python package names)."""
+    return name.replace("-", "_")
