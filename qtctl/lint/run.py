@@ -3,6 +3,7 @@ finding out. Reads files only: no systemd, no Redis, nothing written."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,8 @@ def run_lint(config: Config, paths: Sequence[str]) -> Results:
     code = code_scan(roots, int(config.code.max_file_mb * 2**20), config.code.max_files)
     found = list(_all(tree, views, mapping, code, roots))
     selection = Selection(config.doctor.select, config.doctor.ignore)
-    shown = Redactor.of(config.services.secret_patterns).shown
+    # Messages and hints repeat across thousands of CRLF files: redact each text once.
+    shown = functools.lru_cache(maxsize=4096)(Redactor.of(config.services.secret_patterns).shown)
     kept = [(f.cleaned(shown), loc) for f, loc in found if selection.wants(f.code)]
     report = Report(tuple(f for f, _ in kept), (), CHECKS, time.monotonic() - started)
     return build("lint", report, [loc for _, loc in kept])
