@@ -11,6 +11,7 @@ from qtctl.adapters import safe_walk
 from qtctl.diagnosis.code_scan import EXECUTED_EXTENSIONS, CodeScan, FileEndings, scan
 from qtctl.diagnosis.exec_targets import (
     ExecTarget,
+    cr_breaks,
     exec_targets,
     shebang,
     working_directories,
@@ -115,8 +116,9 @@ def _project_dir(path: str) -> bool:
 def _executed(target: ExecTarget) -> Iterator[Finding]:
     script = target.script
     if script and target.crlf_breaks_it and os.path.isfile(script):
-        endings = classify(safe_walk.read_head(script, MAX_SCRIPT_BYTES))  # never a FIFO
-        if endings.needs_fix:
+        data = safe_walk.read_head(script, MAX_SCRIPT_BYTES)  # never a FIFO
+        endings = classify(data)
+        if endings.needs_fix and cr_breaks(target, data):
             what = (
                 f"CRLF line endings ({endings.crlf} of {endings.lf} lines)"
                 if endings.has_crlf

@@ -149,6 +149,21 @@ def _is_script(path: str) -> bool:
     return head.startswith((b"#!", b"\xef\xbb\xbf#!"))
 
 
+def cr_breaks(target: ExecTarget, head: bytes) -> bool:
+    """Whether CR line ends (or a BOM) in the file `target` runs break it, given the file's first
+    bytes: always for a shell; for the kernel, when the shebang line ends in CR or a BOM hides
+    it, else when the interpreter it names is not Python (which reads CRLF source as LF)."""
+    if target.reader != KERNEL:
+        return target.reader == SHELL
+    first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if head.startswith(b"\xef\xbb\xbf") or first.endswith(b"\r"):
+        return True
+    words = first[2:].decode("utf-8", "replace").split()
+    if len(words) > 1 and os.path.basename(words[0]) == "env":
+        words = words[1:]
+    return not (words and os.path.basename(words[0]).startswith("python"))
+
+
 def shebang(path: str) -> list[str]:
     """The shebang line split into words (CR kept, so CRLF shows), or []."""
     head = safe_walk.read_head(path, 512)

@@ -8,10 +8,10 @@ import difflib
 import os
 from collections.abc import Callable
 
-from qtctl.adapters import safe_files
+from qtctl.adapters import safe_files, safe_walk
 from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
 from qtctl.diagnosis.env_files import env_uses, secret_names
-from qtctl.diagnosis.exec_targets import ExecTarget, exec_targets
+from qtctl.diagnosis.exec_targets import ExecTarget, cr_breaks, exec_targets
 from qtctl.engine.facts import EnvFileFacts, FileFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import Action, ConvertLF, RewriteFile, SecureFile
@@ -29,7 +29,13 @@ def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -
     actions = tuple(ConvertLF(path) for path in facts.paths)
     units = planning.ctx.config.fleet.units
     targets: list[ExecTarget] = planning.ctx.memo("exec_targets", lambda: exec_targets(units))
-    broken = {t.script for t in targets if t.unit == finding.subject and t.crlf_breaks_it}
+    broken = {
+        t.script
+        for t in targets
+        if t.unit == finding.subject
+        and t.script
+        and cr_breaks(t, safe_walk.read_head(t.script, 512))
+    }
     if any(path not in broken for path in facts.paths):
         return Repair(finding, actions, held="no longer read by the kernel or a shell: QT302's")
     protected = never_change(finding.subject, planning.units, planning.ctx.config)
