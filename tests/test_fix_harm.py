@@ -6,6 +6,7 @@ file), nothing changed of a protected unit, no restart a set-up step will fail a
 from __future__ import annotations
 
 import json
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -253,3 +254,25 @@ def test_no_restart_drop_in_where_staying_down_may_be_meant(box: Sandbox) -> Non
     assert again[f"QT104 {named}"]["result"] == "fixed"  # the operator asked for it
     for unit in ("quantum-emergency-exit-harm.service",):
         assert not box.host_path(f"{ETC}/{unit}.d").exists()
+
+
+SETTLE_RUNNING = """\
+import json, sys
+from qtctl.adapters.systemd import SystemdAdapter
+from qtctl.config import SystemdSettings
+from qtctl.fix.settle import settle
+systemd = SystemdAdapter.connect(SystemdSettings())
+systemd.restart(sys.argv[1])
+print(json.dumps(settle(systemd, [sys.argv[1]], 1.0)))
+"""
+
+
+def test_restarting_a_running_unit_is_judged_by_its_new_run(box: Sandbox) -> None:
+    # Right after RestartUnit the old process is still `active` (its stop job pending): the
+    # watch must start with the new invocation, or the new one reads as a crash loop.
+    unit = "quantum-harm-trader.service"
+    before = invocation(box, unit)
+    res = box.run(sys.executable, "-c", SETTLE_RUNNING, unit)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {unit: ""}
+    assert invocation(box, unit) != before

@@ -47,7 +47,9 @@ def _step(systemd: SystemdAdapter, watch: _Watch, now: float, window: float, lat
     state = systemd.unit_state(watch.unit)
     if state == "active":
         if not watch.up_since:
-            watch.up_since, watch.first = now, _identity(_props(systemd, watch.unit))
+            props = _props(systemd, watch.unit)
+            if not _job_pending(props):  # an active unit being restarted is still the old one
+                watch.up_since, watch.first = now, _identity(props)
         elif now - watch.up_since >= window:
             watch.verdict = _judge(systemd, watch, window)
         return
@@ -99,7 +101,6 @@ def _restart_sec(props: Mapping[str, Any]) -> float:
 
 
 def _props(systemd: SystemdAdapter, unit: str) -> Mapping[str, Any]:
-    rows = [r for r in systemd.list_units([unit]) if r.name == unit]
-    if not rows:
-        return {"ActiveState": "unknown", "SubState": "not loaded"}
-    return systemd.unit_properties(rows[0].object_path, unit.endswith(".service"))
+    """Fresh properties by name (LoadUnit: no glob, so an escaped instance name is exact)."""
+    path = systemd.manager_call(b"LoadUnit", b"s", unit.encode())
+    return systemd.unit_properties(path, unit.endswith(".service"))
