@@ -118,7 +118,10 @@ class AckStore:
         _check_private(self.folder)
         from qtctl.adapters import safe_files
 
-        data, snapshot = safe_files.read_file(str(self.path), MAX_FILE_BYTES)
+        try:
+            data, snapshot = safe_files.read_file(str(self.path), MAX_FILE_BYTES)
+        except (OSError, safe_files.UnsafePath) as exc:
+            raise UsageError(f"{self.path}: cannot read: {exc}") from None
         if snapshot.uid != os.geteuid() or snapshot.mode & 0o077:
             raise UsageError(
                 f"{self.path} was not written by qtctl (owner uid {snapshot.uid}, "

@@ -124,6 +124,19 @@ def test_a_state_folder_others_can_write_is_refused(host: Path, tmp_path: Path) 
     assert "that no one else can write (it is uid 0, mode 0777): acks refused" in res.stderr
 
 
+def test_doctor_does_not_trust_a_planted_ack_store(host: Path, tmp_path: Path) -> None:
+    """Acks in a folder others can write could hide any finding: doctor ignores them, says so
+    in one line, and still fails on what it found."""
+    assert _qtctl(host, "ack", "QT400", "redis", "--reason", "x").returncode == 0
+    os.chmod(tmp_path / "state", 0o777)
+    res = _qtctl(host, "doctor", "--format", "json")
+    assert res.returncode == 1
+    assert [f["acknowledged"] for f in json.loads(res.stdout)["findings"]] == [None, None]
+    warning, summary = res.stderr.splitlines()
+    assert warning.startswith("acks not applied: ") and "no one else can write" in warning
+    assert summary.startswith("Found 2 problems: ")
+
+
 def test_baseline_acknowledges_what_was_there(tmp_path: Path) -> None:
     checkout = write_checkout(tmp_path / "repo", broken=True)
     written = lint(checkout, "--write-baseline", "qtctl-baseline.json", "--format", "concise")
