@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -25,8 +26,9 @@ UNRESOLVABLE = CodeDoc(
     "the importing module's package: the dotted name it was started (-m) or imported as; one "
     "Python refuses (in a script run as `python3 main.py`, or beyond the top-level package) is "
     "reported with Python's own ImportError. Each import that will fail is reported with its "
-    "root cause: PYTHONPATH not set, a sys.path hack resolving elsewhere, a shadowing package, "
-    "a missing WorkingDirectory.",
+    "root cause: PYTHONPATH not set, a sys.path hack resolving elsewhere, a shadowing package. "
+    "A unit whose WorkingDirectory= is missing never gets to its imports (systemd fails it with "
+    "200/CHDIR): QT104 and QT101 say so, QT201 does not.",
     why="The service dies at start with ModuleNotFoundError (the incident that started qtctl).",
     fix="Set PYTHONPATH in a drop-in (`qtctl fix` writes it after proving that every import "
     "resolves with it); remove sys.path hacks that put a stale copy first.",
@@ -59,6 +61,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     roots = list(ctx.config.fleet.code_roots)
     clear_caches()
     for service in python_services(ctx.config.fleet.units):
+        if service.workdir and not os.path.isdir(service.workdir):
+            continue  # systemd fails it at chdir (200/CHDIR), before any import: QT104/QT101's
         analysis = analyse(service, roots)
         grouped: dict[str, list[ImportProblem]] = defaultdict(list)
         for problem in analysis.problems:

@@ -67,12 +67,19 @@ BROKEN = {  # unit -> the ImportError Python raises
 }
 
 
+GHOST = "/opt/quantum/microservices/trader"  # a copy of the layout that exists nowhere
+
+
 def spec() -> SandboxSpec:
     commands = {**HEALTHY, **{n: cmd for n, (cmd, _) in BROKEN.items()}}
     units = {
         n: f"[Service]\nExecStart={cmd}\nWorkingDirectory={ROOT}\nRestart=no\n"
         for n, cmd in commands.items()
     }
+    units["quantum-ghost.service"] = (
+        f"[Service]\nExecStart=/usr/bin/python3 {GHOST}/main.py\nWorkingDirectory={GHOST}\n"
+        "Restart=no\n"
+    )
     links = {f"{ETC}/multi-user.target.wants/{n}": f"{ETC}/{n}" for n in units}
     return SandboxSpec(units=units, files=FILES, symlinks=links, wants=sorted(units))
 
@@ -82,7 +89,7 @@ def box() -> Iterator[Sandbox]:
     with Sandbox(spec()).boot() as booted:
         for unit in HEALTHY:
             assert booted.wait_for(unit, ["active"]) == "active", booted.journal(unit)
-        for unit in BROKEN:
+        for unit in [*BROKEN, "quantum-ghost.service"]:
             assert booted.wait_for(unit, ["failed"]) == "failed", unit
         booted.run("journalctl", "--sync")
         yield booted
@@ -111,3 +118,12 @@ def test_relative_imports_python_refuses_are_still_found(box: Sandbox) -> None:
     script = found["quantum-trader-script.service"]
     assert script["detail"][0].startswith(f"{ROOT}/microservices/trader/main.py:1: .config: ")
     assert "start it with -m" in script["message"]
+
+
+def test_a_unit_that_cannot_chdir_never_reaches_its_imports(box: Sandbox) -> None:
+    unit = "quantum-ghost.service"
+    assert box.systemctl("show", "-P", "ExecMainStatus", unit).stdout.strip() == "200"
+    assert unit not in qt201(box)  # QT104 working-directory and QT101 name it
+    res = box.qtctl("--format", "json", "doctor", "--select", "QT104")
+    lint = {f["subject"]: f for f in json.loads(res.stdout)["findings"]}
+    assert f"WorkingDirectory={GHOST} does not exist" in lint[unit]["message"]
