@@ -19,7 +19,13 @@ import pytest
 
 from qtctl.sandbox import Sandbox
 from tests.support.messy_code import ROOT
-from tests.support.messy_faults import ETC, PROTECTED, start_redis
+from tests.support.messy_faults import (
+    ETC,
+    MISSING_DEPENDENCY,
+    PROTECTED,
+    SECRET_ENV,
+    start_redis,
+)
 from tests.support.messy_fleet import MessyFleet, build
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -148,6 +154,9 @@ def test_the_fleet_is_large_and_messy() -> None:
     copies = {os.path.dirname(p) for p in FLEET.files if p.endswith(".service")}
     assert len(FLEET.units) >= 140 and len(copies) >= 30
     assert build().units == FLEET.units and build(7).units != FLEET.units  # by seed
+    subjects = {*FLEET.units, MISSING_DEPENDENCY, SECRET_ENV, "code roots", ROOT}
+    assert {p.subject for p in FLEET.planted} <= subjects
+    assert len(FLEET.failing) == len({p.subject for p in FLEET.planted if p.code == "QT101"})
 
 
 def test_every_planted_fault_is_found_with_its_cause(before: tuple[Findings, Snapshot]) -> None:
@@ -192,7 +201,7 @@ def test_summaries_list_exactly_the_planted_files(before: tuple[Findings, Snapsh
 
 def test_secret_names_alone_are_not_secrets(before: tuple[Findings, Snapshot]) -> None:
     found, _ = before
-    detail = " ".join(lines(found[("QT703", "/etc/quantum/exchange.env")]))
+    detail = " ".join(lines(found[("QT703", SECRET_ENV)]))
     assert "BINANCE_API_SECRET" in detail and "ORDER_STREAM_KEY" not in detail
 
 
@@ -239,7 +248,7 @@ def test_the_repairable_faults_are_repaired(
         ("QT201", "quantum-risk-proposal.service"),  # the root: the computed root is wrong
         ("QT101", "quantum-risk-proposal.service"),
         *((code, p.subject) for p in FLEET.planted if p.code == "QT301" for code in crlf),
-        ("QT703", "/etc/quantum/exchange.env"),
+        ("QT703", SECRET_ENV),
         *(("QT101", feed) for feed in feeds),
     ]
     assert {k: results.get(k) for k in wanted if results.get(k, ("",))[0] != "fixed"} == {}
