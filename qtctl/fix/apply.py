@@ -47,10 +47,11 @@ def apply_repairs(
     record: FixRecord | None = None,
     redis: Callable[[], RedisAdapter] | None = None,
     settings: FixSettings | None = None,
-) -> tuple[FixRecord, dict[str, str]]:
+    settled: dict[str, str] | None = None,
+) -> FixRecord:
     """Run every runnable repair in stage order (files, one reload, reset-failed, restarts),
-    then watch each restarted unit settle: (the record, unit -> '' when it stayed up past its
-    RestartSec= + fix.settle_sec, else what systemd saw)."""
+    then watch each restarted unit settle; `settled` receives unit -> '' when it stayed up past
+    its RestartSec= + fix.settle_sec, else what systemd saw."""
     settings = settings or FixSettings(state_dir=str(journal.state))
     record = record or journal.start()
     actions = _order([a for r in repairs if r.runnable for a in r.actions])
@@ -59,7 +60,11 @@ def apply_repairs(
         _apply_all(actions, systemd, journal, record, redis)
     restarted = [c["unit"] for c in record.changes[before:] if c["kind"] == Change.RESTART]
     _ledger(settings, restarted, record, journal)
-    return record, settle(systemd(), restarted, settings.settle_sec) if restarted else {}
+    if restarted:
+        watched = settle(systemd(), restarted, settings.settle_sec)
+        if settled is not None:
+            settled.update(watched)
+    return record
 
 
 def _ledger(

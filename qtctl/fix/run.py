@@ -102,8 +102,9 @@ def run_fix(config: Config, options: FixOptions) -> FixOutcome:
         if not options.apply or not any(r.runnable for r in repairs):
             return FixOutcome(tuple(Verified(r, None) for r in repairs), applied=False)
         journal = FixJournal(config.fix.state_dir)
-        record, settled = apply_repairs(
-            repairs, ctx.systemd, journal, redis=ctx.redis, settings=config.fix
+        settled: dict[str, str] = {}
+        record = apply_repairs(
+            repairs, ctx.systemd, journal, redis=ctx.redis, settings=config.fix, settled=settled
         )
     finally:
         ctx.close()
@@ -156,7 +157,7 @@ def _second_pass(
         replanned = {k: r for k, r in again.items() if k in waiting}  # with today's reason
         ready = [r for r in replanned.values() if r.runnable]
         if ready:
-            _, settled = apply_repairs(ready, ctx.systemd, journal, record, settings=config.fix)
+            apply_repairs(ready, ctx.systemd, journal, record, settings=config.fix, settled=settled)
     finally:
         ctx.close()
     return [replanned.get(_key(r), r) for r in repairs], settled
