@@ -136,7 +136,7 @@ def test_path_map_maps_the_deploy_paths(tmp_path: Path) -> None:
         (tmp_path / name).rename(tmp_path / "src" / name)
     code, rows = _findings(tmp_path, "--select", "QT104,QT2")
     assert code == 1
-    assert [r[4] for r in rows] == ["working-directory", "pythonpath"]
+    assert [r[4] for r in rows] == ["working-directory", "pythonpath", "exec-missing"]
     mapped = "/home/qt/quantum_trader/app=src,/home/qt/quantum_trader=."
     assert _findings(tmp_path, "--select", "QT104,QT2", "--path-map", mapped) == (0, [])
 
@@ -180,4 +180,34 @@ def test_systemd_itself_ignores_what_lint_calls_an_unknown_key(tmp_path: Path) -
     assert (res.returncode, res.stdout.splitlines()) == (
         0,
         [f"units/demo-typo.service:3: QT104 {said} (demo-typo.service)", "Found 1 problem."],
+    )
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_an_exec_start_the_checkout_lacks(tmp_path: Path) -> None:
+    """verify on this host (where the deploy path does not exist either) refuses the command;
+    lint says so from the checkout. With the `-` prefix verify says nothing, nor does lint."""
+    (tmp_path / "units").mkdir()
+    body = "[Service]\nExecStart={}/home/qt/quantum_trader/gone.sh\nType=oneshot\n"
+    strict = tmp_path / "units/demo-strict.service"
+    strict.write_text(body.format(""))
+    lenient = tmp_path / "units/demo-lenient.service"
+    lenient.write_text(body.format("-"))
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(strict), str(lenient)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    gone = "/home/qt/quantum_trader/gone.sh"
+    assert (
+        f"demo-strict.service: Command {gone} is not executable: No such file or directory"
+        in verify.stderr
+    )
+    assert "demo-lenient" not in verify.stderr
+    code, rows = _findings(tmp_path, "--select", "QT104")
+    missing = [r for r in rows if r[4] == "exec-missing"]
+    assert (code, missing) == (
+        1,
+        [("QT104", "demo-strict.service", "units/demo-strict.service", 0, "exec-missing")],
     )

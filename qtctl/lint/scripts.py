@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from qtctl.adapters import safe_walk
 from qtctl.diagnosis.exec_targets import SHELLS
@@ -19,8 +20,18 @@ from qtctl.lint.tree import PathMap
 MAX_SCRIPT_BYTES = 50 * 2**20
 
 
-def executed(view: UnitView, paths: PathMap) -> list[tuple[str, bool]]:
-    """(checkout path, run directly) of each ExecStart= script the tree holds."""
+@dataclass(frozen=True)
+class Executed:
+    """An ExecStart= script under a mapped deploy path: where it is in the checkout."""
+
+    deploy: str
+    path: str  # in the checkout ('' when the checkout does not have it)
+    direct: bool  # the program itself (needs +x), not the script an interpreter runs
+
+
+def executed(view: UnitView, paths: PathMap) -> list[Executed]:
+    """The ExecStart= scripts under a mapped path; one the checkout lacks only when its
+    command has no `-` prefix (systemd then fails the unit; with it, it starts anyway)."""
     workdir = working_directory(view.loaded)
     found = []
     for command in view.loaded.commands("ExecStart"):
@@ -32,7 +43,9 @@ def executed(view: UnitView, paths: PathMap) -> list[tuple[str, bool]]:
             script, direct = command.path, True
         mapped = paths.to_tree(script) if script.startswith("/") else ""
         if mapped and os.path.isfile(mapped):
-            found.append((mapped, direct))
+            found.append(Executed(script, mapped, direct))
+        elif mapped and not os.path.lexists(mapped) and "-" not in command.prefixes:
+            found.append(Executed(script, "", direct))
     return found
 
 
@@ -52,8 +65,28 @@ def script_findings(views: list[UnitView], paths: PathMap) -> Iterator[tuple[Fin
     for view in views:
         if is_template(view.name):
             continue
-        for script, direct in executed(view, paths):
-            yield from _script(view.name, script, direct)
+        for target in executed(view, paths):
+            if target.path:
+                yield from _script(view.name, target.path, target.direct)
+            else:
+                yield _missing(view, target)
+
+
+def _missing(view: UnitView, target: Executed) -> tuple[Finding, Location]:
+    message = (
+        f"ExecStart={target.deploy} is not in the checkout: the unit cannot start (203/EXEC)"
+        if target.direct
+        else f"{target.deploy}, the script ExecStart= runs, is not in the checkout"
+    )
+    finding = Finding(
+        "QT104",
+        Severity.ERROR,
+        view.name,
+        message,
+        cause="exec-missing",
+        fix_hint="add the script, or fix the path (lint.path_map)",
+    )
+    return finding, Location(shown_path(view.fragment))
 
 
 def _script(unit: str, script: str, direct: bool) -> Iterator[tuple[Finding, Location]]:
