@@ -16,6 +16,7 @@ from qtctl.engine.rollup import Group, group_incidents, primary_cause, rollup
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 SHOWN_SUBJECTS = 6  # names listed in a rolled-up line before "+N more"
+HEADLINE_FROM = 5  # more findings than this (or any incident): the table opens with a headline
 FOLD_AT = 3  # this many findings with one cause, or consequences of one kind, are rolled up
 INDENT = "        "
 BlockFn = Callable[[Finding, int], str]  # one finding in full: Output's finding block
@@ -46,6 +47,9 @@ def report_lines(report: Report, verbosity: int, block: BlockFn) -> Iterator[str
 
 
 def _headline(incidents: Sequence[Incident], others: Sequence[Finding]) -> Iterator[str]:
+    """Counts and the first fix; a short report without incidents reads fine without it."""
+    if not incidents and len(others) <= HEADLINE_FROM:
+        return
     worst = [f for f in others if f.severity == Severity.ERROR]
     yield (
         f"[bold]{len(incidents)} incident(s)[/], {len(others)} other finding(s)"
