@@ -190,9 +190,17 @@ def test_install_and_demo_leave_the_agent_out_with_the_same_line(
     assert refusal == "qtctl: error: qtctl demo: `unshare` (util-linux) is not installed; " + (
         "run it as root (sudo)"
     )
-    script = "from qtctl.demo.scenario import Demo; d = Demo(); print(d.run.rl_agent, *d.daemons)"
+    # and the box's config, which no longer expects the stream only the agent creates.
+    script = (
+        "import pathlib; from qtctl.demo.scenario import Demo, CONFIG_PATH;"
+        "from qtctl.config import load_config; d = Demo(); print(d.run.rl_agent, *d.daemons);"
+        "pathlib.Path('demo.toml').write_text(d.box.spec.files[CONFIG_PATH]);"
+        "print(*load_config('demo.toml', env={}).streams.expected)"
+    )
     chosen = in_venv(no_torch, "python", "-c", script)
-    assert chosen.stdout.split() == ["False", "qtctl-bridge.service", "qtctl-risk-kernel.service"]
+    daemons, expected = chosen.stdout.splitlines()
+    assert daemons.split() == ["False", "qtctl-bridge.service", "qtctl-risk-kernel.service"]
+    assert "rl_rewards" not in expected.split() and "trade.closed" in expected.split()
 
 
 @pytest.mark.slow

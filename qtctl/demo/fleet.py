@@ -314,7 +314,18 @@ def _script_name(i: int) -> str:
     return f"ops-{('logship', 'backup', 'sync', 'watch')[i % 4]}-{i:02d}"
 
 
-def files() -> dict[str, BoxFile | str | bytes]:
+def config(rl_agent: bool = True) -> str:
+    """The demo's qtctl.toml. Without the RL agent (no torch) nothing creates the stream it
+    reads, so the fleet's stream contract leaves rl_rewards out instead of reporting it missing."""
+    if rl_agent:
+        return CONFIG
+    from qtctl.config import StreamSettings
+
+    kept = ", ".join(f'"{s}"' for s in StreamSettings.expected if s != "rl_rewards")
+    return CONFIG.replace("[streams]\n", f"[streams]\nexpected = [{kept}]\n", 1)
+
+
+def files(rl_agent: bool = True) -> dict[str, BoxFile | str | bytes]:
     """The code tree, the qtctl config, and the user the services run as."""
     tree: dict[str, BoxFile | str | bytes] = {
         f"{ROOT}/ai_engine/__init__.py": "",
@@ -336,7 +347,7 @@ def files() -> dict[str, BoxFile | str | bytes]:
         f"{ROOT}/microservices/rewards/main.py": REWARDS,
         f"{ROOT}/scripts/exit_watch.sh": BoxFile(EXIT_WATCH, 0o755),
         f"{ROOT}/docs/streams.md": "Executions: quantum:stream:trade.execution.result\n",
-        CONFIG_PATH: CONFIG,
+        CONFIG_PATH: config(rl_agent),
         "/etc/passwd": _with_line(
             "/etc/passwd", "qt:x:1500:1500:quantum trader:/home/qt:/usr/sbin/nologin"
         ),
@@ -360,11 +371,11 @@ def symlinks(names: list[str]) -> dict[str, str]:
     return links
 
 
-def demo_spec() -> SandboxSpec:
+def demo_spec(rl_agent: bool = True) -> SandboxSpec:
     """The box: Redis and the whole fleet started at boot."""
     fleet = units()
     names = [n for n in fleet if n != REDIS_UNIT]
-    tree = files()
+    tree = files(rl_agent)
     tree.update({f"{ROOT}/deploy/systemd/{n}": fleet[n] for n in names})  # the repo's copies
     return SandboxSpec(
         units=fleet, files=tree, symlinks=symlinks(names), wants=[REDIS_UNIT, *names]

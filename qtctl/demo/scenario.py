@@ -94,8 +94,8 @@ class Demo:
     def __init__(self, show: Callable[[Step], None] = lambda step: None, width: int = 100) -> None:
         self.show = show
         self.width = width
-        self.box = Sandbox(demo_spec())
         self.run = DemoRun(rl_agent=torch_available())  # the box runs this very interpreter
+        self.box = Sandbox(demo_spec(self.run.rl_agent))
         self.daemons = tuple(d for d in DAEMONS if self.run.rl_agent or d != RL_AGENT_UNIT)
 
     def play(self) -> DemoRun:

@@ -28,6 +28,7 @@ Family = tuple[str, str, list[Sample]]
 def to_prometheus(health: HealthReport) -> str:
     """The whole textfile: HELP and TYPE once per family, then its samples."""
     families = [*_report_families(health), *_unit_families(health), *_stream_families(health)]
+    families += _group_families(health.streams or ())
     out: list[str] = []
     for name, help_text, samples in families:
         out.append(f"# HELP {name} {help_text}")
@@ -93,8 +94,6 @@ def _unit_families(health: HealthReport) -> list[Family]:
 
 def _stream_families(health: HealthReport) -> list[Family]:
     streams = health.streams or ()
-    groups = [(s.name, g) for s in streams for g in s.groups]
-    consumers = [(s.name, group, c) for s in streams for group, c in s.consumers]
     return [
         (
             "qtctl_streams_known",
@@ -117,6 +116,13 @@ def _stream_families(health: HealthReport) -> list[Family]:
             "1 if the stream has an entry to take the age of, else 0.",
             [({"stream": s.name}, bool(id_ms(s.last_id))) for s in streams],
         ),
+    ]
+
+
+def _group_families(streams: tuple[StreamInfo, ...]) -> list[Family]:
+    groups = [(s.name, g) for s in streams for g in s.groups]
+    consumers = [(s.name, group, c) for s in streams for group, c in s.consumers]
+    return [
         (
             "qtctl_stream_group_consumers",
             "Consumers of the group.",
