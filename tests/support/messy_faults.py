@@ -77,35 +77,10 @@ def ghosts(fleet: MessyFleet, services: list[str]) -> None:
 
 def faults(fleet: MessyFleet, services: list[str], rng: random.Random) -> None:
     """The incident, CRLF shell scripts, setup-step failures, a protected unit, a secret."""
-    rel = "microservices/risk_proposal/main.py"
-    incident = fleet.code_file(rel, code.INCIDENT + "\n" + code.SLEEP)
-    name = "quantum-risk-proposal.service"
-    fleet.add(name, unit(f"{PY3} {incident}", restart="on-abnormal"), "deploy/systemd", "failing")
-    fleet.plant("QT101", name, "import-error", "ai_engine.risk_kernel")
-    fleet.plant("QT201", name, "import-error", "ai_engine.risk_kernel")
-    fleet.repairable |= {incident, f"{ETC}/{name}.d"}
+    _incident(fleet)
     _crlf_scripts(fleet, services[17:23])
     main = f"{PY3} {ROOT}/microservices/{folder_of(services[23])}/main.py"
-    log = f"StandardOutput=append:{LOG_DIR}/out.log\n"
-    fleet.add(
-        "quantum-trade-journal.service",
-        unit(main, extra=log, restart="on-abnormal"),
-        "systemd",
-        "failing",
-    )
-    fleet.plant(
-        "QT101", "quantum-trade-journal.service", "log-dir-missing", LOG_DIR, permanent=True
-    )
-    rw = f"ReadWritePaths={RW_DIR}\n"
-    fleet.add(
-        "quantum-feature-cache.service",
-        unit(main, extra=rw, restart="on-abnormal"),
-        "systemd",
-        "failing",
-    )
-    fleet.plant(
-        "QT101", "quantum-feature-cache.service", "namespace-path-missing", RW_DIR, permanent=True
-    )
+    _setup_steps(fleet, main)
     worker = fleet.code_file("microservices/emergency_exit/worker.py", code.SLEEP)
     fleet.add(PROTECTED, unit(f"{PY3} {worker}", restart="no"), "ops/units")
     migrate = fleet.code_file("scripts/migrate.py", code.MIGRATE)
@@ -120,10 +95,32 @@ def faults(fleet: MessyFleet, services: list[str], rng: random.Random) -> None:
         fleet.plant("QT104", backfill, "inline-comment,no-limits", "MemoryMax")
     for svc in services[20:22]:
         drifted = f"quantum-{svc}.service"
-        fleet.units[drifted] = fleet.units[drifted].replace(
-            "RestartSec=2\n", "RestartSec=2\nNice=5\n"
-        )
+        nice = fleet.units[drifted].replace("RestartSec=2\n", "RestartSec=2\nNice=5\n")
+        fleet.units[drifted] = nice
         fleet.plant("QT106", drifted, "drift", "Nice=5")
+
+
+def _incident(fleet: MessyFleet) -> None:
+    """parents[1] puts microservices/ first; its ai_engine/ shadows the real package."""
+    rel = "microservices/risk_proposal/main.py"
+    incident = fleet.code_file(rel, code.INCIDENT + "\n" + code.SLEEP)
+    name = "quantum-risk-proposal.service"
+    fleet.add(name, unit(f"{PY3} {incident}", restart="on-abnormal"), "deploy/systemd", "failing")
+    fleet.plant("QT101", name, "import-error", "ai_engine.risk_kernel")
+    fleet.plant("QT201", name, "import-error", "ai_engine.risk_kernel")
+    fleet.repairable |= {incident, f"{ETC}/{name}.d"}
+
+
+def _setup_steps(fleet: MessyFleet, main: str) -> None:
+    """209/STDOUT and 226/NAMESPACE: a folder systemd needs is missing (a restart cannot cure)."""
+    for name, extra, cause, missing in (
+        ("quantum-trade-journal.service", f"StandardOutput=append:{LOG_DIR}/out.log\n",
+         "log-dir-missing", LOG_DIR),
+        ("quantum-feature-cache.service", f"ReadWritePaths={RW_DIR}\n",
+         "namespace-path-missing", RW_DIR),
+    ):  # fmt: skip
+        fleet.add(name, unit(main, extra=extra, restart="on-abnormal"), "systemd", "failing")
+        fleet.plant("QT101", name, cause, missing, permanent=True)
 
 
 def _crlf_scripts(fleet: MessyFleet, services: list[str]) -> None:
