@@ -8,8 +8,9 @@ PYTHON=${PYTHON:-python3}
 VENV=${QTCTL_VENV:-.venv}
 APT_PACKAGES=(redis-server libsystemd-dev pkg-config gcc)
 # The monitoring tools the report is proven with (tests/test_prometheus_tools.py, test_nagios.py,
-# test_alert_rules.py): node_exporter, promtool (in prometheus), the Monitoring Plugins.
+# test_alert_rules.py): node_exporter, promtool (in prometheus), the Monitoring Plugins, Nagios.
 APT_PACKAGES+=(prometheus-node-exporter prometheus monitoring-plugins-basic monitoring-plugins-common)
+APT_PACKAGES+=(nagios4-core)  # a real Nagios runs the check in tests/test_nagios.py
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
