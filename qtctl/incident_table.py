@@ -26,9 +26,10 @@ def report_lines(report: Report, verbosity: int, block: BlockFn) -> Iterator[str
     """Every line of the table but the skipped and status lines, in order."""
     members = {i for inc in report.incidents for i in inc.members}
     others = [f for i, f in enumerate(report.findings) if i not in members]
-    yield from _headline(report.incidents, others)
+    groups = group_incidents(report.incidents)
+    yield from _headline([inc for group in groups for inc in group], others)
     numbers = itertools.count(1)
-    for same in group_incidents(report.incidents):
+    for same in groups:
         if len(same) == 1 or verbosity > 0:
             for incident in same:
                 yield from _incident(next(numbers), incident, verbosity, block)

@@ -1,5 +1,6 @@
 """Incidents against the real systemd and a real Redis: every planted root is the root of
-exactly one incident, with its consequences under it, and no consequence is left orphaned."""
+exactly one incident, with its consequences under it, and no consequence is left orphaned
+(the test fleet's own roots are checked in the big box of tests/test_rollup.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 import pytest
 
 from qtctl.sandbox import Sandbox
-from tests.support.fleet import fleet_spec
 from tests.support.incident_fleet import (
     CONFIG,
     FEEDS,
@@ -20,7 +20,6 @@ from tests.support.incident_fleet import (
     SEED,
     incident_spec,
 )
-from tests.test_systemd_units import settle
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 RP = "quantum-risk-proposal.service"
@@ -58,39 +57,6 @@ def orphans(doc: dict[str, Any]) -> list[Pair]:
         and f["cause"] in LINKED_CAUSES
         and f["id"] not in members
     ]
-
-
-@pytest.fixture(scope="module")
-def fleet_doc() -> Iterator[dict[str, Any]]:
-    with Sandbox(fleet_spec()).boot(timeout=60) as box:
-        settle(box, timeout=90)  # a busy machine takes longer
-        res = box.qtctl("--format", "json", "doctor")
-        assert res.returncode == 1, res.stderr[-2000:]
-        yield json.loads(res.stdout)
-
-
-def test_the_fleet_s_planted_roots_each_lead_one_incident(fleet_doc: dict[str, Any]) -> None:
-    found = chains(fleet_doc)
-    assert found[("QT201", RP)] == {("QT101", RP)}
-    exit_watch = "quantum-exit-watch.service"
-    assert found[("QT301", exit_watch)] == {("QT101", exit_watch)}
-    bad_user = "quantum-bad-user.service"
-    assert found[("QT104", bad_user)] == {("QT101", bad_user)}
-    hog = "quantum-memory-hog.service"
-    assert found[("QT706", hog)] == {("QT101", hog)}
-    signal = "quantum-signal-loop.service"
-    assert found[("QT104", signal)] == {("QT101", signal)}  # StartLimit*= in [Service]
-    monitor = "quantum-position-monitor.service"
-    assert ("QT104", monitor) in found[("QT102", "quantum-redis.service")]
-    # they fail on 127.0.0.1:6399, not on the fleet's Redis that doctor finds down: no link
-    assert ("QT400", "redis") not in found
-    assert orphans(fleet_doc) == []
-
-
-def test_unrelated_failures_stay_out_of_incidents(fleet_doc: dict[str, Any]) -> None:
-    members = {i for incident in fleet_doc["incidents"] for i in incident["chain"]}
-    loader = [f for f in fleet_doc["findings"] if f["subject"] == "quantum-model-loader.service"]
-    assert loader and not [f for f in loader if f["code"] == "QT101" and f["id"] in members]
 
 
 def _seed(box: Sandbox) -> None:

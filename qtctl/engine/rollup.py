@@ -50,8 +50,10 @@ def incident_shape(incident: Incident) -> tuple[str, ...]:
 
 
 def group_incidents(found: Sequence[Incident]) -> list[list[Incident]]:
-    """Incidents of the same shape together, in the order their first one came."""
-    return _bucket(found, incident_shape)
+    """Incidents of the same shape together: the worst root first, then the most findings
+    involved (60 units failing on one cause come before one unit failing on another)."""
+    groups = _bucket(found, incident_shape)
+    return sorted(groups, key=lambda g: (-g[0].root.severity, -sum(len(i.members) for i in g)))
 
 
 def _bucket(items: Sequence[T], key: Callable[[T], Hashable]) -> list[list[T]]:
