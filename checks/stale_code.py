@@ -27,6 +27,7 @@ from qtctl.errors import QtctlError
 SLACK_SEC = 1.0  # a file written in the second the process started is not newer than it
 MAX_MODULES = 400
 MAX_LISTED = 8
+RUNTIME_UNIT_DIRS = ("/run/",)
 
 STALE_CODE = CodeDoc(
     code="QT107",
@@ -95,6 +96,9 @@ def _files(unit: FleetUnit, service: PythonService | None, roots: Sequence[str])
     """The files whose change the running process does not see."""
     found = [str(unit.props.get("FragmentPath") or "")]
     found += [str(p) for p in unit.props.get("DropInPaths") or []]
+    # generators rewrite /run/systemd/generator* at every daemon-reload, and runtime drop-ins
+    # (set-property --runtime) apply to the running process: neither makes its code stale
+    found = [f for f in found if not f.startswith(RUNTIME_UNIT_DIRS)]
     program = unit.exec_path
     found += [program, *_venv_files(program)]
     found += [a for a in unit.exec_argv[1:] if a.startswith("/") and _under(a, roots)]

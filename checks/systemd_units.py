@@ -118,12 +118,13 @@ def _restart_counts(ctx: CheckContext, units: Sequence[FleetUnit]) -> dict[str, 
     found = {}
     for unit in units:
         times = events.get(unit.name, [])
-        if unit.active_state == "failed" or _settled(unit, times, now):
+        if unit.active_state == "failed":
             continue
         recent = sum(t >= (now - LOOP_WINDOW_SEC) * 1e6 for t in times)
         window = sum(t >= (now - settings.flap_window_sec) * 1e6 for t in times)
         looping = unit.sub_state == "auto-restart" or recent >= LOOP_RESTARTS
-        if looping or window >= settings.restart_warn:
+        # only now its properties: reading them for every healthy unit costs a D-Bus round
+        if (looping or window >= settings.restart_warn) and not _settled(unit, times, now):
             found[unit.name] = (recent if looping else 0, window)
     return found
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ FAILURE_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"  # "Failed with result 'X'."
 PROCESS_EXIT = "98e322203f7a4ed290d09fe03c09fe15"  # "Main process exited": EXIT_CODE/STATUS
 MAX_RUNS_SCANNED = 500
 RUNS_READ = 5
+OLDER_RUN_LINES = 40
 LOCAL_ONLY = 1
 MAX_FIELD = 4096  # bytes kept of any field: binary junk or megabyte lines stay bounded
 MAX_EVENT_SCAN = 200_000
@@ -105,9 +106,12 @@ class Journal:
         found.reverse()
         return found
 
-    def failed_runs(self, unit: str, limit: int = MAX_RUNS_SCANNED) -> RunHistory:
+    def failed_runs(
+        self, unit: str, limit: int = MAX_RUNS_SCANNED, tail: Sequence[Entry] = ()
+    ) -> RunHistory:
         """The unit's newest `limit` failed invocations, newest first, with the main process's
-        exit (when systemd logged it); the lines of the newest RUNS_READ of them."""
+        exit (when systemd logged it); the lines of the newest RUNS_READ of them (the newest
+        run's from `tail`, the unit's newest lines, when they hold it)."""
         self._match_all(
             [f"UNIT={unit}"], [f"MESSAGE_ID={FAILURE_RESULT}", f"MESSAGE_ID={PROCESS_EXIT}"]
         )
@@ -132,12 +136,19 @@ class Journal:
                 )
         ordered = sorted(runs.values(), key=lambda r: -r.usec)
         return RunHistory(
-            tuple(self._with_exit(r, exits, i) for i, r in enumerate(ordered)), capped
+            tuple(self._with_exit(r, exits, i, tail) for i, r in enumerate(ordered)), capped
         )
 
-    def _with_exit(self, run: Run, exits: dict[str, tuple[str, int]], index: int) -> Run:
+    def _with_exit(
+        self, run: Run, exits: dict[str, tuple[str, int]], index: int, tail: Sequence[Entry]
+    ) -> Run:
         code, status = exits.get(run.invocation, ("", 0))
-        lines = tuple(self.invocation_lines(run.invocation)) if index < RUNS_READ else ()
+        lines: tuple[Entry, ...] = ()
+        if index == 0:  # the evidence: its lines are usually the tail already read
+            lines = tuple(e for e in tail if e.invocation == run.invocation)
+            lines = lines or tuple(self.invocation_lines(run.invocation))
+        elif index < RUNS_READ:  # the older runs only need their last lines
+            lines = tuple(self.invocation_lines(run.invocation, OLDER_RUN_LINES))
         return Run(run.invocation, run.usec, run.result, code, status, lines)
 
     def invocation_lines(self, invocation: str, limit: int = 200) -> list[Entry]:
@@ -270,9 +281,13 @@ def read_units(
             entries = journal.tail(unit, since, per_unit)
             batch.entries_read += len(entries)
             batch.by_unit[unit] = deque(entries, maxlen=per_unit)
-            batch.runs[unit] = journal.failed_runs(unit)
+            history = journal.failed_runs(unit, tail=entries)
+            batch.runs[unit] = history
             invocation = (current or {}).get(unit, "")
-            batch.current[unit] = tuple(journal.invocation_lines(invocation, per_unit))
+            if history.runs and history.runs[0].invocation == invocation:
+                batch.current[unit] = history.runs[0].lines  # the same run: read once
+            else:
+                batch.current[unit] = tuple(journal.invocation_lines(invocation, per_unit))
         for unit, (since, until) in (oom_windows or {}).items():
             if journal.oom_kills(since, until).get(unit):
                 batch.oom_units[unit] += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +33,16 @@ SERVICE_PROPERTIES: dict[str, bytes] = {
     "ExecStart": b"a(sasbttttuii)",
     "Environment": b"as",
     "EnvironmentFiles": b"a(sb)",
-    # the setup steps and control processes, to name what a failed start is missing
-    "ExecMainPID": b"u",
     "RestartUSec": b"t",
+    "WorkingDirectory": b"s",
+}
+# Read only when asked for (a Get each, once): what a failed start's setup steps needed.
+SETUP_PROPERTIES: dict[str, bytes] = {
+    "ExecMainPID": b"u",
     "ExecStartPre": b"a(sasbttttuii)",
     "ExecStartPost": b"a(sasbttttuii)",
-    "WorkingDirectory": b"s",
     "StandardOutput": b"s",
-    "StandardOutputFileDescriptorName": b"s",  # the path of file:/append:/truncate:
+    "StandardOutputFileDescriptorName": b"s",  # empty for append:/file: in systemd 252
     "StandardError": b"s",
     "StandardErrorFileDescriptorName": b"s",
     "ReadWritePaths": b"as",
@@ -149,17 +153,23 @@ class SystemdAdapter:
         props = self._get_all(object_path, b"org.freedesktop.systemd1.Unit")
         if service:
             for name, signature in SERVICE_PROPERTIES.items():
-                value = self.bus.get_property(
-                    b"org.freedesktop.systemd1",
-                    object_path,
-                    b"org.freedesktop.systemd1.Service",
-                    name.encode(),
-                    signature,
+                props[name] = self._service_property(object_path, name, signature)
+            for name, signature in SETUP_PROPERTIES.items():
+                props.defer(
+                    name, functools.partial(self._service_property, object_path, name, signature)
                 )
-                props[name] = value
         return props
 
-    def _get_all(self, object_path: bytes, interface: bytes) -> dict[str, Any]:
+    def _service_property(self, object_path: bytes, name: str, signature: bytes) -> Any:
+        return self.bus.get_property(
+            b"org.freedesktop.systemd1",
+            object_path,
+            b"org.freedesktop.systemd1.Service",
+            name.encode(),
+            signature,
+        )
+
+    def _get_all(self, object_path: bytes, interface: bytes) -> LazyProps:
         body = self._call(
             object_path, b"org.freedesktop.DBus.Properties", b"GetAll", b"s", interface
         )
@@ -217,30 +227,41 @@ class LazyProps(dict[str, Any]):
     def __init__(self, raw: dict[bytes, Any]) -> None:
         super().__init__()
         self._raw = {_s(key): value for key, value in raw.items()}
+        self._deferred: dict[str, Callable[[], Any]] = {}
+
+    def defer(self, key: str, fetch: Callable[[], Any]) -> None:
+        """A property fetched (once) when it is first read."""
+        if key not in self._raw:
+            self._deferred[key] = fetch
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._raw[key] = value
+        self._deferred.pop(key, None)
         super().pop(key, None)
 
     def __getitem__(self, key: str) -> Any:
+        if key in self._deferred:
+            self._raw[key] = self._deferred.pop(key)()
         if not super().__contains__(key):
             super().__setitem__(key, _decode(self._raw[key]))
         return super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self._raw else default
+        if key in self:  # a deferred property is fetched here, not by `in`
+            return self[key]
+        return default
 
     def __contains__(self, key: object) -> bool:
-        return key in self._raw
+        return key in self._raw or key in self._deferred
 
     def __iter__(self) -> Any:
-        return iter(self._raw)
+        return iter([*self._raw, *self._deferred])
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._raw) + len(self._deferred)
 
     def keys(self) -> Any:
-        return self._raw.keys()
+        return [*self._raw, *self._deferred]
 
 
 def _s(value: Any) -> str:

@@ -62,7 +62,7 @@ def _dependencies(ctx: CheckContext, down: Sequence[FleetUnit], failed_too: bool
             if row.load_state == "not-found":
                 provider = provider_of(ctx, dep)
                 found.append(HeldDown(unit, "dependency-missing", directive, dep, provider))
-            elif failed_too and row.active_state == "failed":
+            elif failed_too and row.active_state == "failed" and _never_active(unit):
                 found.append(HeldDown(unit, "dependency-down", directive, dep))
     return found
 
@@ -95,7 +95,15 @@ def _core(name: str, patterns: Iterable[str]) -> str:
 def _should_run(unit: FleetUnit) -> bool:
     if unit.load_state != "loaded" or unit.active_state != "inactive":
         return False
+    if unit.props.get("Type") == "oneshot" and unit.props.get("ExecMainStartTimestamp"):
+        return False  # it ran and is done: inactive is its healthy state
     return unit.file_state in SHOULD_RUN or bool(unit.props.get("WantedBy"))
+
+
+def _never_active(unit: FleetUnit) -> bool:
+    """Its start job failed on the dependency ("Dependency failed for"): it never became active
+    this boot. A unit that ran and was stopped since is an operator's choice, not this."""
+    return not unit.props.get("ActiveEnterTimestamp")
 
 
 def _required(unit: FleetUnit) -> list[tuple[str, str]]:

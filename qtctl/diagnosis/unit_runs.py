@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import Entry, JournalBatch, Run
@@ -53,7 +54,7 @@ def _merged(first: list[Entry], second: list[Entry]) -> list[Entry]:
 def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Cause:
     """The cause of the unit's last failure, from that run's own evidence."""
     oom = batch.oom_units.get(unit.name, 0) > 0
-    props = {**unit.props, **_output_files(unit)}
+    props = Overlay(_output_files(unit), unit.props)  # deferred properties stay unread
     return classify(props, evidence_lines(unit, batch), exec_probe(unit), oom, roots)
 
 
@@ -113,14 +114,30 @@ def summary(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> str:
     history = batch.runs.get(unit.name)
     if not history or len(history.runs) < 2:
         return ""
-    count = f"{len(history.runs)}{'+' if history.capped else ''}"
     since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(history.runs[-1].usec / 1e6))
     kinds = Counter(c.underlying or c.kind for c in run_causes(unit, batch, roots))
-    head = f"failed {count} times since {since}"
+    head = f"failed {len(history.runs):,} times since {since}"
+    head += " (and more before: only the newest are read)" if history.capped else ""
     if len(kinds) == 1:
         return f"{head}, the last {sum(kinds.values())} always {next(iter(kinds))}"
     listed = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
     return f"{head}; {len(kinds)} different causes in the last {sum(kinds.values())}: {listed}"
+
+
+class Overlay(Mapping[str, Any]):
+    """`top` over `base`, reading `base` only key by key (its deferred properties stay unread)."""
+
+    def __init__(self, top: Mapping[str, Any], base: Mapping[str, Any]) -> None:
+        self.top, self.base = top, base
+
+    def __getitem__(self, key: str) -> Any:
+        return self.top[key] if key in self.top else self.base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.base.keys()), **dict.fromkeys(self.top)})
+
+    def __len__(self) -> int:
+        return len(set(self.base.keys()) | set(self.top))
 
 
 def _props_of(unit: FleetUnit, run: Run) -> dict[str, object]:
