@@ -211,3 +211,32 @@ def test_an_exec_start_the_checkout_lacks(tmp_path: Path) -> None:
         1,
         [("QT104", "demo-strict.service", "units/demo-strict.service", 0, "exec-missing")],
     )
+
+
+def test_what_git_ignores_is_not_linted(tmp_path: Path) -> None:
+    """A build cache under an ignored folder (a vendored systemd source tree, say) is not the
+    fleet's code; the same files outside git are linted."""
+    write_checkout(tmp_path, broken=False)
+    cache = tmp_path / ".cache/vendor"
+    cache.mkdir(parents=True)
+    (cache / "broken.service").write_text("Description=no section\n")
+    (cache / "crlf.sh").write_bytes(b"echo\r\n")
+    (tmp_path / ".gitignore").write_text(".cache/\n")
+    before = _findings(tmp_path)
+    assert [r[4] for r in before[1]] == ["syntax", "load-error", "crlf-sources"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert _findings(tmp_path) == (0, [])
+    named = _findings(tmp_path, ".cache/vendor/crlf.sh")  # named: linted all the same
+    assert [r[4] for r in named[1]] == ["crlf-sources"]
+
+
+def test_sys_path_words_in_strings_are_no_hack(tmp_path: Path) -> None:
+    write_checkout(tmp_path, broken=False)
+    (tmp_path / "docs.py").write_text(
+        '"""Never write sys.path.insert(0, os.path.dirname(__file__)) here."""\n'
+        "import os\nimport sys\n"
+        "HINT = 'sys.path.append(__file__)'\n"
+        "sys.path.insert(\n    0, os.path.dirname(__file__)\n)\n"
+    )
+    code, rows = _findings(tmp_path, "--select", "QT202")
+    assert (code, [(r[2], r[3]) for r in rows]) == (0, [("docs.py", 5)])

@@ -3,6 +3,8 @@ sys.path change relative to `__file__` or to a hard-coded path the checkout does
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 from collections.abc import Iterator, Sequence
 
@@ -17,6 +19,7 @@ from qtctl.diagnosis.code_scan import (
     scan,
 )
 from qtctl.diagnosis.line_endings import BINARY_PROBE, classify
+from qtctl.diagnosis.python_source import parse
 from qtctl.engine.findings import Finding, Severity
 from qtctl.formats.model import Location, shown_path
 from qtctl.lint.tree import PathMap
@@ -56,14 +59,15 @@ def source_findings(
         if item.path not in already:
             yield _crlf(item)
     for line in scan.sys_path:
-        cause = _hack(line.text, paths)
+        call = _call_text(line)
+        cause = _hack(call, paths) if call else ""
         if cause:
             where = shown_path(line.path)
             finding = Finding(
                 "QT202",
                 Severity.WARNING,
                 where,
-                f"{cause}: {line.text}",
+                f"{cause}: {call}",
                 cause=cause,
                 fix_hint=SUGGESTION,
             )
@@ -100,6 +104,33 @@ def _crlf(item: FileEndings) -> tuple[Finding, Location]:
         fix_hint="convert to LF and add `* text=auto eol=lf` to .gitattributes",
     )
     return finding, Location(where)
+
+
+def _call_text(line: SysPathLine) -> str:
+    """The whole `sys.path.insert/append(...)` call starting on the line (it may span lines),
+    or '' when the line only has the words (a string, a docstring); a file Python cannot
+    parse keeps what the text search found."""
+    tree, source = parse(line.path)
+    if tree is None:
+        return line.text
+    return _calls(tree, source).get(line.line, "")
+
+
+@functools.lru_cache(maxsize=256)
+def _calls(tree: ast.Module, source: str) -> dict[int, str]:
+    calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _sys_path_call(n.func))
+    return {c.lineno: " ".join((ast.get_source_segment(source, c) or "").split()) for c in calls}
+
+
+def _sys_path_call(func: ast.expr) -> bool:
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in ("insert", "append")
+        and isinstance(func.value, ast.Attribute)
+        and func.value.attr == "path"
+        and isinstance(func.value.value, ast.Name)
+        and func.value.value.id == "sys"
+    )
 
 
 def _hack(text: str, paths: PathMap) -> str:
