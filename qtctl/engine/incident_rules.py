@@ -4,9 +4,8 @@ the two (a pair of ref kinds whose names must be equal).
 A rule `Rule(name, root, consequence, tie)` links finding A to finding B when A's code is in
 `root.codes` (and its cause is in `root.causes`, if given), B likewise for `consequence`, and
 some ref of A of kind `tie.root` names the same thing as some ref of B of kind
-`tie.consequence`. A `wildcard` tie also links a consequence that carries no ref of its kind
-at all (a unit that names no Redis uses the fleet's). Rules only ever point from a lower
-`rank` to a higher one, so the links cannot form a cycle (checked by `tests/test_incidents.py`).
+`tie.consequence`. Rules only ever point from a lower `RANK` to a higher one, so the links
+cannot form a cycle (checked by `tests/test_incidents.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ class Tie:
 
     root: str
     consequence: str
-    wildcard: bool = False
     says: str = ""
 
 
@@ -129,8 +127,7 @@ def rules_markdown() -> str:
     for rule in RULES:
         rows.append(
             f"| `{rule.name}` | {_side(rule.root)} | {_side(rule.consequence)} | "
-            f"{rule.tie.says} (`{rule.tie.root}` = `{rule.tie.consequence}`"
-            f"{', or none' if rule.tie.wildcard else ''}) | {rule.says} |"
+            f"{rule.tie.says} (`{rule.tie.root}` = `{rule.tie.consequence}`) | {rule.says} |"
         )
     return "\n".join(rows) + "\n"
 

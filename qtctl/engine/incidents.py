@@ -86,20 +86,15 @@ def find_links(findings: Sequence[Finding]) -> list[Link]:
     links = []
     for rule in RULES:
         index: dict[str, list[int]] = defaultdict(list)
-        bare: list[int] = []
         for j, f in enumerate(findings):
             if rule.consequence.takes(f.code, f.cause):
-                names = [r.name for r in evidence[j] if r.kind == rule.tie.consequence]
-                for name in names:
-                    index[name].append(j)
-                if not names and rule.tie.wildcard:
-                    bare.append(j)
+                for ref in evidence[j]:
+                    if ref.kind == rule.tie.consequence:
+                        index[ref.name].append(j)
         for i, f in enumerate(findings):
-            if not rule.root.takes(f.code, f.cause):
-                continue
-            hits = [j for r in evidence[i] if r.kind == rule.tie.root for j in index[r.name]]
-            hits += bare if any(r.kind == rule.tie.root for r in evidence[i]) else []
-            links += [Link(i, j, rule) for j in sorted(set(hits)) if j != i]
+            if rule.root.takes(f.code, f.cause):
+                hits = {j for r in evidence[i] if r.kind == rule.tie.root for j in index[r.name]}
+                links += [Link(i, j, rule) for j in sorted(hits) if j != i]
     return links
 
 
