@@ -66,11 +66,24 @@ def _plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> 
             f"{still[0].cause})"
         )
         return _source_patch(finding, planning, service, why, failing)
+    return _drop_in(finding, planning, service, pythonpath, failing)
+
+
+def _drop_in(
+    finding: Finding,
+    planning: Planning,
+    service: PythonService,
+    pythonpath: str,
+    failing: list[ImportProblem],
+) -> Repair:
+    """The PYTHONPATH drop-in, held without the unit's own failure as evidence or when the new
+    path would move, lose or shadow an import."""
     path = f"/etc/systemd/system/{service.unit}.d/{PYTHON_DROP_IN}"
     content = f'[Service]\nEnvironment="PYTHONPATH={pythonpath}"\n'
     actions = (WriteDropIn(path, content), DaemonReload())
     held, rule = _no_evidence(planning, service, failing)
     if not held:
+        roots = list(planning.ctx.config.fleet.code_roots)
         hurt = harm(service, roots, Change(env={**service.env, "PYTHONPATH": pythonpath}))
         held, rule = (f"the drop-in would do harm: {hurt}", "harm") if hurt else ("", "")
     return Repair(finding, actions, held=held, rule=rule)
