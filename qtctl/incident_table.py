@@ -69,8 +69,7 @@ def _incident(number: int, incident: Incident, verbosity: int, block: BlockFn) -
     for kind in by_kind:
         if verbosity > 0:
             yield from (
-                f"  [dim]└─ caused by {escape(incident.root.code)}:[/]\n" + block(f, verbosity)
-                for f in kind
+                f"  [dim]└─ {escape(_why(incident, f))}:[/]\n" + block(f, verbosity) for f in kind
             )
         elif len(kind) >= FOLD_AT:
             yield (
@@ -83,6 +82,16 @@ def _incident(number: int, incident: Incident, verbosity: int, block: BlockFn) -
             )
     if incident.fix != incident.root.fix_hint:
         yield f"  [bold]fix first:[/] {escape(incident.fix)}"
+
+
+def _why(incident: Incident, effect: Finding) -> str:
+    """`QT301 -> QT101 (crlf-breaks-script): the script's CRLF line endings stop it ...`."""
+    members = dict(zip(incident.members, (incident.root, *incident.consequences), strict=True))
+    for link in incident.links:
+        if members[link.effect] is effect:
+            cause = members[link.cause]
+            return f"{cause.code} -> {effect.code} ({link.rule.name}): {link.rule.says}"
+    return "caused by the root"
 
 
 def _incident_group(number: int, same: Sequence[Incident]) -> Iterator[str]:
