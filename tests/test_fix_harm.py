@@ -55,7 +55,7 @@ FILES: dict[str, BoxFile | str] = {
     f"{MS}/risk/main.py": INCIDENT + RUNS,
     f"{MS}/risk_shared/main.py": INCIDENT + RUNS,
     f"{MS}/sleeper/main.py": SLEEPER,
-    f"{MS}/nomodule/main.py": "import quantum_nowhere_module\n",
+    f"{MS}/nomodule/main.py": "import quantum_nowhere_module\n" + "import time\n" + RUNS,
     f"{MS}/flaky/main.py": REDIS + NOTIFY + "time.sleep(1)\nraise SystemExit(3)\n",
     f"{MS}/steady/main.py": REDIS + RUNS,
 }
@@ -211,6 +211,11 @@ def test_restarts_a_set_up_step_fails_again_are_not_attempted(box: Sandbox) -> N
     nomodule = plan["QT101 quantum-harm-nomodule.service"]
     assert nomodule["result"] == "held" and "quantum_nowhere_module" in nomodule["held"]
     assert {u: invocation(box, u) for u in before} == before  # not one restart
+    # the operator installs the missing module: now it resolves, and the restart is no longer
+    # pointless
+    box.write(f"{MS}/nomodule/quantum_nowhere_module.py", "")
+    _, again = fix(box, "quantum-harm-nomodule.service", "--apply", "--unsafe")
+    assert again["QT101 quantum-harm-nomodule.service"]["result"] == "fixed"
 
 
 def test_fixed_only_when_the_unit_stays_up(box: Sandbox) -> None:

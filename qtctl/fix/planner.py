@@ -76,12 +76,11 @@ def plan(
     findings: Sequence[Finding],
     ctx: CheckContext,
     options: FixOptions,
-    repaired: frozenset[str] = frozenset(),
     done: int = 0,
 ) -> list[Repair]:
     """A repair for every fixable finding, in report order; with Redis down its unit's restart
     comes first and what needs Redis waits; restarts beyond the budget or the rate limit are
-    held. `repaired`: units whose imports this run already repaired; `done`: restarts it did."""
+    held. `done`: the restarts this run already did."""
     fixable = [f for f in findings if f.fixable and f.code in PLANNERS]
     redis_down = next((f for f in findings if f.code == REDIS_DOWN), None)
     if not fixable and redis_down is None:
@@ -92,7 +91,7 @@ def plan(
         units = {}  # file repairs still plan; unit repairs say the unit is not reachable
     live = live_mode(ctx.config, units.values())
     restarts = FixJournal(ctx.config.fix.state_dir).last_restarts()
-    planning = Planning(ctx, options, units, live, restarts, tuple(findings), repaired)
+    planning = Planning(ctx, options, units, live, restarts, tuple(findings))
     repairs = [plan_one(f, planning) for f in fixable]
     if redis_down is not None:
         repairs = redis_first(redis_down, repairs, planning)

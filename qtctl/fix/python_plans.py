@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from qtctl.config import Config
 from qtctl.diagnosis.fleet import FleetUnit
-from qtctl.diagnosis.imports import ImportProblem, analyse, candidates
+from qtctl.diagnosis.imports import ImportProblem, analyse, candidates, resolve
 from qtctl.diagnosis.python_units import PythonService, python_services
 from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import Finding
@@ -100,6 +100,16 @@ def imports_still_fail(unit: FleetUnit, config: Config) -> str:
     if failing:
         return f"root cause first: {failing[0].module or 'start-up'}: {failing[0].cause}"
     return ""
+
+
+def still_unresolved(unit: FleetUnit, modules: Sequence[str], config: Config) -> list[str] | None:
+    """Which of `modules` the unit's sys.path (as it would start now) still cannot import; None
+    when it is no Python service qtctl can analyse."""
+    service = _python_service(unit.name, [unit.name])
+    if service is None:
+        return None
+    path = [e.path for e in analyse(service, list(config.fleet.code_roots)).path]
+    return [m for m in modules if resolve(m, path).failed_part]
 
 
 def _source_patch(

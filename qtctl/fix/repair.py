@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qtctl.diagnosis.fleet import FleetUnit
 from qtctl.engine.context import CheckContext
@@ -39,7 +39,6 @@ class Planning:
     live: str
     restarts: dict[str, float]
     findings: tuple[Finding, ...] = ()  # every finding of this run: the evidence of a failure
-    repaired: frozenset[str] = field(default_factory=frozenset)  # units import-repaired now
 
     def failing_finding(self, unit: str) -> Finding | None:
         """The QT101/QT103 finding of `unit` in this run, if any."""

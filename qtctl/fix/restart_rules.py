@@ -8,6 +8,7 @@ exactly, never echoed beyond the module name it proves).
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import re
@@ -18,6 +19,7 @@ from qtctl.diagnosis.fleet import FleetUnit, exec_probe
 from qtctl.engine.context import CheckContext
 from qtctl.errors import AdapterUnavailable
 
+log = logging.getLogger(__name__)
 MODULE_NOT_FOUND = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z_][\w.]*)'")
 FAILING_STATES = frozenset({"failed"})
 LOOPING_SUBSTATES = frozenset({"auto-restart"})
@@ -38,7 +40,8 @@ def failed_run_lines(ctx: CheckContext, unit: FleetUnit) -> list[str]:
             entries = journal.tail(unit.name, since, MAX_LINES)
         finally:
             journal.close()
-    except AdapterUnavailable:
+    except AdapterUnavailable as exc:
+        log.warning("fix: the journal of %s cannot be read: %s", unit.name, exc.reason)
         return []
     own = [e.message for e in entries if unit.invocation and e.invocation == unit.invocation]
     return own or [e.message for e in entries]

@@ -21,7 +21,6 @@ from qtctl.fix.undo import undo
 
 SCHEMA = "qtctl.fix/1"
 ROOT_CAUSE_HOLD = "root cause first"
-IMPORT_CODES = ("QT201",)  # repairs that make a unit's imports resolve
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,6 @@ def _second_pass(
     waiting = {_key(r): r.finding.cause for r in repairs if r.held.startswith(ROOT_CAUSE_HOLD)}
     if not waiting:
         return repairs, {}
-    repaired = frozenset(
-        r.finding.subject for r in repairs if r.runnable and r.finding.code in IMPORT_CODES
-    )
     done = sum(1 for c in record.changes if c["kind"] == Change.RESTART)
     ctx = CheckContext(config)
     settled: dict[str, str] = {}
@@ -153,7 +149,7 @@ def _second_pass(
             else f
             for f in run_doctor(config, ctx=ctx).findings
         ]
-        again = {_key(r): r for r in plan(findings, ctx, options, repaired, done)}
+        again = {_key(r): r for r in plan(findings, ctx, options, done=done)}
         replanned = {k: r for k, r in again.items() if k in waiting}  # with today's reason
         ready = [r for r in replanned.values() if r.runnable]
         if ready:

@@ -30,7 +30,7 @@ from qtctl.fix.policy import (
     never_restart,
     restart_permission,
 )
-from qtctl.fix.python_plans import imports_still_fail
+from qtctl.fix.python_plans import imports_still_fail, still_unresolved
 from qtctl.fix.repair import Planning, Repair
 from qtctl.fix.restart_rules import (
     blocking_dependency,
@@ -87,16 +87,22 @@ RULES = (
 
 
 def _module_still_missing(unit: FleetUnit, planning: Planning) -> str:
-    """Its failed run says `No module named X` and no import repair ran for it in this run:
-    the same restart fails the same way (unless the operator names it: they fixed it)."""
-    if unit.name in planning.repaired or named(unit, planning.options):
+    """Its failed run says `No module named X` and X still does not resolve on the sys.path it
+    would start with: the same restart fails the same way. Held as a root cause, so that a
+    QT201 repair in this run lets the second pass restart it; the operator may vouch (--only)."""
+    if named(unit, planning.options):
         return ""
     missing = sorted(missing_modules(failed_run_lines(planning.ctx, unit)))
     if not missing:
         return ""
+    unresolved = still_unresolved(unit, missing, planning.ctx.config)
+    if unresolved == []:
+        return ""  # it resolves now: the module was installed or the path repaired
+    what = unresolved[0] if unresolved else missing[0]
     return (
-        f"root cause first: its failed run says No module named {missing[0]!r}; restarted only "
-        "after this run repairs that import (QT201), or name it with --only once you fixed it"
+        f"root cause first: its failed run says No module named {what!r}, which "
+        f"{'still does not resolve' if unresolved else 'qtctl cannot check'}: a restart fails "
+        "the same way until an import repair (QT201) or you fix it (then name it: --only)"
     )
 
 
