@@ -184,6 +184,13 @@ def pre(status: int, key: str = "ExecStartPre") -> dict[str, object]:
             "likely at /srv/code/microservices/x/main.py",
         ),
         (
+            props(status=2),
+            ["python3: can't open file '/srv/code/microservices/x/main.py\r': [Errno 2] No such"],
+            "bad-interpreter",
+            "",
+            "the file name ends in \\r",
+        ),
+        (
             props(ProtectSystem="strict"),
             [*TRACE, "OSError: [Errno 30] Read-only file system: '/var/lib/q/state'"],
             "sandbox-denied",

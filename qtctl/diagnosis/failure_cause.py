@@ -186,6 +186,12 @@ def _script_missing(lines: Sequence[str], roots: Sequence[str], exists: Exists) 
     if not match:
         return None
     path = match.group(1)
+    if path.endswith(("\r", "\\r")):  # a CRLF wrapper passed `main.py\r`: not a ghost path
+        shown = path.removesuffix("\\r").removesuffix("\r")
+        return Cause(
+            "bad-interpreter",
+            f"a CRLF line passed '{shown}\\r' to python: the file name ends in \\r",
+        )
     likely = likely_location(path, roots, exists)
     where = f"; likely at {likely}" if likely else ""
     return Cause("script-missing", f"script {path} does not exist{where}", path, likely)
