@@ -257,8 +257,15 @@ def test_a_requires_of_a_missing_unit_holds_the_unit_down(box: Sandbox) -> None:
     refused = box.systemctl("start", name)
     assert refused.returncode == 5
     assert "Unit quantum-redis.service not found." in refused.stderr
-    shown = box.systemctl("show", "-p", "ActiveState,Result", name, "quantum-redis.service")
-    assert "ActiveState=inactive" in shown.stdout and "LoadState" not in shown.stdout
+    # the refusal queues no job and logs nothing: the unit is just inactive, Result=success
+    shown = box.systemctl("show", "-p", "LoadState,ActiveState,Result", name)
+    assert sorted(shown.stdout.split()) == [
+        "ActiveState=inactive",
+        "LoadState=loaded",
+        "Result=success",
+    ]
+    missing = box.systemctl("show", "-p", "LoadState,ActiveState", "quantum-redis.service")
+    assert sorted(missing.stdout.split()) == ["ActiveState=inactive", "LoadState=not-found"]
     finding = doctor(box)[name]
     assert (finding["code"], finding["cause"]) == ("QT108", "dependency-missing")
     assert "Requires=quantum-redis.service, which does not exist" in str(finding["message"])
