@@ -22,6 +22,7 @@ BENCHMARKS = (
     "resp_ab",
     "resp_pieces",
     "rl_agent",
+    "rl_models",
     "service_checks",
     "messy_fleet",
     "incidents",

@@ -35,6 +35,9 @@ class RlSettings:
         "confidence:0.2,0.4,0.6,0.8",
         "volatility:0.005,0.01,0.015,0.02,0.03",
     )
+    scale_field: str = "volatility"  # returns are modelled in units of it when they scale so
+    linear: tuple[str, ...] = ("confidence",)  # binned fields with a linear term (t-tested)
+    caution: float = field(default=0.25, metadata={"min": 0, "max": 10})  # se charged per unit
     extra_features: tuple[str, ...] = ()  # more numeric request fields kept with a decision
     min_trades: int = field(default=20, metadata={"min": 1})  # evidence before leaving 1.0
     explore: float = field(default=0.0, metadata={"min": 0, "max": 1})  # uniform draws

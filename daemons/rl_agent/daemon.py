@@ -50,7 +50,20 @@ def build_model(config: Config) -> SizeModel:
         bins = parse_bins(s.bins)
     except ValueError as exc:
         raise FatalDaemonError(str(exc)) from None
-    return SizeModel(bins, actions, s.risk_aversion, s.cost_bps / 10_000, s.min_trades)
+    fields = {b.field for b in bins}
+    unknown = [f for f in (s.scale_field, *s.linear) if f and f not in fields]
+    if unknown:  # the defaults name confidence and volatility: custom bins may lack them
+        log.warning("rl.scale_field/rl.linear: %s not in rl.bins, not used", ", ".join(unknown))
+    return SizeModel(
+        bins,
+        actions,
+        s.risk_aversion,
+        s.cost_bps / 10_000,
+        s.min_trades,
+        s.scale_field,
+        s.linear,
+        s.caution,
+    )
 
 
 class RlAgent:

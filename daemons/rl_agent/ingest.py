@@ -173,7 +173,8 @@ class Learner:
         s = self.settings
         ids = [e.trade_id for _, e in valid]
         seen: Any = client.smismember(s.seen_key, ids) if ids else []
-        cells, rets = [], []
+        contexts: list[dict[str, float]] = []
+        rets: list[float] = []
         for (entry_id, exp), known in zip(valid, seen, strict=True):
             if known or exp.trade_id in self.ledger.fresh:
                 self.ledger.reject(stream, entry_id, Rejected("duplicate", f"trade {exp.trade_id}"))
@@ -190,11 +191,11 @@ class Learner:
                     self.model.utility_of(1.0, exp.ret),
                 )
             )
-            cells.append(self.model.cell(exp.context))
+            contexts.append(exp.context)
             rets.append(exp.ret)
             self.closes[exp.symbol] = (exp.context, f"{stream} {entry_id}")
         del self.recent[:-1000]
-        self.model.learn(cells, rets)
+        self.model.learn(contexts, rets)
         return len(rets)
 
 

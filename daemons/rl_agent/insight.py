@@ -65,7 +65,7 @@ def evaluate(
     if len(held) < 2:
         return {**out, "error": "fewer than 2 held-out decisions joined to a closed trade"}
     model = build_model(config)
-    model.learn([model.cell(r.context) for r in fit], [r.ret for r in fit])
+    model.learn([r.context for r in fit], [r.ret for r in fit])
     target = _target(model, policy)
     if target is None:
         return {**out, "error": f"--policy {policy!r}: use learned or constant:MULTIPLIER"}
