@@ -20,6 +20,7 @@ from qtctl.diagnosis.env_files import (
     readable_by,
     secret_digests,
 )
+from qtctl.diagnosis.fleet import loaded_units
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import EnvFileFacts
@@ -65,7 +66,7 @@ ENV_FILES = CodeDoc(
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """Missing files per unit, then each file's mode, readability, syntax; then duplicates."""
     settings = ctx.config.services
-    uses = env_uses(ctx.config.fleet.units)
+    uses = env_uses(ctx.config.fleet.units, loaded_units(ctx))
     for use in uses:
         if not use.optional and not os.path.exists(use.path):
             yield Finding(

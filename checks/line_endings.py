@@ -16,6 +16,7 @@ from qtctl.diagnosis.exec_targets import (
     shebang,
     working_directories,
 )
+from qtctl.diagnosis.fleet import loaded_units
 from qtctl.diagnosis.line_endings import classify
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -81,7 +82,7 @@ NOT_EXECUTABLE = CodeDoc(
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """Executed scripts first (they break units), then the code roots' sources."""
-    for target in exec_targets(ctx.config.fleet.units):
+    for target in exec_targets(ctx.config.fleet.units, loaded_units(ctx)):
         yield from _executed(target)
     result = code_scan(ctx)
     configured = "fleet.code_roots" in ctx.config.sources  # the default root is optional
@@ -100,7 +101,8 @@ def code_scan(ctx: CheckContext) -> CodeScan:
 
 def _roots(ctx: CheckContext) -> list[str]:
     """fleet.code_roots plus the WorkingDirectory of every fleet unit, nested ones merged."""
-    workdirs = [d for d in working_directories(ctx.config.fleet.units) if _project_dir(d)]
+    units = loaded_units(ctx)
+    workdirs = [d for d in working_directories(ctx.config.fleet.units, units) if _project_dir(d)]
     roots = list(
         dict.fromkeys(os.path.abspath(r) for r in [*ctx.config.fleet.code_roots, *workdirs])
     )

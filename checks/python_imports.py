@@ -6,8 +6,8 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator
 
-from qtctl.diagnosis.imports import ImportProblem, analyse, clear_caches
-from qtctl.diagnosis.python_units import python_services
+from qtctl.diagnosis.fleet import fleet_python_services
+from qtctl.diagnosis.imports import ImportProblem, run_analysis
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import UnitFacts
@@ -58,12 +58,10 @@ SEVERITY = {"QT201": Severity.ERROR, "QT203": Severity.WARNING, "QT204": Severit
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
     """One finding per unit and code, each import problem a detail line."""
-    roots = list(ctx.config.fleet.code_roots)
-    clear_caches()
-    for service in python_services(ctx.config.fleet.units):
+    for service in fleet_python_services(ctx):
         if service.workdir and not os.path.isdir(service.workdir):
             continue  # systemd fails it at chdir (200/CHDIR), before any import: QT104/QT101's
-        analysis = analyse(service, roots)
+        analysis = run_analysis(ctx, service)  # shared with QT107, once per run
         grouped: dict[str, list[ImportProblem]] = defaultdict(list)
         for problem in analysis.problems:
             grouped[problem.code].append(problem)

@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 from qtctl.adapters import safe_files
-from qtctl.diagnosis.fleet import FleetUnit, fleet_units
-from qtctl.diagnosis.imports import analyse, resolve
+from qtctl.diagnosis.fleet import FleetUnit, fleet_python_services, fleet_units
+from qtctl.diagnosis.imports import resolve, run_analysis
 from qtctl.diagnosis.python_source import imports, package_of, parse
-from qtctl.diagnosis.python_units import PythonService, python_services
+from qtctl.diagnosis.python_units import PythonService
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.findings import CodeDoc, Finding, Severity
@@ -49,13 +49,13 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     running = [u for u in fleet_units(ctx) if _running(u)]
     if not running:
         return
-    services = {s.unit: s for s in python_services(ctx.config.fleet.units)}
+    services = {s.unit: s for s in fleet_python_services(ctx)}
     roots = ctx.config.fleet.code_roots
     for unit in running:
         started = int(unit.props.get("ExecMainStartTimestamp") or 0) / 1e6
         newer = [
             (path, mtime)
-            for path in _files(unit, services.get(unit.name), roots)
+            for path in _files(ctx, unit, services.get(unit.name), roots)
             if (mtime := _mtime(path)) > started + SLACK_SEC
         ]
         if newer:
@@ -92,7 +92,9 @@ def _finding(unit: FleetUnit, started: float, newer: list[tuple[str, float]]) ->
     )
 
 
-def _files(unit: FleetUnit, service: PythonService | None, roots: Sequence[str]) -> list[str]:
+def _files(
+    ctx: CheckContext, unit: FleetUnit, service: PythonService | None, roots: Sequence[str]
+) -> list[str]:
     """The files whose change the running process does not see."""
     found = [str(unit.props.get("FragmentPath") or "")]
     found += [str(p) for p in unit.props.get("DropInPaths") or []]
@@ -103,7 +105,7 @@ def _files(unit: FleetUnit, service: PythonService | None, roots: Sequence[str])
     found += [program, *_venv_files(program)]
     found += [a for a in unit.exec_argv[1:] if a.startswith("/") and _under(a, roots)]
     if service is not None:
-        found += _modules(service, roots)
+        found += _modules(ctx, service, roots)
     return [f for f in dict.fromkeys(found) if f]
 
 
@@ -113,12 +115,18 @@ def _venv_files(program: str) -> list[str]:
     return [cfg] if os.path.basename(program).startswith("python") else []
 
 
-def _modules(service: PythonService, roots: Sequence[str]) -> list[str]:
-    """The service's script and the first-party modules it imports, transitively."""
+def _modules(ctx: CheckContext, service: PythonService, roots: Sequence[str]) -> list[str]:
+    """The service's script and the first-party modules it imports, transitively (the walk is
+    shared, once per run, by the services of the same script or module and sys.path)."""
     try:
-        path = [entry.path for entry in analyse(service, roots).path]
+        path = [entry.path for entry in run_analysis(ctx, service).path]
     except (OSError, QtctlError, ValueError):
         return [service.script] if service.script else []
+    key = f"stale_code:{service.script}\0{service.module}\0{path}\0{list(roots)}"
+    return ctx.memo(key, lambda: _walk(service, path, roots))  # type: ignore[no-any-return]
+
+
+def _walk(service: PythonService, path: list[str], roots: Sequence[str]) -> list[str]:
     queue = [service.script] if service.script else []
     if service.module:
         found = resolve(service.module, path)

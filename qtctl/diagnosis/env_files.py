@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from qtctl.config import SecretSettings
 from qtctl.diagnosis.env_file import environment
-from qtctl.diagnosis.unit_load import fleet_on_disk
+from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk
 from qtctl.redaction import Redactor
 
 DEFAULT_SECRETS = SecretSettings()
@@ -50,11 +50,12 @@ class EnvFile:
         return sorted({u.user or "root" for u in self.uses})
 
 
-def env_uses(patterns: Sequence[str]) -> list[EnvUse]:
+def env_uses(patterns: Sequence[str], loaded: Sequence[LoadedUnit] | None = None) -> list[EnvUse]:
     """Every EnvironmentFile= of every installed fleet unit and enabled template instance
-    (drop-ins included), read as systemd reads it: one path per line, specifiers expanded."""
+    (drop-ins included), read as systemd reads it: one path per line, specifiers expanded;
+    `loaded` is the run's `fleet_on_disk(patterns)` when the caller already has it."""
     uses = []
-    for unit in fleet_on_disk(patterns):
+    for unit in fleet_on_disk(patterns) if loaded is None else loaded:
         user = "" if unit.value("DynamicUser") == "yes" else unit.value("User")
         for path, optional, directive in unit.environment_files():
             uses.append(EnvUse(unit.name, path, optional, user, directive.where))

@@ -42,11 +42,14 @@ class ExecTarget:
         return self.reader in (KERNEL, SHELL)
 
 
-def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
+def exec_targets(
+    patterns: Sequence[str], loaded: Sequence[LoadedUnit] | None = None
+) -> list[ExecTarget]:
     """Exec targets of every installed fleet unit and enabled template instance, read from its
-    unit files on disk as systemd reads them (specifiers expanded, `;` splits)."""
+    unit files on disk as systemd reads them (specifiers expanded, `;` splits); `loaded` is the
+    run's `fleet_on_disk(patterns)` when the caller already has it."""
     targets = []
-    for unit in fleet_on_disk(patterns):
+    for unit in fleet_on_disk(patterns) if loaded is None else loaded:
         workdir = working_directory(unit)
         for command in _commands(unit):
             optional = "-" in command.prefixes
@@ -57,9 +60,12 @@ def exec_targets(patterns: Sequence[str]) -> list[ExecTarget]:
     return targets
 
 
-def working_directories(patterns: Sequence[str]) -> list[str]:
-    """The WorkingDirectory= of every installed fleet unit that sets one."""
-    return [d for d in map(working_directory, fleet_on_disk(patterns)) if d.startswith("/")]
+def working_directories(
+    patterns: Sequence[str], loaded: Sequence[LoadedUnit] | None = None
+) -> list[str]:
+    """The WorkingDirectory= of every installed fleet unit that sets one (`loaded`: as above)."""
+    units = fleet_on_disk(patterns) if loaded is None else loaded
+    return [d for d in map(working_directory, units) if d.startswith("/")]
 
 
 def _commands(unit: LoadedUnit) -> list[ExecCommand]:

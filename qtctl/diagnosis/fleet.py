@@ -16,6 +16,8 @@ from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
 from qtctl.diagnosis.cause import ExecProbe
 from qtctl.diagnosis.exec_targets import SHELLS
+from qtctl.diagnosis.python_units import PythonService, python_services
+from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk
 from qtctl.engine.context import CheckContext
 from qtctl.errors import AdapterUnavailable
 
@@ -78,6 +80,19 @@ def is_fleet(name: str, patterns: Sequence[str]) -> bool:
 def fleet_units(ctx: CheckContext) -> list[FleetUnit]:
     """Every loaded unit matching fleet.units, with properties (memoized per run)."""
     return ctx.memo("fleet_units", lambda: _load(ctx))  # type: ignore[no-any-return]
+
+
+def loaded_units(ctx: CheckContext) -> list[LoadedUnit]:
+    """Every installed fleet unit loaded from its files on disk (`fleet_on_disk`), once per run:
+    the unit-file, import, line-ending and env-file checks share one read and parse."""
+    return ctx.memo("fleet_on_disk", lambda: fleet_on_disk(ctx.config.fleet.units))  # type: ignore[no-any-return]
+
+
+def fleet_python_services(ctx: CheckContext) -> list[PythonService]:
+    """`python_services` of the run's loaded units, once per run (QT201-QT204 and QT107)."""
+    return ctx.memo(  # type: ignore[no-any-return]
+        "python_services", lambda: python_services(ctx.config.fleet.units, loaded_units(ctx))
+    )
 
 
 def _load(ctx: CheckContext) -> list[FleetUnit]:

@@ -33,10 +33,14 @@ class PythonService:
         return self.workdir or "/"
 
 
-def python_services(patterns: Sequence[str]) -> list[PythonService]:
+def python_services(
+    patterns: Sequence[str], loaded: Sequence[LoadedUnit] | None = None
+) -> list[PythonService]:
     """Every installed fleet service (template instances included) whose ExecStart runs a
-    Python interpreter, read as systemd reads it (specifiers expanded)."""
-    return [s for s in map(_service, fleet_on_disk(patterns)) if s is not None]
+    Python interpreter, read as systemd reads it (specifiers expanded); `loaded` is the run's
+    `fleet_on_disk(patterns)` when the caller already has it."""
+    units = fleet_on_disk(patterns) if loaded is None else loaded
+    return [s for s in map(_service, units) if s is not None]
 
 
 def _service(unit: LoadedUnit) -> PythonService | None:
