@@ -189,6 +189,10 @@ class RiskSettings:
     maintenance_margin_pct: float = field(default=0.5, metadata={"min": 0, "max": 50})
     price_age_from: str = field(default="auto", metadata=_choices("auto", "field", "change"))
     price_max_age_sec: float = field(default=120.0, metadata={"min": 1})
+    publisher_units: tuple[str, ...] = (  # units that write the proposal hashes (QT501)
+        "quantum-risk-proposal.service",
+        "qtctl-risk-kernel.service",
+    )
 
 
 @dataclass(frozen=True)

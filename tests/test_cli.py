@@ -172,8 +172,11 @@ def test_config_show_markdown() -> None:
 
 
 def test_checks_needing_an_unreachable_backend_are_skipped_in_one_line() -> None:
-    res = run_cli("doctor", "--redis-url", f"redis://127.0.0.1:{free_port()}/0")
-    units = "systemd_units, unit_files, service_endpoints, unit_resources"
+    # wide enough that the console does not wrap the line; stale_code needs systemd: a unit's
+    # process start time (ExecMainStartTimestamp) is its whole evidence
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    res = run_cli("doctor", "--redis-url", url, env={"COLUMNS": "200"})
+    units = "systemd_units, stale_code, unit_files, service_endpoints, unit_resources"
     assert f"skipped (systemd unreachable): {units}\n" in res.stdout
     assert res.stdout.count("QT100") == 1
 

@@ -178,6 +178,17 @@ ROWS = [
         f("QT704", "quantum:heartbeat:exit-watch", "missing"),
     ),
     (
+        "publisher-down",
+        down(RP, "import-error"),
+        f("QT501", "quantum:risk:proposal:*", "missing-proposal", refs=(Ref("written-by", RP),)),
+        f(
+            "QT501",
+            "quantum:risk:proposal:*",
+            "missing-proposal",
+            refs=(Ref("written-by", "qtctl-risk-kernel.service"),),
+        ),
+    ),
+    (
         "near-miss-readers",
         f(
             "QT405",
@@ -252,16 +263,28 @@ def test_a_chain_has_one_root_and_every_consequence_once() -> None:
     assert len(incident.members) == len(set(incident.members)) == 16
 
 
-def test_import_chain_down_to_the_heartbeat() -> None:
+def test_import_chain_down_to_the_proposals_and_the_heartbeat() -> None:
+    proposals = "quantum:risk:proposal:*"
     chain = [
         f("QT201", RP, "import-error", facts=UnitFacts(RP)),
         down(RP, "import-error"),
         f("QT704", "quantum:heartbeat:risk-proposal", "missing"),
+        f("QT501", proposals, "missing-proposal", refs=(Ref("written-by", RP),)),
         f("QT203", RP, "shadowed", W),
     ]
     [incident] = incidents(chain)
     assert incident.root is chain[0]
-    assert [x.code for x in incident.consequences] == ["QT101", "QT203", "QT704"]
+    assert [x.code for x in incident.consequences] == ["QT101", "QT203", "QT501", "QT704"]
+    rules = {(link.cause, link.effect): link.rule.name for link in incident.links}
+    assert rules[(1, 3)] == "publisher-down" and rules[(1, 2)] == "no-heartbeat"
+
+
+def test_a_stale_proposal_is_under_its_publisher_an_invalid_one_is_not() -> None:
+    publisher = Ref("written-by", RP)
+    stale = f("QT501", "quantum:risk:proposal:BTCUSDT", "stale", refs=(publisher,))
+    wrong = f("QT501", "quantum:risk:proposal:ETHUSDT", "invalid-proposal", refs=(publisher,))
+    [incident] = incidents([down(RP, "python-exception", code="QT103"), stale, wrong])
+    assert incident.consequences == (stale,)
 
 
 def test_ids_are_stable_and_unique_in_a_report() -> None:

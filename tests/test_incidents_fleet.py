@@ -24,6 +24,13 @@ from tests.support.incident_fleet import (
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 RP = "quantum-risk-proposal.service"
 P = "quantum:stream:"
+PROPOSALS = "quantum:risk:proposal:*"
+# three positions open for an hour, none with a proposal: their publisher never started
+OPEN_HOUR = ("side", "LONG", "entry_price", "100", "current_price", "101", "age_sec", "3600")
+POSITIONS = tuple(
+    ("HSET", f"quantum:state:positions:{symbol}", "symbol", symbol, *OPEN_HOUR)
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+)
 Pair = tuple[str, str]
 # What a consequence with such a cause must be under (a rule covers the cause).
 LINKED_CAUSES = {"import-error", "bad-interpreter", "dependency-down", "bad-user", "oom-kill"}
@@ -48,19 +55,22 @@ def chains(doc: dict[str, Any]) -> dict[Pair, set[Pair]]:
 
 
 def orphans(doc: dict[str, Any]) -> list[Pair]:
-    """Unit failures with a cause the rules link that are in no incident."""
+    """Unit failures with a cause the rules link, and the proposals and heartbeats a down
+    service leaves behind, that are in no incident."""
     members = {i for incident in doc["incidents"] for i in incident["chain"]}
     return [
         (f["code"], f["subject"])
         for f in doc["findings"]
-        if f["code"] in ("QT101", "QT103")
-        and f["cause"] in LINKED_CAUSES
+        if (
+            (f["code"] in ("QT101", "QT103") and f["cause"] in LINKED_CAUSES)
+            or (f["code"], f["cause"]) in (("QT501", "missing-proposal"), ("QT704", "missing"))
+        )
         and f["id"] not in members
     ]
 
 
 def _seed(box: Sandbox) -> None:
-    for command in SEED:
+    for command in (*SEED, *POSITIONS):
         box.run("redis-cli", *command, check=True)
 
 
@@ -97,8 +107,12 @@ def test_the_demo_s_incident_and_the_chains_through_redis(
     assert found[("QT201", RP)] == {
         ("QT101", RP),
         ("QT203", RP),  # the demo's shadowed package
+        ("QT501", PROPOSALS),  # its positions get no proposal
         ("QT704", "quantum:heartbeat:risk-proposal"),
     }
+    [missing] = [f for f in doc["findings"] if f["subject"] == PROPOSALS]
+    assert missing["message"] == "no proposal for 3 open position(s): BTCUSDT, ETHUSDT, SOLUSDT"
+    assert missing["refs"] == [{"kind": "written-by", "name": RP}]  # installed here; no kernel
     exit_watch = "quantum-exit-watch.service"
     assert found[("QT301", exit_watch)] == {("QT101", exit_watch)}
     dead = ("QT404", f"{P}trade.intent group execution consumer exec-0-old")
@@ -108,6 +122,23 @@ def test_the_demo_s_incident_and_the_chains_through_redis(
     assert root == ("QT405", f"{P}trade.execution.result")
     assert readers == {("QT404", f"{P}trade.execution.res group exit-monitor consumer monitor-1")}
     assert orphans(doc) == []
+
+
+def test_the_table_shows_the_chain_under_its_one_root(redis_box: Sandbox) -> None:
+    res = redis_box.qtctl("doctor", env={"QTCTL_CONFIG": CONFIG})
+    assert res.returncode == 1, res.stderr[-2000:]
+    blocks = [b.splitlines() for b in res.stdout.split("\nINCIDENT ")[1:]]
+    [block] = [b for b in blocks if b[1].split()[1:3] == ["QT201", RP]]  # its root line
+    under = [
+        [line.split()[1], line.split()[2].rstrip(":")] for line in block if line.startswith("  └─ ")
+    ]
+    assert sorted(under) == [
+        ["QT101", RP],
+        ["QT203", RP],
+        ["QT501", PROPOSALS],
+        ["QT704", "quantum:heartbeat:risk-proposal"],
+    ]
+    assert res.stdout.count(f"└─ QT501 {PROPOSALS}:") == 1
 
 
 def test_redis_down_roots_the_crash_loops(redis_box: Sandbox) -> None:

@@ -58,6 +58,7 @@ WRITES = Tie("unit", "written-by", says="the root's unit writes the consequence'
 SAME_STREAM = Tie("stream", "stream", says="same stream")
 SAME_REDIS = Tie("redis", "redis", says="the unit uses that Redis")
 SERVICE = Tie("service", "service", says="the key is named after the unit's service")
+PUBLISHES = Tie("unit", "written-by", says="the root's unit is a publisher of the proposals")
 DOWN = ("QT101", "QT103")
 
 # fmt: off
@@ -102,6 +103,8 @@ RULES: tuple[Rule, ...] = (
          "the service cannot reach Redis"),
     Rule("producer-down", Side(DOWN), Side(("QT402",)), WRITES,
          "its producer is down, so the stream goes stale"),
+    Rule("publisher-down", Side(DOWN), Side(("QT501",), ("missing-proposal", "stale")),
+         PUBLISHES, "the proposals' publisher is down, so open positions get no stop-loss"),
     Rule("no-heartbeat", Side(DOWN), Side(("QT704",), ("missing", "stale")), SERVICE,
          "the service is down, so its heartbeat stops"),
     Rule("near-miss-readers", Side(("QT405",), ("near-miss",)),
@@ -115,7 +118,7 @@ RANK = {
     "QT104": 1,
     "QT201": 2, "QT204": 2,
     "QT101": 3, "QT103": 3, "QT203": 3,
-    "QT108": 4, "QT402": 4, "QT404": 4, "QT704": 4,
+    "QT108": 4, "QT402": 4, "QT404": 4, "QT501": 4, "QT704": 4,
     "QT403": 5,
 }
 # fmt: on
