@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 # A restart alone may cure these; anything else needs the cause fixed first.
 TRANSIENT = frozenset(
-    {"redis-unreachable", "timeout", "oom-kill", "signal", "dependency-down", "start-limit-hit"}
+    {
+        "redis-unreachable",
+        "timeout",
+        "oom-kill",
+        "signal",
+        "dependency-down",
+        "start-limit-hit",
+        "changed-since-failure",  # the failed run's evidence predates the file as it is now
+    }
 )
 
 

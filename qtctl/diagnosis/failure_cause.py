@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qtctl.diagnosis import setup_cause
+from qtctl.diagnosis import setup_cause, stale_evidence
 from qtctl.diagnosis.cause import TRANSIENT, Cause, ExecProbe
 from qtctl.diagnosis.ghost_paths import likely_location
 from qtctl.diagnosis.setup_cause import Exists
@@ -63,7 +63,20 @@ def classify(
     """The most specific cause the evidence supports, in a fixed order of precedence.
 
     `roots` are the code roots a ghost path's real copy is looked for under; `exists` is the
-    file-system probe (a seam for the pure tests)."""
+    file-system probe (a seam for the pure tests). Evidence about a file that changed after
+    the failed run exited is stale: the cause is then `changed-since-failure`."""
+    cause = _classify(props, lines, probe, oom_killed, roots, exists)
+    return stale_evidence.stale(cause, props, lines, probe)
+
+
+def _classify(
+    props: Mapping[str, Any],
+    lines: Sequence[str],
+    probe: ExecProbe | None,
+    oom_killed: bool,
+    roots: Sequence[str],
+    exists: Exists,
+) -> Cause:
     result = str(props.get("Result", ""))
     if result == "start-limit-hit" or any(START_LIMIT in line for line in lines):
         burst, interval = props.get("StartLimitBurst", 0), props.get("StartLimitIntervalUSec", 0)

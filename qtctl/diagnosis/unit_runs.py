@@ -147,6 +147,7 @@ def _props_of(unit: FleetUnit, run: Run) -> dict[str, object]:
         Result=run.result,
         ExecMainCode=EXIT_CODES.get(run.exit_code, 0),
         ExecMainStatus=run.exit_status,
+        ExecMainExitTimestamp=run.usec,  # a file changed since is judged against this run
         ExecStartPre=[],  # the control processes' statuses are the last run's
         ExecStartPost=[],
     )

@@ -43,7 +43,9 @@ def failed_run_lines(ctx: CheckContext, unit: FleetUnit) -> list[str]:
     except AdapterUnavailable as exc:
         log.warning("fix: the journal of %s cannot be read: %s", unit.name, exc.reason)
         return []
-    own = [e.message for e in entries if unit.invocation and e.invocation == unit.invocation]
+    # a process that dies at once can reach journald before its invocation ID does: its lines
+    # since the last start carry none and still belong to this run (its traceback among them)
+    own = [e.message for e in entries if unit.invocation and e.invocation in (unit.invocation, "")]
     return own or [e.message for e in entries]
 
 

@@ -69,8 +69,9 @@ def _variants(
     """Patched texts, smallest edit first: a level in the argument's own expression, then the
     whole argument spelled from __file__."""
     for node, current in _levels(tree, call):
-        for level in sorted(range(MAX_LEVELS), key=lambda n: abs(n - current)):
-            if level != current:
+        floor = 1 if isinstance(node, ast.Constant) and isinstance(node.value, str) else 0
+        for level in sorted(range(floor, MAX_LEVELS), key=lambda n: abs(n - current)):
+            if level != current:  # a '.' among join()'s parts is no edit a person would make
                 yield _replace(source, node, _spell(node, level))
     for home in homes:
         expression = _expression(tree, script, home)
