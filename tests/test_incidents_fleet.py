@@ -4,6 +4,7 @@ exactly one incident, with its consequences under it, and no consequence is left
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from qtctl.sandbox import Sandbox
+from qtctl.sandbox import Sandbox, SandboxSpec
 from tests.support.incident_fleet import (
     CONFIG,
     FEEDS,
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 RP = "quantum-risk-proposal.service"
 P = "quantum:stream:"
 PROPOSALS = "quantum:risk:proposal:*"
+MORE_FEEDS = tuple(f"quantum-feed-{i}.service" for i in range(3, 14))
 # three positions open for an hour, none with a proposal: their publisher never started
 OPEN_HOUR = ("side", "LONG", "entry_price", "100", "current_price", "101", "age_sec", "3600")
 POSITIONS = tuple(
@@ -69,6 +71,15 @@ def orphans(doc: dict[str, Any]) -> list[Pair]:
     ]
 
 
+def spec() -> SandboxSpec:
+    """The incident fleet with 14 Redis clients: its 3 feeds and 11 more like them (RestartSec=
+    1s, so 14 crash loops on a dead Redis stay light on a 2-core machine)."""
+    base = incident_spec()
+    feed = base.units[FEEDS[0]].replace("RestartSec=300ms", "RestartSec=1s")
+    units = {**base.units, **dict.fromkeys(MORE_FEEDS, feed)}
+    return dataclasses.replace(base, units=units, wants=sorted(units))
+
+
 def _seed(box: Sandbox) -> None:
     for command in (*SEED, *POSITIONS):
         box.run("redis-cli", *command, check=True)
@@ -89,7 +100,7 @@ def _restarts(box: Sandbox, unit: str) -> int:
 
 @pytest.fixture(scope="module")
 def redis_box() -> Iterator[Sandbox]:
-    with Sandbox(incident_spec()).boot(timeout=60) as box:
+    with Sandbox(spec()).boot(timeout=60) as box:
         _wait("redis", lambda: box.run("redis-cli", "PING").stdout.strip() == "PONG")
         _seed(box)
         _wait("the producer loop", lambda: _restarts(box, PRODUCER) >= 3)
@@ -141,16 +152,23 @@ def test_the_table_shows_the_chain_under_its_one_root(redis_box: Sandbox) -> Non
     assert res.stdout.count(f"└─ QT501 {PROPOSALS}:") == 1
 
 
-def test_redis_down_roots_the_crash_loops(redis_box: Sandbox) -> None:
-    before = {feed: _restarts(redis_box, feed) for feed in FEEDS}
-    redis_box.systemctl("stop", REDIS_UNIT, check=True)
+def test_redis_killed_under_14_clients_roots_their_crash_loops(redis_box: Sandbox) -> None:
+    clients = (*FEEDS, *MORE_FEEDS)
+    before = {feed: _restarts(redis_box, feed) for feed in clients}
+    redis_box.systemctl("kill", "--kill-who=main", "--signal=KILL", REDIS_UNIT, check=True)
     _wait(
-        "the feeds' crash loop",
-        lambda: all(_restarts(redis_box, f) >= before[f] + 3 for f in FEEDS),
-        timeout=60,
+        "the clients' crash loops",
+        lambda: all(_restarts(redis_box, f) >= before[f] + 3 for f in clients),
+        timeout=90,
     )
     redis_box.run("journalctl", "--sync")
     doc = doctor(redis_box)
+    classified = {
+        f["subject"]: (f["code"], f["cause"])
+        for f in doc["findings"]
+        if f["subject"] in clients and f["code"] in ("QT101", "QT103")
+    }
+    assert classified == dict.fromkeys(clients, ("QT103", "dependency-down"))
     found = chains(doc)
-    assert found[("QT400", "redis")] == {("QT103", feed) for feed in FEEDS}
+    assert found[("QT400", "redis")] == {("QT103", feed) for feed in clients}
     assert orphans(doc) == []
