@@ -26,6 +26,7 @@ OPENED = re.compile(r"can't open file '([^']+)'")
 FRAME = re.compile(r'^\s*File "(/[^"]+)", line \d+')
 CLOCK_SLACK_SEC = 60.0  # an mtime further in the future than this is a wrong clock, not a change
 MAX_FILES = 20
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
 Modified = Callable[[str], float | None]
 
@@ -69,7 +70,7 @@ def _evidence_files(lines: Sequence[str], probe: ExecProbe | None) -> Iterator[s
     """The program or script systemd ran, and the files the run's own lines name (the script
     python could not open, without a CRLF line's trailing \\r; traceback frames' files)."""
     seen: set[str] = set()
-    named = [probe.path] if probe and probe.path.startswith("/") else []
+    named = [probe.path] if probe and _not_an_interpreter(probe.path) else []
     for line in lines:
         opened = OPENED.search(line)
         if opened:
@@ -81,6 +82,12 @@ def _evidence_files(lines: Sequence[str], probe: ExecProbe | None) -> Iterator[s
         if path not in seen and len(seen) < MAX_FILES:
             seen.add(path)
             yield path
+
+
+def _not_an_interpreter(path: str) -> bool:
+    """An upgraded python or shell is no change to the service's own code."""
+    name = os.path.basename(path)
+    return path.startswith("/") and not name.startswith("python") and name not in SHELLS
 
 
 def _clock(seconds: float) -> str:
