@@ -51,6 +51,9 @@ def test_a_file_changed_after_the_run_exited_makes_its_evidence_stale() -> None:
     assert stale(cause, _props(), CANT_OPEN, probe, {WRAPPER: EXITED - 1}.get) is cause
     ahead = {WRAPPER: EXITED + 3600}.get
     assert stale(cause, _props(), CANT_OPEN, probe, ahead, lambda: EXITED + 10) is cause
+    # edited since, but the CRLF is still in it: the evidence is still true
+    crlf = ExecProbe(WRAPPER, True, True, body_crlf=True)
+    assert stale(cause, _props(), CANT_OPEN, crlf, mtimes.get, lambda: EXITED + 10) is cause
     # an interpreter upgraded since is no change to the service's code
     python = ExecProbe("/usr/bin/python3.11", True, True)
     assert stale(cause, _props(), [], python, {python.path: EXITED + 1}.get) is cause

@@ -51,7 +51,7 @@ def stale(
     failed run exited (the run's exit time from `ExecMainExitTimestamp`)."""
     kind = cause.underlying if cause.kind == "start-limit-hit" else cause.kind
     exited = int(props.get("ExecMainExitTimestamp") or 0) / 1e6
-    if kind not in ABOUT_A_FILE or exited <= 0:
+    if kind not in ABOUT_A_FILE or exited <= 0 or _still_true(kind, probe):
         return cause
     for path in _evidence_files(lines, probe):
         mtime = changed(path)
@@ -64,6 +64,18 @@ def stale(
                 underlying=kind,
             )
     return cause
+
+
+def _still_true(kind: str, probe: ExecProbe | None) -> bool:
+    """What the file system says now still shows the cause: the CRLF or BOM is still in the
+    script, its interpreter or the program is still missing or not executable."""
+    if probe is None:
+        return False
+    if kind == "bad-interpreter":
+        return probe.shebang_cr or probe.bom or probe.body_crlf or bool(probe.missing_interpreter)
+    if kind == "exec-not-found":
+        return not (probe.exists and probe.executable)
+    return False
 
 
 def _evidence_files(lines: Sequence[str], probe: ExecProbe | None) -> Iterator[str]:
