@@ -175,7 +175,9 @@ class Learner:
         seen: Any = client.smismember(s.seen_key, ids) if ids else []
         contexts: list[dict[str, float]] = []
         rets: list[float] = []
+        served = iter(self.model.multipliers([e.context for _, e in valid]).tolist())
         for (entry_id, exp), known in zip(valid, seen, strict=True):
+            multiplier = next(served)  # as the model stood before this batch: an honest curve
             if known or exp.trade_id in self.ledger.fresh:
                 self.ledger.reject(stream, entry_id, Rejected("duplicate", f"trade {exp.trade_id}"))
                 continue
@@ -184,10 +186,9 @@ class Learner:
                 continue
             self.ledger.fresh.add(exp.trade_id)
             self.ledger.counters["experiences"] += 1
-            choice = self.model.choose(exp.context)  # before learning it: an honest curve
             self.recent.append(
                 (
-                    self.model.utility_of(choice.multiplier, exp.ret),
+                    self.model.utility_of(multiplier, exp.ret),
                     self.model.utility_of(1.0, exp.ret),
                 )
             )

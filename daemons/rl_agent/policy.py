@@ -175,27 +175,68 @@ class SizeModel(nn.Module):
         first scored against both candidates as the model stood before this batch."""
         if not rets:
             return
-        rows = np.zeros((2, self.cells, self.width))
-        logs, score = np.zeros(5), np.zeros(2)
-        for context, ret in zip(contexts, rets, strict=True):
-            index = self.cell(context)
-            if index < 0:
-                continue
-            for j, mode in enumerate(MODES):
-                score[j] += self.utility_of(self._choose(context, mode).multiplier, ret)
-            scale = context[self.scale_field] if self.scale_field else 1.0
-            x = np.asarray([context[f] for f in self.linear])
-            for k, s in enumerate((1.0, scale)):
-                rows[k, index] += _row(ret / s, scale, x)
-            lv, lr = math.log(scale), math.log(max(abs(ret), FLOOR_Z * scale))
-            logs += (1.0, lv, lv * lv, lr, lv * lr)
+        placed = [(self.cell(c), c, r) for c, r in zip(contexts, rets, strict=True)]
+        placed = [p for p in placed if p[0] >= 0]
+        if placed:
+            index = np.asarray([p[0] for p in placed])
+            ret = np.asarray([p[2] for p in placed], dtype=np.float64)
+            field = self.scale_field
+            scale = np.asarray([p[1][field] if field else 1.0 for p in placed], dtype=np.float64)
+            x = np.asarray([[p[1][f] for f in self.linear] for p in placed], dtype=np.float64)
+            x = x.reshape(len(placed), len(self.linear))
+            score = [float(self._realised(self._serve(index, scale, x, m), ret)) for m in MODES]
+            rows = np.zeros((2, self.cells, self.width))
+            for k, s in enumerate((np.ones_like(scale), scale)):
+                np.add.at(rows[k], index, _rows(ret / s, scale, x))
+            lv = np.log(scale)
+            lr = np.log(np.maximum(np.abs(ret), FLOOR_Z * scale))
+            logs = [len(ret), lv.sum(), (lv * lv).sum(), lr.sum(), (lv * lr).sum()]
+            self.sums += torch.as_tensor(rows)
+            self.logs += torch.as_tensor(logs, dtype=torch.float64)
+            self.score += torch.as_tensor(score, dtype=torch.float64)
         r = np.asarray(rets, dtype=np.float64)
         self.book += torch.as_tensor([len(r), r.sum(), (r**2).sum(), (r**4).sum()])
-        self.sums += torch.as_tensor(rows)
-        self.logs += torch.as_tensor(logs)
-        self.score += torch.as_tensor(score)
         self.updates += 1
         self.refresh()
+
+    def multipliers(self, contexts: Sequence[dict[str, float]]) -> np.ndarray:
+        """What `choose` serves for each context, computed for all of them at once."""
+        out = np.full(len(contexts), self.pooled.multiplier)
+        cells = [self.cell(c) for c in contexts]
+        placed = [i for i, cell in enumerate(cells) if cell >= 0]
+        if placed:
+            field = self.scale_field
+            scale = np.asarray([contexts[i][field] if field else 1.0 for i in placed], dtype=float)
+            x = np.asarray([[contexts[i][f] for f in self.linear] for i in placed], dtype=float)
+            x = x.reshape(len(placed), len(self.linear))
+            index = np.asarray([cells[i] for i in placed])
+            out[placed] = self._serve(index, scale, x, self.fit.mode)
+        return out
+
+    def _serve(self, index: np.ndarray, scale: np.ndarray, x: np.ndarray, mode: str) -> np.ndarray:
+        """What `_choose` serves, for many placed contexts at once (the same formulas)."""
+        fit = self.fit
+        s = scale if fit.scale else np.ones_like(scale)
+        second, table = fit.second[index], fit.table[index]
+        if mode == "linear":
+            z = fit.coef[0] + x @ fit.coef[1:] + fit.resid[index]
+            second = np.maximum(second - table * table, 0.0) + z * z
+        else:
+            z = table
+        mean, second = s * z, s * s * np.maximum(second, z * z)
+        evidence = fit.evidence[index]
+        acts = np.asarray(self.actions)
+        se = np.sqrt(second / np.maximum(evidence, 1.0))
+        value = (
+            acts * (mean[:, None] - self.cost) - self.risk_aversion / 2 * acts**2 * second[:, None]
+        )
+        value = value - np.abs(acts - 1.0) * self.caution * se[:, None]
+        best = acts[np.argmax(value, axis=1)]
+        cold = (evidence < self.min_trades) | (second <= 0)
+        return np.where(cold, 1.0, best)
+
+    def _realised(self, m: np.ndarray, ret: np.ndarray) -> float:
+        return float((m * (ret - self.cost) - self.risk_aversion / 2 * m * m * ret * ret).sum())
 
     def refresh(self) -> None:
         """Recompute the fit (a few hundred cells at most: well under a millisecond)."""
@@ -299,10 +340,11 @@ class SizeModel(nn.Module):
         self.refresh()
 
 
-def _row(z: float, scale: float, x: np.ndarray) -> np.ndarray:
-    """One trade's columns: n, z, z**2, z**4, scale, x, x*z, outer(x, x)."""
-    head = np.asarray([1.0, z, z * z, z**4, scale])
-    return np.concatenate([head, x, x * z, np.outer(x, x).ravel()])
+def _rows(z: np.ndarray, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each trade's columns: n, z, z**2, z**4, scale, x, x*z, outer(x, x)."""
+    head = np.column_stack([np.ones_like(z), z, z * z, z**4, scale])
+    outer = (x[:, :, None] * x[:, None, :]).reshape(len(z), -1)
+    return np.concatenate([head, x, x * z[:, None], outer], axis=1)
 
 
 def _slopes(
