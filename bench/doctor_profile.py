@@ -47,6 +47,28 @@ stats = pstats.Stats(prof, stream=out).sort_stats(sys.argv[1])
 stats.print_stats(int(sys.argv[2]))
 print(out.getvalue())
 """
+# Each check's seconds in the tree at argv[1] (one context, main thread, as doctor runs them).
+PER_CHECK = r"""
+import json, sys, time
+root = sys.argv[1]
+if root != sys.argv[2]:
+    sys.meta_path[:] = [f for f in sys.meta_path if "ditable" not in type(f).__name__]
+sys.path.insert(0, root)
+from qtctl.checks import REGISTRY
+from qtctl.config import load_config
+from qtctl.engine.context import CheckContext
+import qtctl.checks
+assert qtctl.checks.__file__.startswith(root), qtctl.checks.__file__
+ctx, times = CheckContext(load_config(None)), {}
+for check in REGISTRY:
+    started = time.perf_counter()
+    try:
+        list(check.run(ctx))
+    except Exception:  # a skipped or crashed check still took its time
+        pass
+    times[check.name] = time.perf_counter() - started
+print(json.dumps(times))
+"""
 # One doctor run of the tree at argv[1] (the other revision: not the editable install's packages).
 CHILD = r"""
 import runpy, sys, time
@@ -112,6 +134,7 @@ def against(revision: str, alternations: int) -> Comparison:
                 os.symlink(f"../{package}", other / "qtctl" / package)
             with messy_box([str(other)]) as box:
                 times = _alternate(box, other, alternations)
+                _per_check(box, other)
         finally:
             subprocess.run([*git, "remove", "--force", str(other)], check=True)
     return Comparison(
@@ -136,6 +159,20 @@ def _alternate(box: Sandbox, other: Path, alternations: int) -> dict[str, list[f
                 times[name].append(float(seconds[-1].split()[1]))
         print(f"round {round_}: {times} load {os.getloadavg()}", file=sys.stderr)
     return times
+
+
+def _per_check(box: Sandbox, other: Path) -> None:
+    """Each tree's checks, alternately, three times: the checks that got cheaper (or dearer)."""
+    for _ in range(3):
+        for name, root in (("this tree", HERE), ("other", other)):
+            res = box.run(sys.executable, "-c", PER_CHECK, str(root), str(HERE), timeout=600)
+            if res.returncode:
+                raise RuntimeError(res.stderr[-2000:])
+            times = json.loads(res.stdout)
+            top = sorted(times.items(), key=lambda item: -item[1])[:7]
+            shown = ", ".join(f"{n} {t:.2f}" for n, t in top)
+            total = sum(times.values())
+            print(f"{name}: checks {total:.2f} s ({shown}) load {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:

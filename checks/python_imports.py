@@ -6,8 +6,8 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator
 
-from qtctl.diagnosis.fleet import fleet_python_services
-from qtctl.diagnosis.imports import ImportProblem, run_analysis
+from qtctl.diagnosis.fleet import fleet_python_services, run_analysis
+from qtctl.diagnosis.imports import ImportProblem
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import UnitFacts

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator, Sequence
 
 from qtctl.adapters import safe_files
-from qtctl.diagnosis.fleet import FleetUnit, fleet_python_services, fleet_units
-from qtctl.diagnosis.imports import resolve, run_analysis
+from qtctl.diagnosis.fleet import FleetUnit, fleet_python_services, fleet_units, run_analysis
+from qtctl.diagnosis.imports import resolve
 from qtctl.diagnosis.python_source import imports, package_of, parse
 from qtctl.diagnosis.python_units import PythonService
 from qtctl.engine.check import Check
@@ -56,7 +56,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         newer = [
             (path, mtime)
             for path in _files(ctx, unit, services.get(unit.name), roots)
-            if (mtime := _mtime(path)) > started + SLACK_SEC
+            if (mtime := _shared_mtime(ctx, path)) > started + SLACK_SEC
         ]
         if newer:
             yield _finding(unit, started, sorted(newer, key=lambda item: -item[1]))
@@ -147,6 +147,11 @@ def _walk(service: PythonService, path: list[str], roots: Sequence[str]) -> list
 
 def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path.startswith(root.rstrip("/") + "/") for root in roots if root)
+
+
+def _shared_mtime(ctx: CheckContext, path: str) -> float:
+    """`_mtime`, once per run and file: the instances of a service share their modules."""
+    return ctx.memo(f"mtime:{path}", lambda: _mtime(path))  # type: ignore[no-any-return]
 
 
 def _mtime(path: str) -> float:

@@ -16,6 +16,7 @@ from qtctl.adapters import safe_walk
 from qtctl.adapters.journal import JournalBatch, read_events, read_oom_kills, read_units
 from qtctl.diagnosis.cause import ExecProbe
 from qtctl.diagnosis.exec_targets import SHELLS
+from qtctl.diagnosis.imports import Analysis, analyse, clear_caches
 from qtctl.diagnosis.python_units import PythonService, python_services
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk
 from qtctl.engine.context import CheckContext
@@ -93,6 +94,15 @@ def fleet_python_services(ctx: CheckContext) -> list[PythonService]:
     return ctx.memo(  # type: ignore[no-any-return]
         "python_services", lambda: python_services(ctx.config.fleet.units, loaded_units(ctx))
     )
+
+
+def run_analysis(ctx: CheckContext, service: PythonService) -> Analysis:
+    """`imports.analyse(service, fleet.code_roots)` once per run and service, shared by the
+    checks that read it (QT201-QT204, QT107); the run's first analysis forgets older directory
+    listings."""
+    ctx.memo("imports:listings-cleared", clear_caches)
+    roots = list(ctx.config.fleet.code_roots)
+    return ctx.memo(f"imports:{service.unit}", lambda: analyse(service, roots))  # type: ignore[no-any-return]
 
 
 def _load(ctx: CheckContext) -> list[FleetUnit]:

@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from qtctl.diagnosis.interpreter import Interpreter, probe
 from qtctl.diagnosis.python_source import (
@@ -25,9 +24,6 @@ from qtctl.diagnosis.python_source import (
 )
 from qtctl.diagnosis.python_units import PythonService
 from qtctl.diagnosis.sys_path_eval import PathChange, file_path_changes, path_changes
-
-if TYPE_CHECKING:
-    from qtctl.engine.context import CheckContext
 
 MAX_MODULES = 400
 Queued = tuple[str, ast.Module | None, str, bool]  # file, its tree, __package__, is __main__
@@ -102,14 +98,6 @@ def analyse(
         return result
     _walk(result, interpreter, code_roots, start, tree)
     return result
-
-
-def run_analysis(ctx: CheckContext, service: PythonService) -> Analysis:
-    """`analyse(service, fleet.code_roots)` once per run and service, shared by the checks that
-    read it (QT201-QT204, QT107); the run's first analysis forgets older directory listings."""
-    ctx.memo("imports:listings-cleared", clear_caches)
-    roots = list(ctx.config.fleet.code_roots)
-    return ctx.memo(f"imports:{service.unit}", lambda: analyse(service, roots))  # type: ignore[no-any-return]
 
 
 def effective_path(
