@@ -290,13 +290,7 @@ def _sides(side: str, sl: float, tp: float, price: float) -> list[str]:
 
 
 def _number(data: Mapping[str, str], names: tuple[str, ...]) -> float | None:
-    for name in names:
-        if name in data:
-            try:
-                return float(data[name])
-            except ValueError:
-                return math.nan
-    return None
+    return next((_float(data[name]) for name in names if name in data), None)
 
 
 def _float(raw: object) -> float | None:

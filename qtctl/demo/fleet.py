@@ -260,6 +260,9 @@ block_ms = 200
 
 [fix]
 state_dir = "/var/lib/qtctl"
+# the demo's services fail, if at all, in their first second (an exec or an import), and the
+# demo runs doctor again after the repairs: 2 s past RestartSec= is enough here (default 5)
+settle_sec = 2
 """
 
 
