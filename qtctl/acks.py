@@ -8,29 +8,30 @@ mistake is one clear line (exit 2)."""
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
-import math
 import os
 import re
 import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from qtctl.ack_time import expiry, format_time, valid_epoch
 from qtctl.errors import UsageError
 from qtctl.formats.model import AckState, Entry, Results
+from qtctl.redaction import DEFAULT as REDACT
+
+__all__ = ["Ack", "AckStore", "add_ack", "describe", "format_time", "read_baseline"]
 
 STATE_SCHEMA = "qtctl.acks/1"
 BASELINE_SCHEMA = "qtctl.baseline/1"
 MAX_FILE_BYTES = 8 * 2**20
 MAX_ENTRIES = 100_000
 MAX_TEXT = 4096
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$")
-UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass(frozen=True)
@@ -61,30 +62,6 @@ class Ack:
             doc["fingerprint"] = self.fingerprint
         doc |= {"reason": self.reason, "expires": self.expires, "created": self.created}
         return doc
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `90s`, `30m`, `24h`, `7d`, `2w`."""
-    match = DURATION.match(text.strip().lower())
-    if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"--for expects a duration such as 24h, 30m or 7d, got {text!r}")
-    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
-
-
-def parse_until(text: str) -> float:
-    """An ISO date or date-time (UTC unless it says otherwise) as epoch seconds."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"--until expects a date such as 2026-12-31 or 2026-12-31T18:00, got {text!r}"
-        ) from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-def format_time(epoch: float) -> str:
-    """`2026-12-03 10:00 UTC`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def apply_acks(results: Results, acks: Sequence[tuple[Ack, str]], now: float) -> Results:
@@ -159,12 +136,8 @@ def add_ack(
         raise UsageError(f"unknown check code {code!r}; `qtctl explain` lists them")
     if not reason or not reason.strip():
         raise UsageError("--reason is required: say why this finding is accepted")
-    if for_ and until:
-        raise UsageError("give --for or --until, not both")
     start = now()
-    expires = start + parse_duration(for_) if for_ else parse_until(until) if until else None
-    if expires is not None and expires <= start:
-        raise UsageError("--until is in the past")
+    expires = expiry(start, for_, until)
     new = Ack(code, subject, reason.strip(), expires, start)
     kept = [a for a in store.load() if (a.code, a.subject) != (code, subject)]
     store.save([*kept, new])
@@ -182,21 +155,24 @@ def remove_ack(store: AckStore, code: str, subject: str) -> int:
 
 
 def describe(ack: Ack) -> str:
-    """`QT104 quantum-x.service until 2026-12-03 10:00 UTC: reason` (or `expired ...`)."""
+    """`QT104 quantum-x.service until 2026-12-03 10:00 UTC: reason` (or `expired ...`): one
+    line, redacted and escaped."""
     if ack.expires is None:
         until = "no expiry"
     else:
         expired = "expired " if ack.expires <= now() else ""
         until = f"{expired}until {format_time(ack.expires)}"
-    return f"{ack.code} {ack.subject} ({until}): {ack.reason}"
+    return REDACT.shown(f"{ack.code} {ack.subject} ({until}): {ack.reason}")
 
 
 def read_baseline(path: str) -> list[Ack]:
-    """The acks of a baseline file (untrusted: a repository's); exit 2 on any mistake."""
+    """The acks of a baseline file (untrusted: a repository's); exit 2 on any mistake. A
+    symlink is not followed (its target may be a file only root can read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
-        raise UsageError(f"baseline {path}: cannot open: {exc.strerror}") from None
+        why = "a symbolic link: not followed" if exc.errno == errno.ELOOP else exc.strerror
+        raise UsageError(f"baseline {path}: cannot open: {why}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -234,30 +210,38 @@ def parse_document(data: bytes, what: str, schema: str) -> list[Ack]:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+    except RecursionError:
+        raise UsageError(f"{what}: not valid JSON (nested too deep)") from None
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         raise UsageError(f'{what}: not a {schema} document (its "schema" must be {schema!r})')
     items = doc.get("acks")
     if not isinstance(items, list) or len(items) > MAX_ENTRIES:
         raise UsageError(f'{what}: "acks" must be a list of at most {MAX_ENTRIES} entries')
-    return [_ack(item, f"{what}: acks[{index}]") for index, item in enumerate(items)]
+    baseline = schema == BASELINE_SCHEMA
+    acks = [_ack(item, f"{what}: acks[{i}]", baseline) for i, item in enumerate(items)]
+    if baseline and doc.get("tool", "lint") not in ("lint", "doctor"):
+        raise UsageError(f'{what}: "tool" must be "lint" or "doctor"')
+    return acks
 
 
-def _ack(item: Any, where: str) -> Ack:
+def _ack(item: Any, where: str, baseline: bool) -> Ack:
+    """One entry; a baseline's names one finding by a fingerprint (never empty: that would
+    be a wildcard a reviewer cannot see)."""
     if not isinstance(item, dict):
         raise UsageError(f"{where}: must be an object")
     code, subject = _text(item, "code", where), _text(item, "subject", where)
     if not re.fullmatch(r"QT\d{3}", code):
         raise UsageError(f"{where}: code must look like QT104, got {code[:40]!r}")
     expires = item.get("expires")
-    if expires is not None and not _epoch(expires):
+    if expires is not None and not valid_epoch(expires):
         raise UsageError(f"{where}: expires must be epoch seconds or null")
     created = item.get("created", 0.0)
-    if not _epoch(created):
-        raise UsageError(f"{where}: created must be epoch seconds")
-    fingerprint = _text(item, "fingerprint", where, required=False)
+    if not valid_epoch(created):
+        raise UsageError(f"{where}: created must be epoch seconds (up to 9999-12-31)")
+    fingerprint = _text(item, "fingerprint", where, required=baseline)
     if fingerprint and not re.fullmatch(r"[0-9a-f]{8,64}", fingerprint):
         raise UsageError(f"{where}: fingerprint must be hex digits")
-    reason = _text(item, "reason", where, required=False)
+    reason = REDACT.text(_text(item, "reason", where, required=False))  # quoted in every format
     return Ack(
         code,
         subject,
@@ -266,12 +250,6 @@ def _ack(item: Any, where: str) -> Ack:
         float(created),
         fingerprint,
     )
-
-
-def _epoch(value: Any) -> bool:
-    """A finite number of seconds (JSON has no NaN, Python's reader does)."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and math.isfinite(value)
 
 
 def _text(item: dict[str, Any], key: str, where: str, required: bool = True) -> str:

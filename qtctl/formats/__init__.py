@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qtctl.errors import UsageError
+from qtctl.escaping import printable
 from qtctl.formats.ci import github, gitlab
 from qtctl.formats.junit import junit
 from qtctl.formats.model import Results
@@ -71,7 +72,7 @@ def _full(out: Output, results: Results, fmt: str) -> None:
         if entry.ack is not None:
             f = entry.finding
             out.line(
-                f"{f.code} {f.subject}: {entry.ack.label()}",
+                printable(f"{f.code} {f.subject}: {entry.ack.label()}"),  # one line each
                 style="yellow" if entry.ack.expired else "dim",
             )
     out.line(summary(results))

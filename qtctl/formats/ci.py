@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from qtctl.engine.findings import Severity
+from qtctl.escaping import printable
 from qtctl.formats.model import Entry, Results
 
 GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -47,7 +48,7 @@ def github(results: Results) -> str:
 
 def _gitlab_issue(entry: Entry) -> dict[str, object]:
     f = entry.finding
-    path = entry.location.path or f.subject
+    path = printable(entry.location.path or f.subject)  # a byte not UTF-8 as `\xNN`
     description = f"{f.code} {f.message}" + (f" ({entry.ack.label()})" if entry.ack else "")
     return {
         "description": description,

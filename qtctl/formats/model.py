@@ -37,12 +37,14 @@ class AckState:
     source: str  # "state" (qtctl ack) or the baseline file's path
 
     def label(self) -> str:
-        """`acknowledged until 2026-12-03 10:00 UTC: reason` (or `ack expired ...`)."""
+        """`acknowledged until 2026-12-03 10:00 UTC: reason` (or `ack expired ...`): the
+        reason (a baseline's: untrusted) redacted and escaped to one line."""
         from qtctl.acks import format_time
+        from qtctl.redaction import DEFAULT as REDACT
 
         until = f" until {format_time(self.expires)}" if self.expires is not None else ""
         head = "ack expired" if self.expired else "acknowledged"
-        return f"{head}{until}: {self.reason}"
+        return f"{head}{until}: {REDACT.shown(self.reason)}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def build(tool: str, report: Report, locations: Sequence[Location] | None = None
     for finding, location in zip(report.findings, where, strict=True):
         key = "\0".join((finding.code, finding.subject, location.path, finding.cause))
         seen[key] = seen.get(key, 0) + 1
-        digest = hashlib.sha256(f"{key}\0{seen[key]}".encode()).hexdigest()[:20]
+        # a name that was not UTF-8 (read with surrogateescape) hashes as the bytes it was
+        raw = f"{key}\0{seen[key]}".encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(raw).hexdigest()[:20]
         entries.append(Entry(finding, location, digest))
     return Results(tool, report, tuple(entries))

@@ -66,7 +66,8 @@ def _location(entry: Entry) -> dict[str, object]:
 def _uri(path: str) -> str:
     from urllib.parse import quote
 
-    return ("file://" if path.startswith("/") else "") + quote(path)
+    # a byte that was not UTF-8 (surrogateescape) is percent-encoded as the byte it was
+    return ("file://" if path.startswith("/") else "") + quote(path, errors="surrogateescape")
 
 
 def _result(entry: Entry, index: Mapping[str, int]) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from qtctl.escaping import printable
 from qtctl.formats.model import Entry, Results
 
 
@@ -18,7 +19,9 @@ def where(entry: Entry) -> str:
 
 
 def concise(results: Results) -> str:
-    """ruff's concise format: `path:line: CODE [*] message (subject)`; acks marked."""
+    """ruff's concise format: `path:line: CODE [*] message (subject)`; acks marked. One
+    finding is one line: every non-printable character of it (a newline in a file name, a
+    baseline's reason) is escaped."""
     lines = []
     for entry in results.entries:
         f = entry.finding
@@ -26,14 +29,16 @@ def concise(results: Results) -> str:
         named = entry.location.path and f.subject != entry.location.path
         about = f" ({f.subject})" if named else ""
         ack = f" [{entry.ack.label()}]" if entry.ack else ""
-        lines.append(f"{where(entry)}: {f.code}{fix} {f.message}{about}{ack}")
+        lines.append(printable(f"{where(entry)}: {f.code}{fix} {f.message}{about}{ack}"))
     return "\n".join(lines)
 
 
 def entry_dict(entry: Entry) -> dict[str, object]:
     """One finding with where it is, its fingerprint and its acknowledgement."""
     doc = entry.finding.as_dict()
-    doc["location"] = {"path": entry.location.path, "line": entry.location.line}
+    # the path escaped as the subject is: a byte that was not UTF-8 as `\xNN`, never a lone
+    # surrogate strict JSON readers refuse
+    doc["location"] = {"path": printable(entry.location.path), "line": entry.location.line}
     doc["fingerprint"] = entry.fingerprint
     ack = entry.ack
     doc["acknowledged"] = (

@@ -1,19 +1,27 @@
 """Which of lint's files git ignores (`.gitignore`, `.git/info/exclude`, the global excludes):
 a build cache or a vendored tree under an ignored folder is not the fleet's code.
 
-One `git check-ignore --no-index --stdin` for all of them. Outside a git work tree, without
-git, or when git refuses the repository (another user's, under `safe.directory`), nothing is
-ignored. The repository's own config cannot run a command here: no fsmonitor, no hooks."""
+One `git check-ignore --no-index --stdin` for all of them. Outside a git work tree or without
+git, nothing is ignored. A checkout another user owns (the fleet user's, linted as root) is
+read like one's own: `safe.directory` names it on the command line. git's ownership check is
+there so that the repository's config cannot run a command as the reader; here it cannot
+anyway (no fsmonitor, no hooks, and check-ignore runs no pager, filter or alias). When git
+still refuses, that is said once on stderr (`git_problem`) and nothing is ignored."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 from collections.abc import Iterable
 
+from qtctl.escaping import printable
+
 GIT_TIMEOUT = 60
 SAFE = ("-c", "core.fsmonitor=", "-c", "core.hooksPath=/dev/null")
+CHECK_IGNORE = ("check-ignore", "--no-index", "-z", "--stdin")
+log = logging.getLogger(__name__)
 
 
 def ignored_by_git(checkout: str, paths: Iterable[str]) -> set[str]:
@@ -24,15 +32,20 @@ def ignored_by_git(checkout: str, paths: Iterable[str]) -> set[str]:
         return set()
     try:
         res = subprocess.run(
-            [git, *SAFE, "-C", checkout, "check-ignore", "--no-index", "-z", "--stdin"],
+            [git, *SAFE, "-c", f"safe.directory={checkout}", "-C", checkout, *CHECK_IGNORE],
             input="\0".join(inside).encode("utf-8", "surrogateescape"),
             capture_output=True,
             timeout=GIT_TIMEOUT,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("git ignore rules not applied (every file is linted): %s", exc)
         return set()
     if res.returncode not in (0, 1):  # 1: none ignored; 128: not a repository, refused
+        why = res.stderr.decode("utf-8", "replace").strip().splitlines()[:1] or ["no reason"]
+        log.warning(
+            "git ignore rules not applied (every file is linted): %s", printable(why[0][:300])
+        )
         return set()
     found = res.stdout.decode("utf-8", "surrogateescape").split("\0")
     return {os.path.join(checkout, p) if not os.path.isabs(p) else p for p in found if p}

@@ -11,10 +11,10 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from qtctl.adapters import safe_walk
-from qtctl.diagnosis.env_file import misreads, refusal
+from qtctl.adapters import safe_files
+from qtctl.diagnosis.env_file import environment, misreads, refusal
 from qtctl.diagnosis.imports import ImportProblem, analyse, clear_caches, resolve
-from qtctl.diagnosis.python_units import MAX_ENV_BYTES, PythonService, read_env_file
+from qtctl.diagnosis.python_units import MAX_ENV_BYTES, PythonService
 from qtctl.diagnosis.unit_instances import is_template
 from qtctl.diagnosis.unit_lint import UnitView
 from qtctl.diagnosis.unit_load import working_directory
@@ -46,7 +46,7 @@ def mapped_service(view: UnitView, paths: PathMap) -> PythonService | None:
     env = unit.environment()
     for path, _, _ in unit.environment_files():
         if paths.to_tree(path):
-            env.update(read_env_file(paths.to_tree(path)))
+            env.update(environment(_read_env(paths.to_tree(path))[0]))
     if env.get("PYTHONPATH"):
         env["PYTHONPATH"] = ":".join(paths.to_tree(p) or p for p in env["PYTHONPATH"].split(":"))
     return PythonService(view.name, sys.executable, mapped, module, tree_dir, env)
@@ -114,9 +114,27 @@ def env_findings(views: list[UnitView], paths: PathMap) -> Iterator[tuple[Findin
             yield from _env_file(view.name, mapped, optional)
 
 
+def _read_env(path: str) -> tuple[bytes, str]:
+    """An env file of the checkout and '' , or b'' and why it was not read: a symlink the
+    checkout's owner could have planted is never followed (its target may be root's only),
+    nor is a FIFO or device read (`safe_files.read_for_check`)."""
+    try:
+        return safe_files.read_for_check(os.path.abspath(path), MAX_ENV_BYTES + 1), ""
+    except safe_files.UnsafePath as exc:
+        return b"", str(exc).partition(": ")[2] or str(exc)
+    except OSError as exc:
+        return b"", str(exc.strerror)
+
+
 def _env_file(unit: str, path: str, optional: bool) -> Iterator[tuple[Finding, Location]]:
-    text = safe_walk.read_head(path, MAX_ENV_BYTES + 1)
+    text, unread = _read_env(path)
     where = shown_path(path)
+    if unread:
+        finding = Finding(
+            "QT703", Severity.WARNING, where, f"not read: {unread}", cause="unsafe-path"
+        )
+        yield finding, Location(where)
+        return
     refused = refusal(text)
     if refused is not None:
         severity = Severity.WARNING if optional else Severity.ERROR

@@ -13,6 +13,7 @@ from qtctl.diagnosis.code_scan import MAX_DEPTH, SKIP_DIRS
 from qtctl.diagnosis.unit_file import TYPE_SECTIONS
 
 MAX_UNIT_BYTES = 4 * 2**20  # systemd stops at a 1 MiB line; a bigger unit file is not one
+MAX_UNIT_LINES = 100_000  # the biggest real unit files have hundreds
 UNIT_SUFFIXES = tuple(f".{kind}" for kind in TYPE_SECTIONS if kind != "scope")
 
 
@@ -27,6 +28,7 @@ class Tree:
     data: dict[str, bytes] = field(default_factory=dict)  # path -> bytes, read once
     drop_ins: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unparsed: list[tuple[str, str]] = field(default_factory=list)  # (path, why): not parsed
 
     def has_unit(self, name: str) -> bool:
         """Whether the checkout holds this unit (an instance: its template)."""
@@ -83,6 +85,12 @@ def _take(path: str, tree: Tree, data: bytes | None) -> None:
     folder, name = os.path.split(path)
     if data is None:
         return
+    why = _not_parsed(data)
+    if why and name.endswith((*UNIT_SUFFIXES, ".conf")):
+        tree.unparsed.append((path, why))
+        if name.endswith(UNIT_SUFFIXES):
+            tree.known.add(name)  # still a unit name a Requires= may name
+        return
     if name.endswith(".conf"):
         if os.path.basename(folder).endswith(tuple(f"{s}.d" for s in UNIT_SUFFIXES)):
             tree.drop_ins.setdefault(folder, []).append(path)
@@ -90,6 +98,19 @@ def _take(path: str, tree: Tree, data: bytes | None) -> None:
     elif name.endswith(UNIT_SUFFIXES) and not folder.endswith(".d"):
         tree.units.setdefault(name, []).append(path)
         tree.data[path] = data
+
+
+def _not_parsed(data: bytes) -> str:
+    """Why a unit file is not parsed ('' when it is): NUL bytes (binary content), or more
+    lines than any unit file has. systemd's read_line ends a line at each NUL or CR, so a
+    sparse file of NULs (free to make with `truncate`) would be millions of lines: seconds of
+    parsing for nothing a human wrote."""
+    if b"\0" in data:
+        return "holds NUL bytes: binary content, not a unit file (not parsed)"
+    lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    if lines > MAX_UNIT_LINES:
+        return f"has {lines} line ends, more than {MAX_UNIT_LINES}: not a unit file (not parsed)"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,23 @@ def unit_findings(
         for problem in sorted(problems, key=lambda p: -p.severity):
             yield _finding(view.name, problem, view.fragment)
     yield from _duplicates(tree)
+    yield from _unparsed(tree)
+
+
+def _unparsed(tree: Tree) -> Iterator[tuple[Finding, Location]]:
+    """A unit file or drop-in with NUL bytes or millions of lines: not parsed (the tree's
+    `_not_parsed` says why)."""
+    for path, why in sorted(tree.unparsed):
+        where = shown_path(path)
+        finding = Finding(
+            CODE,
+            Severity.ERROR,
+            os.path.basename(path),
+            why,
+            cause="not-a-unit-file",
+            fix_hint="restore the unit file's text in the repository",
+        )
+        yield finding, Location(where)
 
 
 def _exists(tree: Tree, name: str) -> bool:
