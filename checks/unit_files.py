@@ -74,31 +74,14 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             if u.props.get("FragmentPath")
         }
     )
-    verifying = start_verify(sorted(set(files.values())))  # runs while the files are linted
-    try:
-        linted = [
-            _lint_one(name, fragment, not_found, refused, ctx)
-            for name, fragment in sorted(files.items())
-        ]
-    finally:
-        verified = verify_lines(verifying)  # waited for (or killed) whatever happened
-    for name, view, problems in linted:
+    verified = verify(sorted(set(files.values())))
+    for name, fragment in sorted(files.items()):
+        view = _view(name, fragment, not_found, _protected(name, ctx.config.fleet.protected))
+        problems = lint(view, _rules(name, fragment))
+        problems = _load_error(refused.get(name), problems) + _stray_drop_ins(name)
         problems += _verify_problems(name, view, verified, problems)
         if problems:
             yield _finding(name, sorted(problems, key=lambda p: -p.severity))
-
-
-def _lint_one(
-    name: str,
-    fragment: str,
-    not_found: frozenset[str],
-    refused: dict[str, FleetUnit],
-    ctx: CheckContext,
-) -> tuple[str, UnitView, list[Problem]]:
-    """The unit's own problems (its files, its load error, stray drop-ins), before verify's."""
-    view = _view(name, fragment, not_found, _protected(name, ctx.config.fleet.protected))
-    problems = lint(view, _rules(name, fragment))
-    return name, view, _load_error(refused.get(name), problems) + _stray_drop_ins(name)
 
 
 def _view(name: str, fragment: str, not_found: frozenset[str], protected: str) -> UnitView:
@@ -126,38 +109,19 @@ def _rules(name: str, fragment: str) -> tuple[Rule, ...]:
 
 def verify(paths: Sequence[str]) -> list[str]:
     """`systemd-analyze verify` over all fleet unit files at once; its message lines."""
-    return verify_lines(start_verify(paths))
-
-
-def start_verify(paths: Sequence[str]) -> subprocess.Popen[str] | list[str]:
-    """`systemd-analyze verify` started over the files (its lines come from `verify_lines`);
-    the lines already, when there is nothing to verify or it cannot start."""
     if not paths:
         return []
     try:
-        return subprocess.Popen(
+        res = subprocess.run(
             ["systemd-analyze", "verify", *paths],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             errors="replace",
+            timeout=VERIFY_TIMEOUT,
         )
-    except OSError as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         return [f"systemd-analyze verify could not run: {exc}"]
-
-
-def verify_lines(started: subprocess.Popen[str] | list[str]) -> list[str]:
-    """The message lines of a `start_verify`, waited for at most VERIFY_TIMEOUT seconds."""
-    if isinstance(started, list):
-        return started
-    try:
-        _, stderr = started.communicate(timeout=VERIFY_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        started.kill()
-        started.communicate()
-        return [f"systemd-analyze verify could not run: {exc}"]
-    return [line for line in stderr.splitlines() if line.strip()]
+    return [line for line in res.stderr.splitlines() if line.strip()]
 
 
 def _verify_problems(
