@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.markup import escape
@@ -12,6 +13,7 @@ from qtctl.output import Output
 from qtctl.redaction import DEFAULT as REDACT
 
 SCHEMA = "qtctl.fleet/1"
+PROBLEM_WORDS = {"host-clock-ahead": "clock ahead", "hosts-truncated": "not read"}
 
 
 def as_dict(view: FleetView) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def render(out: Output, view: FleetView) -> None:
 
 
 def _row(host: HostView) -> tuple[str, ...]:
-    status = "stale" if host.stale else ("unreadable" if host.problem else host.status)
+    problem = PROBLEM_WORDS.get(host.root, "unreadable")
+    status = "stale" if host.stale else (problem if host.problem else host.status)
     style = "green" if host.healthy else "red"
     errors = str(host.summary.get("error", "")) if host.summary else ""
     top = host.incidents[0] if host.incidents else None
@@ -85,19 +88,24 @@ def _host_dict(host: HostView) -> dict[str, Any]:
         "stale": host.stale,
         "problem": host.problem,
         "summary": dict(host.summary),
-        "incidents": list(host.incidents),
+        "incidents": [_redacted(i) for i in host.incidents],
     }
 
 
 def _stale_incident(host: HostView) -> dict[str, Any]:
     """A host that stopped reporting (or wrote a record we cannot read) is an incident itself."""
     if host.problem:
-        return {"host": host.host, "root": "host-record-unreadable", "message": host.problem}
+        return {"host": host.host, "root": host.root, "message": REDACT.shown(host.problem)}
     message = (
         f"no report for {duration(host.age_sec)}: more than {duration(host.stale_after_sec)}, "
         f"its timer runs every {duration(host.period_sec)} (is qtctl-report.timer running?)"
     )
     return {"host": host.host, "root": "host-report-stale", "message": message}
+
+
+def _redacted(incident: Mapping[str, Any]) -> dict[str, Any]:
+    """An incident of a record (checked: texts and counts) with its texts redacted."""
+    return {k: REDACT.text(v) if isinstance(v, str) else v for k, v in incident.items()}
 
 
 def _s(value: object) -> str:

@@ -15,10 +15,14 @@ from typing import Any
 
 import redis
 
+from qtctl.escaping import shown, undecodable
+from qtctl.hosts.checked import record_problem
 from qtctl.hosts.record import SCHEMA, encode
 
-MAX_HOSTS = 1_000
+MAX_HOSTS = 1_000  # read per run: the newest half and the oldest half (where stale hosts are)
 MAX_RECORD_BYTES = 1 << 20
+UNREADABLE = "host-record-unreadable"
+TRUNCATED = "hosts-truncated"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class StoredHost:
     indexed_at: float  # the index's score: when the host last published
     record: Mapping[str, Any] | None
     problem: str = ""
+    root: str = UNREADABLE  # the incident a problem is: unreadable, or hosts left unread
 
 
 def hosts_key(key: str) -> str:
@@ -58,29 +63,58 @@ def publish_host(client: redis.Redis, key: str, record: Mapping[str, Any]) -> No
 
 
 def read_hosts(client: redis.Redis, key: str) -> list[StoredHost]:
-    """Every indexed host (at most MAX_HOSTS, newest first) with its record."""
-    raw_index: Any = client.zrevrange(hosts_key(key), 0, MAX_HOSTS - 1, withscores=True)
-    index = [(_text(member), float(score)) for member, score in raw_index]
+    """Every indexed host with its record, newest first. Over MAX_HOSTS, the newest and the
+    oldest half are read (a stale host is the oldest score: never the one dropped) and one
+    `hosts-truncated` entry says how many were not."""
+    total = int(client.zcard(hosts_key(key)))
+    half = MAX_HOSTS // 2
+    spans = [(0, -1)] if total <= MAX_HOSTS else [(0, half - 1), (total - half, total - 1)]
+    index: list[tuple[bytes, float]] = []
+    for start, stop in spans:
+        raw: Any = client.zrevrange(hosts_key(key), start, stop, withscores=True)
+        index += [(_member(member), float(score)) for member, score in raw]
     pipe = client.pipeline(transaction=False)
-    for host, _score in index:
-        pipe.hget(host_key(key, host), "record")
-    raws = pipe.execute() if index else []
-    return [_stored(host, score, raw) for (host, score), raw in zip(index, raws, strict=True)]
+    for member, _score in index:
+        pipe.hget(key.encode() + b":host:" + member, "record")
+    raws = pipe.execute(raise_on_error=False) if index else []
+    stored = [_stored(_name(m), score, raw) for (m, score), raw in zip(index, raws, strict=True)]
+    if total > MAX_HOSTS:
+        left = total - MAX_HOSTS
+        why = f"{left} of {total} indexed hosts not read (at most {MAX_HOSTS}: newest and oldest)"
+        stored.append(StoredHost(f"({left} more hosts)", 0.0, None, why, TRUNCATED))
+    return stored
 
 
-def _stored(host: str, score: float, raw: bytes | None) -> StoredHost:
+def _stored(host: str, score: float, raw: object) -> StoredHost:
+    if isinstance(raw, Exception):  # WRONGTYPE: a string or list where the hash should be
+        return StoredHost(host, score, None, f"record unreadable: {str(raw)[:200]}")
     if raw is None:
         return StoredHost(host, score, None, "indexed, but its record is missing")
-    if len(raw) > MAX_RECORD_BYTES:
+    if not isinstance(raw, bytes | str) or len(raw) > MAX_RECORD_BYTES:
         return StoredHost(host, score, None, f"record over {MAX_RECORD_BYTES} bytes: not read")
     try:
-        record = json.loads(raw)
+        record = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         return StoredHost(host, score, None, "record is not valid JSON")
+    except RecursionError:
+        return StoredHost(host, score, None, "record is not valid JSON (nested too deep)")
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         return StoredHost(host, score, None, f"record is not a {SCHEMA} document")
-    return StoredHost(host, score, record)
+    problem = record_problem(host, record)
+    return StoredHost(host, score, None if problem else record, problem)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _member(value: bytes | str) -> bytes:
+    """The member as the bytes it is (a str client read it with surrogateescape)."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def _name(member: bytes) -> str:
+    """A host name as shown: as it is when UTF-8 (escaped where printed), else escaped here,
+    so no output (JSON included) carries a byte that was not UTF-8."""
+    name = member.decode("utf-8", "surrogateescape")
+    return shown(name) if undecodable(name) else name

@@ -15,6 +15,8 @@ from typing import Any
 from qtctl.hosts.store import StoredHost
 
 MAX_PERIOD_SEC = 7 * 86_400.0
+CLOCK_SLACK_SEC = 300.0  # a record dated further ahead than this: its clock (or it) is wrong
+CLOCK_AHEAD = "host-clock-ahead"
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,13 @@ class HostView:
     status: str
     summary: Mapping[str, Any]
     incidents: tuple[Mapping[str, Any], ...]
-    problem: str = ""  # the record could not be read
+    problem: str = ""  # the record could not be read, or its date cannot be true
+    root: str = "host-record-unreadable"  # the incident a problem is
 
     @property
     def healthy(self) -> bool:
-        """Fresh, readable, and not critical."""
-        return not (self.stale or self.problem or self.status == "critical")
+        """Fresh, readable, dated no later than now, and ok or warning (unknown is not ok)."""
+        return not (self.stale or self.problem or self.status not in ("ok", "warning"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ def _host(stored: StoredHost, now: float, default_period: float, periods: float)
     record = stored.record or {}
     period = _number(record.get("period_sec"), default_period, 1.0, MAX_PERIOD_SEC)
     generated = _number(record.get("generated_at"), stored.indexed_at, 0.0, math.inf)
+    generated = min(generated, stored.indexed_at) if stored.record else generated  # the older
+    ahead = max(generated, stored.indexed_at) - now
+    problem, root = stored.problem, stored.root
+    if not problem and ahead > CLOCK_SLACK_SEC:
+        problem = f"dated {ahead:.0f} s after this host's clock: its age cannot be judged"
+        root = CLOCK_AHEAD
     age = max(now - generated, 0.0)
     incidents = record.get("incidents")
     summary = record.get("summary")
@@ -86,7 +95,8 @@ def _host(stored: StoredHost, now: float, default_period: float, periods: float)
         incidents=tuple(i for i in incidents if isinstance(i, dict))
         if isinstance(incidents, list)
         else (),
-        problem=stored.problem,
+        problem=problem,
+        root=root,
     )
 
 
