@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from qtctl.sandbox import Sandbox, SandboxSpec
+from tests.conftest import REPO
 from tests.support.redis_server import RedisServer, start_redis
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.redis]
@@ -30,9 +33,10 @@ def _unit(command: str) -> str:
 
 
 @pytest.fixture
-def box_and_redis(tmp_path: Path) -> Iterator[tuple[Sandbox, redis.Redis]]:
-    folder = tmp_path / "sock"
-    folder.mkdir()
+def box_and_redis() -> Iterator[tuple[Sandbox, redis.Redis]]:
+    # not under /tmp: the notifier runs with PrivateTmp=yes, as an operator's Redis socket must
+    # not be there either (docs/fleet.md)
+    folder = Path(tempfile.mkdtemp(prefix="onfailure-", dir=REPO / "build"))
     sock = folder / "redis.sock"
     server: RedisServer = start_redis(extra=("--unixsocket", str(sock), "--unixsocketperm", "777"))
     config = f'[redis]\nurl = "unix://{sock}"\n[fleet]\ncode_roots = ["{CODE}"]\n'
@@ -55,6 +59,7 @@ def box_and_redis(tmp_path: Path) -> Iterator[tuple[Sandbox, redis.Redis]]:
     finally:
         box.close()
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_failed_unit_publishes_its_incident_and_the_drop_ins_undo(
@@ -71,7 +76,8 @@ def test_a_failed_unit_publishes_its_incident_and_the_drop_ins_undo(
     assert box.systemctl("show", "-p", "OnFailure", "--value", EMERGENCY).stdout.strip() == ""
 
     box.systemctl("start", CRASHY)
-    entry = _wait_for_incident(client)
+    notifier = f"qtctl-notify@{CRASHY}.service"
+    entry = _wait_for_incident(client, lambda: box.journal(notifier) + box.journal(CRASHY))
     assert entry["unit"] == CRASHY
     assert entry["result"] == "exit-code" and entry["exit_status"] == "1"
     assert re.fullmatch(r"[0-9a-f]{32}", entry["invocation_id"])
@@ -96,11 +102,13 @@ def test_publish_incident_needs_a_unit(box_and_redis: tuple[Sandbox, redis.Redis
     assert "--publish-incident needs --unit NAME" in res.stderr
 
 
-def _wait_for_incident(client: redis.Redis, timeout: float = 90.0) -> dict[str, str]:
+def _wait_for_incident(
+    client: redis.Redis, journal: Callable[[], str], timeout: float = 90.0
+) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         entries = client.xrange(STREAM)
         if entries:
             return {k.decode(): v.decode() for k, v in entries[-1][1].items()}
         time.sleep(0.3)
-    raise AssertionError("no incident published within the timeout")
+    raise AssertionError(f"no incident published within the timeout:\n{journal()}")

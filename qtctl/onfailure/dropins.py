@@ -1,12 +1,14 @@
 """`qtctl install --on-failure`: an `OnFailure=` drop-in for each fleet unit, written through
 fix's journal (backed up, journaled, undone by `qtctl fix --undo ID`).
 
-Skipped, with the reason: masked units (nothing runs them), protected units (qtctl changes
-nothing of a protected unit), units that are not loaded, and qtctl-notify@ itself (a failing
-notifier must not notify about itself)."""
+Every fleet unit file on disk and every loaded fleet unit gets one. Skipped, with the reason:
+masked units (nothing runs them), protected units (qtctl changes nothing of a protected unit),
+units systemd could not load, and qtctl-notify@ itself (a failing notifier must not notify about
+itself)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from qtctl.config import Config
@@ -38,13 +40,17 @@ class DropInPlan:
 
 
 def plan_drop_ins(config: Config) -> DropInPlan:
-    """One drop-in per fleet unit that may be changed."""
+    """One drop-in per fleet unit that may be changed: every fleet unit file on disk (a unit
+    systemd has not loaded yet fails just the same once started) and every loaded one."""
+    from qtctl.diagnosis.unit_instances import is_template, units_on_disk
+
     ctx = CheckContext(config)
     try:
-        units = {u.name: u for u in fleet_units(ctx)}
+        loaded = {u.name: u for u in fleet_units(ctx)}
+        on_disk = units_on_disk(config.fleet.units)
         writes, skipped = [], []
-        for name, unit in sorted(units.items()):
-            why = _skip(name, unit, units, config)
+        for name in sorted(set(loaded) | {n for n in on_disk if not is_template(n)}):
+            why = _skip(name, loaded.get(name), on_disk.get(name, ""), loaded, config)
             if why:
                 skipped.append((name, why))
             else:
@@ -70,11 +76,22 @@ def apply_drop_ins(config: Config, plan: DropInPlan) -> FixRecord:
         ctx.close()
 
 
-def _skip(name: str, unit: FleetUnit, units: dict[str, FleetUnit], config: Config) -> str:
+def _skip(
+    name: str,
+    unit: FleetUnit | None,
+    fragment: str,
+    units: dict[str, FleetUnit],
+    config: Config,
+) -> str:
     if name.startswith(NOTIFIER):
         return "the notifier itself"
-    if unit.load_state != "loaded":
+    if unit is not None and unit.load_state not in ("loaded", "masked"):
         return f"not loaded ({unit.load_state})"
-    if unit.file_state.startswith("masked"):
+    masked = (
+        unit.file_state.startswith("masked")
+        if unit
+        else not fragment or os.path.realpath(fragment) == "/dev/null"
+    )
+    if masked or (unit is not None and unit.load_state == "masked"):
         return "masked"
     return never_change(name, units, config)
