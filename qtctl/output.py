@@ -145,8 +145,9 @@ class Output:
 
     def code_doc(self, doc: CodeDoc) -> None:
         """Render one `qtctl explain` entry."""
-        if self.format == "json":
-            self.json(doc.__dict__)
+        if self.format == "json":  # the repair facts type by its name: a class is no JSON
+            repair = doc.__dict__.get("repair")
+            self.json({**doc.__dict__, "repair": repair.__name__ if repair else None})
             return
         self.markup(f"[bold]{doc.code}[/] {escape(doc.title)} ({doc.severity})\n")
         for label, text in (("What", doc.meaning), ("Why it matters", doc.why), ("Fix", doc.fix)):

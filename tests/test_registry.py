@@ -31,3 +31,19 @@ def test_every_code_is_documented_in_explain_and_the_checks_reference() -> None:
     for code, doc in all_codes().items():
         assert doc.title and doc.meaning and doc.why and doc.fix, code
         assert f"\n## {code}\n" in page, f"{code} missing: run `python -m qtctl.docs_gen`"
+
+
+def test_explain_json_works_for_every_code() -> None:
+    """`qtctl explain CODE --format json` is plain JSON for fixable codes too (the repair facts
+    type by its name)."""
+    import json
+
+    from qtctl.catalog import all_codes
+    from tests.conftest import run_cli
+
+    for code, doc in all_codes().items():
+        res = run_cli("explain", code, "--format", "json")
+        assert res.returncode == 0, (code, res.stderr)
+        shown = json.loads(res.stdout)
+        assert shown["code"] == code
+        assert shown["repair"] == (doc.repair.__name__ if doc.repair else None)
