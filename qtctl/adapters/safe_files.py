@@ -344,6 +344,27 @@ def _still(expect: Snapshot, current: Snapshot, path: str) -> None:
         raise UnsafePath(f"{path}: changed since qtctl read it; left as it is")
 
 
+SPECIAL = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _refuse_special(folder: int, name: str, path: str) -> None:
+    """A rename over a device, FIFO, socket or folder would replace it (`/dev/null` turned into
+    a regular file for the whole host): only a regular file, a symlink or nothing is replaced."""
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    for test, kind in SPECIAL:
+        if test(info.st_mode):
+            raise UnsafePath(f"{path} is {kind}, not a regular file: not replaced")
+
+
 def _write_at(
     folder: int,
     name: str,
@@ -353,6 +374,7 @@ def _write_at(
     owner: tuple[int, int] | None,
     expect: Snapshot | None,
 ) -> Snapshot:
+    _refuse_special(folder, name, path)
     tmp = f".{name}.qtctl-{secrets.token_hex(4)}"
     fd = os.open(tmp, CREATE_FLAGS, 0o600, dir_fd=folder)
     try:
