@@ -19,7 +19,9 @@ from qtctl.diagnosis.env_files import (
     judged_secrets,
     readable_by,
     secret_digests,
+    shell_sourced,
 )
+from qtctl.diagnosis.exec_targets import exec_targets
 from qtctl.diagnosis.fleet import loaded_units
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -27,7 +29,7 @@ from qtctl.engine.facts import EnvFileFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
 
 REPAIRABLE = frozenset({"inline-comment", "export-prefix", "crlf"})
-FIXABLE_CAUSES = REPAIRABLE | {"secrets-readable", "unreadable-by-user"}
+FIXABLE_CAUSES = REPAIRABLE | {"secrets-readable"}
 MAX_ENV_BYTES = 4 * 2**20
 ENV_FILES = CodeDoc(
     code="QT703",
@@ -41,11 +43,12 @@ ENV_FILES = CodeDoc(
     "URL without credentials, a number or a Redis key/stream name such as quantum:stream:x; "
     "under a credential name a number or a one-colon user:secret still counts), or any value "
     "that is a URL with a password, a token shape or a PEM block; secrets.allow_names and "
-    "secrets.not_secret_values exempt more (see docs/precision.md); the file is not readable by "
-    "the unit's User= (systemd reads it as root, the service's own dotenv load cannot); lines "
+    "secrets.not_secret_values exempt more (see docs/precision.md); a file only systemd reads "
+    "needs no access for the unit's User= (systemd reads EnvironmentFile= as root); lines "
     "systemd reads differently than meant: inline comments (kept in the value), `export` (the "
     "line is ignored), an unclosed quote (swallows the following lines), invalid names, CRLF "
-    "(systemd strips it, shells that source the file do not); the same secret value in "
+    "(systemd strips it, so only when a shell of a fleet unit sources the file, or no unit "
+    "reads it); the same secret value in "
     "several files (the files are named, never the value; said only when every owner of one of "
     "the files may read them all, so a planted guess learns nothing); a file reached through a "
     "symlink another user can write, or that is not a plain file, is not read (unsafe-path: "
@@ -56,7 +59,7 @@ ENV_FILES = CodeDoc(
     "same unit), with it systemd starts the unit without them (warning).",
     why="A stray ` # comment` silently becomes part of an API key; a world-readable exchange key "
     "is one `cat` away from anyone on the host; copies of one key in five files rot apart.",
-    fix="`qtctl fix --apply` makes secrets files mode 600 owned by the unit's user; with "
+    fix="`qtctl fix --apply` makes secrets files mode 600, owner unchanged; with "
     "--unsafe it also rewrites misread lines (comment moved above, `export` dropped, LF), "
     "backed up and undoable. Keep one copy of each secret (or LoadCredential=).",
     repair=EnvFileFacts,
@@ -80,6 +83,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             )
     digests: dict[str, list[tuple[str, str]]] = defaultdict(list)
     owners: dict[str, int] = {}
+    units = ctx.config.fleet.units
+    targets = ctx.memo("exec_targets", lambda: exec_targets(units, loaded_units(ctx)))
+    sourced = shell_sourced(targets)
     for env in env_files(uses, settings.env_dirs):
         try:
             read = _read(env.path)
@@ -93,7 +99,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         secrets = secret_digests(text, settings.secret_patterns, ctx.config.secrets)
         for key, digest in secrets.items():
             digests[digest].append((env.path, key))
-        finding = _file_finding(env, text, settings.secret_patterns, ctx.config.secrets)
+        shell = not env.uses or os.path.realpath(env.path) in sourced
+        finding = _file_finding(env, text, settings.secret_patterns, ctx.config.secrets, shell)
         if finding:
             yield finding
     yield from _duplicates(digests, owners)
@@ -161,17 +168,18 @@ def _not_inspected(env: EnvFile, why: str) -> Finding:
 
 
 def _file_finding(
-    env: EnvFile, text: bytes, patterns: Sequence[str], secrets: SecretSettings
+    env: EnvFile, text: bytes, patterns: Sequence[str], secrets: SecretSettings, shell: bool
 ) -> Finding | None:
-    """One finding per file: its mode, who may read it, how systemd reads it."""
+    """One finding per file: its mode, how systemd reads it (CRLF only where a shell may read
+    it: systemd strips the CR). No readability for the units' User=: systemd reads it as root
+    before it drops privileges."""
     try:
         mode = stat.S_IMODE(os.stat(env.path).st_mode)
     except OSError:  # removed since it was read
         return None
     problems = [
         *_exposure(mode, judged_secrets(environment(text), patterns, secrets)),
-        *_readers(env),
-        *_syntax(text),
+        *(p for p in _syntax(text) if shell or p[0] != "crlf"),
     ]
     if not problems:
         return None
@@ -199,24 +207,12 @@ def _exposure(mode: int, secrets: list[str]) -> list[tuple[str, str]]:
     return []
 
 
-def _readers(env: EnvFile) -> list[tuple[str, str]]:
-    return [
-        ("unreadable-by-user", f"not readable by {user} (User= of {_units_of(env, user)})")
-        for user in env.users
-        if not readable_by(env.path, user)
-    ]
-
-
 def _syntax(text: bytes) -> list[tuple[str, str]]:
     found = []
     for problem in misreads(text):
         where = f"line {problem.line}" + (f" ({problem.key})" if problem.key else "")
         found.append((problem.kind, f"{where}: {problem.what}"))
     return found
-
-
-def _units_of(env: EnvFile, user: str) -> str:
-    return ", ".join(sorted({u.unit for u in env.uses if (u.user or "root") == user}))
 
 
 def _duplicates(

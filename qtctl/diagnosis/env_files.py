@@ -12,8 +12,10 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qtctl.adapters import safe_walk
 from qtctl.config import SecretSettings
 from qtctl.diagnosis.env_file import environment
+from qtctl.diagnosis.exec_targets import SHELL, ExecTarget, sourced_files
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk
 from qtctl.redaction import Redactor
 
@@ -24,6 +26,16 @@ NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@%+/-]*")
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s@]+")  # no userinfo: redaction caught that
 REDIS_NAME = re.compile(r"[A-Za-z0-9_.{}-]+(?::[A-Za-z0-9_.{}*-]+)+")
+KEY_PREFIX = re.compile(r"[A-Za-z0-9_.{}-]+(?::[A-Za-z0-9_.{}-]+)*:")  # `qt:cache:`
+DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,12}")  # example.com
+HEADER = re.compile(r"[A-Z][a-z]*(?:-[A-Z][a-z]*)+")  # X-Api-Key, Authorization-Token
+FIELD = re.compile(r"[a-z][a-z_]{0,23}")  # a lowercase word: a field, column, backend name
+# The name's last word says what the value is: a length, a time, a header, a backend ...
+DECLARED = re.compile(
+    r"(?i)_(?:LENGTH|LEN|MIN|MAX|SEC|SECS|SECONDS|MS|TIMEOUT|TTL|DAYS|HOURS|MINUTES|COUNT"
+    r"|SIZE|LIMIT|RETRIES|PORT|HEADER|PREFIX|SUFFIX|DOMAIN|BACKEND|PROVIDER|FIELD|COLUMN"
+    r"|NAME|MODE|TYPE|HOST|ALGORITHM|ALG)$"
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,28 @@ def env_files(uses: Sequence[EnvUse], dirs: Sequence[str]) -> list[EnvFile]:
             if name.endswith(".env") and os.path.isfile(path):
                 files.setdefault(path, EnvFile(path))
     return sorted(files.values(), key=lambda f: f.path)
+
+
+def shell_sourced(targets: Sequence[ExecTarget]) -> dict[str, str]:
+    """Real path -> unit of every file a shell reads for a fleet unit: sourced by its `sh -c`
+    command, or by the shell script it runs (`. FILE`, `source FILE`, a literal path). Such a
+    file is read by the shell, as the service's user, not by systemd."""
+    found: dict[str, str] = {}
+    for target in targets:
+        if target.script and target.reader == SHELL:
+            for path in [target.script, *sourced_by(target.script)]:
+                found.setdefault(os.path.realpath(path), target.unit)
+    return found
+
+
+def sourced_by(script: str) -> list[str]:
+    """Files a shell script sources by a literal path: absolute, or relative to the script's
+    folder or the two above it (a wrapper that `cd`s up first)."""
+    text = safe_walk.read_head(script, 2**20).decode("utf-8", "replace")
+    folder = os.path.dirname(script)
+    bases = [folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))]
+    paths = [p for line in text.splitlines() for p in sourced_files(line.strip())]
+    return [os.path.normpath(os.path.join(b, p)) for p in paths if "$" not in p for b in bases]
 
 
 def readable_by(path: str, user: str) -> bool:
@@ -150,9 +184,17 @@ def _is_secret(name: str, value: str, redactor: Redactor, settings: SecretSettin
         value, settings.not_secret_values
     ):
         return False
-    if redactor.text(value) != value:
+    if redactor.text(value) != value and not _url_without_password(value, redactor):
         return True  # a URL with a password, a token shape, a PEM block: whatever its name
     return redactor.is_secret(name, value) and not plain_configuration(name, value)
+
+
+def _url_without_password(value: str, redactor: Redactor) -> bool:
+    """`postgresql://qt@localhost/qt`: a user name but no password (nor a token as the user)."""
+    scheme, sep, rest = value.partition("://")
+    userinfo, at, host = rest.partition("@")
+    plain = bool(sep and at and URL.fullmatch(f"{scheme}://{host}"))
+    return plain and ":" not in userinfo and redactor.text(userinfo) == userinfo
 
 
 def plain_configuration(name: str, value: str) -> str:
@@ -160,10 +202,19 @@ def plain_configuration(name: str, value: str) -> str:
     Under a credential name (`*PASS*`, `*AUTH*`, ...), a number or a one-colon `user:secret` can
     be the credential itself, so only the unambiguous shapes count there."""
     credential = bool(CREDENTIAL_NAME.search(name))
+    declared = bool(DECLARED.search(name))
+    word = any(p.fullmatch(value) for p in (NUMBER, FIELD, HEADER, DOMAIN, KEY_PREFIX))
     shapes = (
         ("empty", not value.strip()),
         ("a boolean", bool(BOOLEAN.fullmatch(value))),
         ("a number", bool(NUMBER.fullmatch(value)) and not credential),
+        (f"what its name's last word ({name.rsplit('_', 1)[-1]}) says", declared and word),
+        ("a domain name", bool(DOMAIN.fullmatch(value))),
+        ("a key prefix", bool(KEY_PREFIX.fullmatch(value))),
+        (
+            "a header or field name",
+            bool(HEADER.fullmatch(value) or FIELD.fullmatch(value)) and not credential,
+        ),
         ("a path", bool(PATH.fullmatch(value))),
         ("a URL without credentials", bool(URL.fullmatch(value))),
         ("a Redis key or stream name", _redis_name(value, credential)),

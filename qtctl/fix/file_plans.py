@@ -6,19 +6,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Callable
+import pwd
+from collections.abc import Callable, Sequence
 
 from qtctl.adapters import safe_files, safe_walk
 from qtctl.diagnosis.env_file import environment, intended, masked, misreads, rewrite
-from qtctl.diagnosis.env_files import env_uses, secret_names
+from qtctl.diagnosis.env_files import env_uses, secret_names, shell_sourced
 from qtctl.diagnosis.exec_targets import ExecTarget, cr_breaks, exec_targets
 from qtctl.engine.facts import EnvFileFacts, FileFacts
 from qtctl.engine.findings import Finding
 from qtctl.fix.actions import Action, ConvertLF, RewriteFile, SecureFile
-from qtctl.fix.policy import never_change
+from qtctl.fix.policy import never_change, protected_file, readers_by_file
 from qtctl.fix.repair import Planning, Repair
 
-OWNER_CAUSES = ("secrets-readable", "unreadable-by-user")
+OWNER_CAUSES = ("secrets-readable",)
 SYNTAX_CAUSES = ("inline-comment", "export-prefix", "crlf")
 MAX_ENV_BYTES = 4 * 2**20  # as QT703 reads them
 
@@ -39,8 +40,9 @@ def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -
     if any(path not in broken for path in facts.paths):
         return Repair(finding, actions, held="no longer read by the kernel or a shell: QT302's")
     protected = never_change(finding.subject, planning.units, planning.ctx.config)
+    protected = protected or guarded(facts.paths, planning)  # another unit, the same file
     if protected:
-        return Repair(finding, actions, held=protected)  # the script a protected unit runs
+        return Repair(finding, actions, held=protected, rule="protected")
     if any(os.path.islink(path) for path in facts.paths):
         return Repair(finding, actions, held="a symlink: convert its target by hand")
     refused = next(filter(None, map(safe_files.refusal, facts.paths)), "")
@@ -49,7 +51,9 @@ def plan_crlf_executed(finding: Finding, facts: FileFacts, planning: Planning) -
 
 def plan_crlf_sources(finding: Finding, facts: FileFacts, planning: Planning) -> Repair:
     """QT302: convert source files to LF, only when asked for explicitly."""
-    refused = {p: why for p in facts.paths if (why := safe_files.refusal(p))}
+    refused = {
+        p: why for p in facts.paths if (why := safe_files.refusal(p) or guarded([p], planning))
+    }
     actions = tuple(ConvertLF(p) for p in facts.paths if p not in refused)
     manual = "; ".join(f"left alone: {why}" for why in list(refused.values())[:5])
     if len(refused) > 5:
@@ -73,8 +77,16 @@ def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> 
     config = planning.ctx.config
     readers = sorted({u.unit for u in env_uses(config.fleet.units) if u.path == facts.path})
     protected = next(filter(None, (never_change(u, planning.units, config) for u in readers)), "")
+    protected = protected or guarded([facts.path], planning)  # sourced by a protected unit
     held = protected or (f"not changed: {why}" if (why := safe_files.refusal(facts.path)) else "")
     return dataclasses.replace(repair, held=held) if held else repair
+
+
+def guarded(paths: Sequence[str], planning: Planning) -> str:
+    """Why fix must change none of `paths` because a protected unit runs or reads one, or ''."""
+    config = planning.ctx.config
+    readers = planning.ctx.memo("fix_file_readers", lambda: readers_by_file(config.fleet.units))
+    return protected_file(paths, planning.units, config, readers)
 
 
 def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> Repair:
@@ -83,16 +95,11 @@ def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) ->
     held: list[str] = []
     solved: list[str] = []
     if any(c in causes for c in OWNER_CAUSES):
-        users = sorted(
-            {u.user or "root" for u in env_uses(planning.ctx.config.fleet.units) if u.path == path}
-        )
-        if len(users) > 1:
-            held.append(
-                f"read by units running as {', '.join(users)}: give them one group, "
-                f"then chgrp GROUP {path} && chmod 640 {path}"
-            )
-        else:
-            actions.append(SecureFile(path, users[0] if users else "root"))
+        why = _shell_reader(path, planning)
+        if why:
+            held.append(why)
+        else:  # systemd reads EnvironmentFile= as root: mode 600, never a chown to a service
+            actions.append(SecureFile(path, _owner(path)))
             solved += [c for c in OWNER_CAUSES if c in causes]
     diff = ""
     if any(c in causes for c in SYNTAX_CAUSES):
@@ -118,6 +125,28 @@ def _plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) ->
     return Repair(
         finding, tuple(actions), manual="; ".join(held), resolves=",".join(solved), diff=diff
     )
+
+
+def _shell_reader(path: str, planning: Planning) -> str:
+    """Why mode 600 would break a unit: a shell of a fleet unit sources the file (it reads it as
+    the unit's user, not as systemd does), or ''."""
+    config = planning.ctx.config
+    targets = planning.ctx.memo("exec_targets", lambda: exec_targets(config.fleet.units))
+    unit = shell_sourced(targets).get(os.path.realpath(path), "")
+    if not unit:
+        return ""
+    return (
+        f"a shell of {unit} sources it as the unit's user: give the readers one group, then "
+        f"chgrp GROUP {path} && chmod 640 {path}"
+    )
+
+
+def _owner(path: str) -> str:
+    """The file's owner by name (root when it has none by name): mode 600 keeps it."""
+    try:
+        return pwd.getpwuid(os.stat(path).st_uid).pw_name
+    except (OSError, KeyError):
+        return "root"
 
 
 def _proven_rewrite(path: str, is_secret: Callable[[str], bool]) -> tuple[str, str] | None:

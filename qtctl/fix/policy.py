@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from qtctl.adapters import safe_walk
 from qtctl.config import Config
+from qtctl.diagnosis.env_files import env_uses, sourced_by
+from qtctl.diagnosis.exec_targets import exec_targets
 from qtctl.diagnosis.fleet import FleetUnit
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 
@@ -153,3 +155,50 @@ def _environment(unit: FleetUnit) -> list[str]:
         text = safe_walk.read_head(path, 4 * 2**20).decode("utf-8", "replace")  # never a FIFO
         assignments += [line.strip() for line in text.splitlines() if "=" in line]
     return [a.removeprefix("export ") for a in assignments]
+
+
+def protected_file(
+    paths: Iterable[str],
+    units: Mapping[str, FleetUnit],
+    config: Config,
+    readers: Mapping[FileId, list[tuple[str, str]]] | None = None,
+) -> str:
+    """Why fix must change none of `paths`: a protected unit (by any of its names) runs or reads
+    one of them (its script or program, a file its command or script sources, its
+    EnvironmentFile=), whichever finding asks and through whichever other unit; the same file
+    is the same inode (a symlink or a hard link is no way round it). `readers`: the run's
+    `readers_by_file`. '' when none does."""
+    found = readers_by_file(config.fleet.units) if readers is None else readers
+    for path in paths:
+        for unit, read in found.get(_identity(path), []):
+            why = never_change(unit, units, config)
+            if why.startswith("protected"):
+                return f"{unit} runs or reads {read}: {why}"
+    return ""
+
+
+FileId = tuple[int, int] | str
+
+
+def readers_by_file(patterns: Sequence[str]) -> dict[FileId, list[tuple[str, str]]]:
+    """(unit, path) of every fleet unit that runs or reads each file as it starts: exec scripts
+    and programs, files sourced by its shell commands and scripts, its env files."""
+    pairs: set[tuple[str, str]] = set()
+    for target in exec_targets(patterns):
+        pairs.update((target.unit, f) for f in (target.script, target.program) if f)
+        if target.script and target.reader in ("shell", "kernel"):
+            pairs.update((target.unit, f) for f in sourced_by(target.script))
+    pairs.update((use.unit, use.path) for use in env_uses(patterns))
+    found: dict[FileId, list[tuple[str, str]]] = {}
+    for unit, path in sorted(pairs):
+        found.setdefault(_identity(path), []).append((unit, path))
+    return found
+
+
+def _identity(path: str) -> FileId:
+    """The file `path` names: its device and inode, or its real path when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)

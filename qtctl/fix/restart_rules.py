@@ -64,6 +64,18 @@ def is_failing(unit: FleetUnit) -> bool:
     return unit.active_state in FAILING_STATES or unit.sub_state in LOOPING_SUBSTATES
 
 
+def oneshot_job(unit: FleetUnit, only: tuple[str, ...]) -> str:
+    """A failed `Type=oneshot` unit is a job (flatten positions, a migration): restarting it runs
+    the job again, side effects and all, and a job that overran or failed is not "transient".
+    Held unless the operator names it (--only)."""
+    if str(unit.props.get("Type", "")) != "oneshot" or not set(unit.names).isdisjoint(only):
+        return ""
+    return (
+        "a oneshot job: re-running it repeats its side effects; run it by hand "
+        f"(or name it: --only {unit.name})"
+    )
+
+
 def permanent_cause(unit: FleetUnit) -> str:
     """A set-up step systemd will fail again because what it needs is still missing, or ''.
 

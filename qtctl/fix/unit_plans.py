@@ -36,6 +36,7 @@ from qtctl.fix.restart_rules import (
     blocking_dependency,
     failed_run_lines,
     missing_modules,
+    oneshot_job,
     permanent_cause,
 )
 
@@ -56,6 +57,7 @@ def plan_unit_failed(finding: Finding, facts: UnitFacts, planning: Planning) -> 
     config = planning.ctx.config
     held = (
         never_restart(unit, config)
+        or oneshot_job(unit, planning.options.only)
         or _failed_again_after_our_restart(unit, planning.restarts)
         or permanent_cause(unit)
         or _root_cause_still_there(finding.cause, unit, planning.options, config)
@@ -79,6 +81,7 @@ RULES = (
     ("unit is masked", "masked"),
     ("unit is disabled", "disabled"),
     ("permanent cause", "permanent-cause"),
+    ("a oneshot job", "oneshot"),
     ("root cause first", "root-cause-first"),
     ("qtctl fix restarted it", "failed-again"),
     ("restarting a service needs --unsafe", "unsafe"),
@@ -217,6 +220,7 @@ def plan_health_restart(finding: Finding, facts: UnitFacts, planning: Planning) 
         )
     held = (
         never_restart(unit, planning.ctx.config)
+        or oneshot_job(unit, planning.options.only)
         or again
         or permanent_cause(unit)
         or blocking_dependency(unit, planning.units, planning.ctx)
