@@ -196,10 +196,18 @@ def baseline_document(results: Results, reason: str, now: float) -> bytes:
 
 
 def write_baseline(path: str, data: bytes) -> None:
-    """Write a baseline file (a repository file, not root state): atomically, 0644."""
+    """Write a baseline file (a repository file, not root state): atomically, 0644; never
+    over a device, FIFO or socket, nor through a folder link the fleet user planted (exit 2)."""
     from qtctl.adapters import safe_files
+    from qtctl.report.sink import not_a_file
 
-    safe_files.write_file(os.path.abspath(path), data, 0o644)
+    kind = not_a_file(Path(path))
+    if kind:  # a rename over /dev/null would make it a regular file
+        raise UsageError(f"--write-baseline {path} is {kind}; name a regular file")
+    try:
+        safe_files.write_file(os.path.abspath(path), data, 0o644)
+    except safe_files.UnsafePath as exc:
+        raise UsageError(f"--write-baseline {path}: {exc}") from None
 
 
 def parse_document(data: bytes, what: str, schema: str) -> list[Ack]:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -156,3 +159,73 @@ def test_doctor_reports_a_code_root_file_named_in_bytes_not_utf8(tmp_path: Path)
         assert res.returncode in (0, 1) and "internal error" not in res.stderr, (fmt, res.stderr)
         shown = ("bad\\xffutf8.sh", "bad\\\\xffutf8.sh", "bad%FFutf8.sh")  # JSON, SARIF URI
         assert any(name in res.stdout for name in shown), fmt
+
+
+def test_report_output_never_replaces_a_device_fifo_or_link_to_one(tmp_path: Path) -> None:
+    """F21: `--output /dev/null` made the host's /dev/null a regular 0644 file."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    devices = tmp_path / "dev"
+    devices.mkdir()
+    os.mknod(devices / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mkfifo(devices / "fifo")
+    (devices / "stdout").symlink_to("/proc/self/fd/1")
+    for name, kind in (("null", "character device"), ("fifo", "FIFO"), ("stdout", " is a ")):
+        res = run_cli(
+            "report", "--redis-url", "redis://127.0.0.1:1/0", "-f", "prometheus",
+            "--output", str(devices / name),
+        )  # fmt: skip
+        assert res.returncode == 2 and kind in res.stderr, (name, res.stderr)
+    assert stat.S_ISCHR(os.lstat(devices / "null").st_mode)
+    assert stat.S_ISFIFO(os.lstat(devices / "fifo").st_mode)
+    assert (devices / "stdout").is_symlink()
+
+
+def test_records_listing_more_streams_than_a_host_publishes_are_not_believed(
+    redis_server: RedisServer,
+) -> None:
+    """F22: records just under 1 MiB, each listing 15,000 streams, took `qtctl fleet` to
+    gigabytes of memory (240 hosts: 1.9 GB, 24 s)."""
+    client = redis.Redis(port=redis_server.port)
+    streams = [{"name": f"s{i}", "writes": True, "groups": ["g"]} for i in range(2000)]
+    grouped = [{"name": "s", "reads": True, "groups": [{"name": f"g{i}"} for i in range(500)]}]
+    for index in range(3):
+        _plant(client, f"h{index}", _record(f"h{index}", streams=streams))
+    _plant(client, "hg", _record("hg", streams=grouped))
+    _plant(client, "fine", _record("fine", streams=streams[:10]))
+    code, doc = _fleet(redis_server)
+    problems = _problems(doc)
+    assert code == 1 and all("2000 streams" in problems[f"h{i}"] for i in range(3)), problems
+    assert "groups" in problems["hg"] and problems["fine"] == ""
+    assert doc["shared_streams"] == []  # nothing of an unbelieved record is used
+
+
+def test_publish_incident_takes_monitor_values_as_data(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """F18: a non-UTF-8 MONITOR_* value crashed `doctor --publish-incident` before it
+    published; MONITOR_UNIT replaced `--unit` in the entry; `1; rm -rf /` went out as a status."""
+    config = tmp_path / "cfg.toml"
+    config.write_text(
+        f'[fix]\nstate_dir = "{tmp_path / "state"}"\n[fleet]\ncode_roots = ["{tmp_path}/none"]\n'
+    )
+    env = {
+        **os.environb,
+        b"MONITOR_SERVICE_RESULT": b"bad\xff\xfe",
+        b"MONITOR_UNIT": b"quantum-\xff.service",
+        b"MONITOR_EXIT_STATUS": b"1; rm -rf /",
+        b"PYTHONPATH": str(REPO).encode(),
+    }
+    args = ["-c", str(config), "doctor", "--unit", "quantum-x.service", "--publish-incident"]
+    args += ["--fail-on", "never", "--redis-url", redis_server.url]
+    res = subprocess.run(
+        [sys.executable, "-m", "qtctl", *args], capture_output=True, env=env, timeout=120
+    )
+    assert res.returncode == 0 and b"internal error" not in res.stderr, res.stderr
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    entries: Any = client.xrange("quantum:stream:qtctl.incidents")
+    assert len(entries) == 1, res.stderr
+    fields = dict(entries[0][1])
+    assert fields["unit"] == "quantum-x.service", fields
+    assert fields["monitor_unit"] == "quantum-\\xff.service"
+    assert fields["exit_status"] == "" and fields["result"] == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,55 @@ def test_another_users_checkout_keeps_its_gitignore(arena: tuple[Path, Path]) ->
     res = _lint(checkout, config, "--fail-on", "info", "-f", "concise")
     assert "ignored.sh" in res.stdout, res.stdout
     assert res.stderr.count("git ignore rules not applied") == 1, res.stderr
+
+
+def test_write_baseline_never_replaces_a_device(arena: tuple[Path, Path]) -> None:
+    """F21: `--write-baseline /dev/null` made /dev/null a regular file."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    config, checkout = arena
+    _unit_checkout(checkout)
+    device = config.parent / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    res = _lint(checkout, config, "--write-baseline", str(device))
+    assert res.returncode == 2 and "character device" in res.stderr, res.stderr
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+def test_a_refused_lint_target_is_a_usage_error_not_a_pass(tmp_path: Path) -> None:
+    """F17: a planted symlink as the checkout (or on the way to a named file), a FIFO or a
+    device named on the command line: 'All checks passed', exit 0."""
+    if os.geteuid() != 0:
+        pytest.skip("the link must be another user's")
+    nobody = pwd.getpwnam("nobody")
+    private = tmp_path / "rootonly"
+    (private / "units").mkdir(parents=True)
+    private.chmod(0o700)
+    (private / "units" / "quantum-r.service").write_text("[Service]\nExecStart=/bin/true\n")
+    home = tmp_path / "home_qt"
+    home.mkdir()
+    (home / "quantum_trader").symlink_to(private)
+    for path in (home, home / "quantum_trader"):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+    os.mkfifo(tmp_path / "ff.service")
+    config = tmp_path / "cfg.toml"
+    config.write_text(f'[fix]\nstate_dir = "{tmp_path / "state"}"\n')
+    named = home / "quantum_trader" / "units" / "quantum-r.service"
+    for target in (home / "quantum_trader", named, tmp_path / "ff.service", Path("/dev/zero")):
+        res = _qtctl(tmp_path, config, "lint", "-f", "concise", str(target))
+        assert res.returncode == 2 and "not linted" in res.stderr, (target, res.stderr)
+
+
+def test_a_fifo_ignore_file_does_not_hang_lint(arena: tuple[Path, Path]) -> None:
+    """F20: a FIFO `.gitignore` or `.git/info/exclude` blocked `git check-ignore`, and lint
+    with it, for good."""
+    config, checkout = arena
+    (checkout / "top.sh").write_bytes(CRLF_SCRIPT)
+    exclude = checkout / ".git" / "info" / "exclude"
+    for fifo in (checkout / ".gitignore", exclude):
+        exclude.unlink(missing_ok=True)
+        os.mkfifo(fifo)
+        res = _lint(checkout, config, "--fail-on", "info", "-f", "concise")
+        assert res.returncode == 1 and "top.sh" in res.stdout, res.stderr
+        assert "git ignore rules not applied" in res.stderr and "not a plain file" in res.stderr
+        fifo.unlink()

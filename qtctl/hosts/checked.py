@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from qtctl.hosts.stream_use import MAX_STREAMS  # what a writer publishes at most
+
 STATUSES = ("ok", "warning", "critical", "unknown")
 COUNTS = ("error", "warning", "info")
 INCIDENT_TEXTS = ("code", "severity", "subject", "message")
 MAX_COUNT = 10**9
+MAX_GROUPS = 100  # consumer groups on one stream
+MAX_INCIDENTS = 1_000
 
 
 def record_problem(host: str, record: Mapping[str, Any]) -> str:
@@ -24,9 +28,25 @@ def record_problem(host: str, record: Mapping[str, Any]) -> str:
     status = record.get("status")
     if status not in STATUSES:
         return f"status {_quoted(status)} is not one of {', '.join(STATUSES)}"
-    return _summary_problem(record.get("summary", {})) or _incidents_problem(
-        record.get("incidents", [])
+    return (
+        _summary_problem(record.get("summary", {}))
+        or _incidents_problem(record.get("incidents", []))
+        or _streams_problem(record.get("streams", []))
     )
+
+
+def _streams_problem(streams: object) -> str:
+    """More streams or groups than a writer publishes: the record is not one (its size alone
+    would make the fleet view take gigabytes)."""
+    if not isinstance(streams, list):
+        return "streams is not a list"
+    if len(streams) > MAX_STREAMS:
+        return f"record lists {len(streams)} streams, more than the {MAX_STREAMS} a host publishes"
+    for use in streams:
+        groups = use.get("groups", []) if isinstance(use, dict) else None
+        if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
+            return f"a stream entry is not an object with at most {MAX_GROUPS} groups"
+    return ""
 
 
 def _summary_problem(summary: object) -> str:
@@ -39,8 +59,8 @@ def _summary_problem(summary: object) -> str:
 
 
 def _incidents_problem(incidents: object) -> str:
-    if not isinstance(incidents, list):
-        return "incidents is not a list"
+    if not isinstance(incidents, list) or len(incidents) > MAX_INCIDENTS:
+        return f"incidents is not a list of at most {MAX_INCIDENTS}"
     for index, incident in enumerate(incidents):
         if not isinstance(incident, dict):
             return f"incidents[{index}] is not an object"

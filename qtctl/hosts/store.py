@@ -21,6 +21,8 @@ from qtctl.hosts.record import SCHEMA, encode
 
 MAX_HOSTS = 1_000  # read per run: the newest half and the oldest half (where stale hosts are)
 MAX_RECORD_BYTES = 1 << 20
+MAX_TOTAL_BYTES = 64 << 20  # of all records together: 1,000 hosts of 1 MiB would be 1 GiB
+BATCH = 50
 UNREADABLE = "host-record-unreadable"
 TRUNCATED = "hosts-truncated"
 
@@ -73,15 +75,33 @@ def read_hosts(client: redis.Redis, key: str) -> list[StoredHost]:
     for start, stop in spans:
         raw: Any = client.zrevrange(hosts_key(key), start, stop, withscores=True)
         index += [(_member(member), float(score)) for member, score in raw]
-    pipe = client.pipeline(transaction=False)
-    for member, _score in index:
-        pipe.hget(key.encode() + b":host:" + member, "record")
-    raws = pipe.execute(raise_on_error=False) if index else []
-    stored = [_stored(_name(m), score, raw) for (m, score), raw in zip(index, raws, strict=True)]
+    stored = _read_records(client, key, index)
     if total > MAX_HOSTS:
         left = total - MAX_HOSTS
         why = f"{left} of {total} indexed hosts not read (at most {MAX_HOSTS}: newest and oldest)"
         stored.append(StoredHost(f"({left} more hosts)", 0.0, None, why, TRUNCATED))
+    return stored
+
+
+def _read_records(
+    client: redis.Redis, key: str, index: list[tuple[bytes, float]]
+) -> list[StoredHost]:
+    """The records, BATCH at a time, each parsed and checked before the next batch is read:
+    at most BATCH raw records in memory, MAX_TOTAL_BYTES read in all (the rest: not read)."""
+    stored: list[StoredHost] = []
+    budget = MAX_TOTAL_BYTES
+    for start in range(0, len(index), BATCH):
+        batch = index[start : start + BATCH]
+        if budget <= 0:
+            why = f"not read: the records read so far hold {MAX_TOTAL_BYTES} bytes in all"
+            stored += [StoredHost(_name(m), score, None, why) for m, score in batch]
+            continue
+        pipe = client.pipeline(transaction=False)
+        for member, _score in batch:
+            pipe.hget(key.encode() + b":host:" + member, "record")
+        for (member, score), raw in zip(batch, pipe.execute(raise_on_error=False), strict=True):
+            budget -= len(raw) if isinstance(raw, bytes | str) else 0
+            stored.append(_stored(_name(member), score, raw))
     return stored
 
 

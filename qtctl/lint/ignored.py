@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterable
 
 from qtctl.escaping import printable
 
-GIT_TIMEOUT = 60
+GIT_TIMEOUT = 20  # doctor.check_timeout's default: a FIFO git reads (core.excludesFile) ends
+IGNORE_FILES = (".gitignore", ".git/info/exclude")
 SAFE = ("-c", "core.fsmonitor=", "-c", "core.hooksPath=/dev/null")
 CHECK_IGNORE = ("check-ignore", "--no-index", "-z", "--stdin")
 log = logging.getLogger(__name__)
@@ -30,6 +32,10 @@ def ignored_by_git(checkout: str, paths: Iterable[str]) -> set[str]:
     git = shutil.which("git")
     if not inside or not git or not os.path.exists(os.path.join(checkout, ".git")):
         return set()
+    special = _special_ignore_file(checkout)
+    if special:
+        log.warning("git ignore rules not applied (every file is linted): %s", special)
+        return set()
     try:
         res = subprocess.run(
             [git, *SAFE, "-c", f"safe.directory={checkout}", "-C", checkout, *CHECK_IGNORE],
@@ -39,7 +45,7 @@ def ignored_by_git(checkout: str, paths: Iterable[str]) -> set[str]:
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("git ignore rules not applied (every file is linted): %s", exc)
+        log.warning("git ignore rules not applied (every file is linted): %s", printable(str(exc)))
         return set()
     if res.returncode not in (0, 1):  # 1: none ignored; 128: not a repository, refused
         why = res.stderr.decode("utf-8", "replace").strip().splitlines()[:1] or ["no reason"]
@@ -49,3 +55,16 @@ def ignored_by_git(checkout: str, paths: Iterable[str]) -> set[str]:
         return set()
     found = res.stdout.decode("utf-8", "surrogateescape").split("\0")
     return {os.path.join(checkout, p) if not os.path.isabs(p) else p for p in found if p}
+
+
+def _special_ignore_file(checkout: str) -> str:
+    """Why git must not read the checkout's ignore files ('' when it may): a FIFO there would
+    block git (and lint) until the timeout; a device would be read without end."""
+    for name in IGNORE_FILES:
+        try:
+            mode = os.lstat(os.path.join(checkout, name)).st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            return f"{printable(name)} is not a plain file"
+    return ""

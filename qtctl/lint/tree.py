@@ -56,6 +56,23 @@ def find_units(paths: Sequence[str], checkout: str) -> Tree:
     return tree
 
 
+def target_refusal(path: str) -> str:
+    """Why a path named on the command line will not be linted ('' when it will): a symlink
+    another user could have planted (on the way or at the end), a FIFO or device. Checked
+    before the run, so a refused target is a usage error (exit 2), never a pass."""
+    full = os.path.abspath(path)
+    try:
+        if os.path.isdir(full):
+            os.close(safe_files.open_folder(full))
+        else:
+            safe_files.read_for_check(full, 0)
+    except safe_files.UnsafePath as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    return ""
+
+
 def _walk(root: str, tree: Tree) -> None:
     """Unit files and drop-ins are read here, relative to their folder's fd and never through
     a link: a symlink (an alias) only names a unit, a FIFO or device is not read at all."""

@@ -20,14 +20,18 @@ MAX_REPORT_BYTES = 256 * 1024
 
 
 def incident_fields(unit: str, report: Report, trigger: Trigger) -> dict[str, str]:
-    """The stream entry: the unit, what systemd said, the root finding, the unit's report."""
+    """The stream entry: the unit diagnosed (`--unit`; a differing MONITOR_UNIT is kept as
+    `monitor_unit`), what systemd said, the root finding, the unit's report."""
     root = root_of(report)
     doc = json.dumps(report.as_dict(), separators=(",", ":"))
+    monitored = trigger.as_dict()
+    said = monitored.pop("unit")  # the diagnosis is of `unit`: it is what is published
     return {
+        **monitored,
         "unit": unit,
+        "monitor_unit": said if said and said != unit else "",
         "host": socket.gethostname(),
         "at": f"{time.time():.3f}",
-        **trigger.as_dict(),
         "status": report.status,
         "root_code": root.code if root else "",
         "root_subject": root.subject if root else "",

@@ -139,9 +139,15 @@ def _only_ours(folder: Path) -> bool:
 
 def _check_writable(output: Path) -> None:
     """Fail before checking anything when the report could not be written anyway."""
+    from qtctl.errors import UsageError
+    from qtctl.report.sink import not_a_file
+
     folder = output.parent
     if output.is_dir():
         raise QtctlError(f"--output {output} is a directory; name a file")
+    kind = not_a_file(output)
+    if kind:
+        raise UsageError(f"--output {output} is {kind}; name a regular file")
     if not folder.is_dir():
         raise QtctlError(f"cannot write the report to {output}: {folder} does not exist")
     if not os.access(folder, os.W_OK):

@@ -22,6 +22,34 @@ class ReportBusy(QtctlError):
     """Another `qtctl report` holds the lock for the same output."""
 
 
+KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def not_a_file(path: Path) -> str:
+    """What the name is when writing a file there would replace something that is not a
+    regular file ('' when it is one, or nothing, or a link to neither): a rename over
+    /dev/null would turn the host's /dev/null into a regular file; a link to a device or to
+    /proc/self/fd (`/dev/stdout`) counts as what it points to."""
+    for info in (_stat(path, False), _stat(path, True)):
+        for test, kind in KINDS:
+            if info is not None and test(info.st_mode):
+                return kind
+    return ""
+
+
+def _stat(path: Path, follow: bool) -> os.stat_result | None:
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except (OSError, ValueError):
+        return None
+
+
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Temp file created O_EXCL|O_NOFOLLOW in the same folder (through its fd), mode set on the
     fd, fsync, rename: readers see the old or the new report, never half of one, and a name the

@@ -66,6 +66,11 @@ def lint(
     missing = [p for p in targets if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"no such file or folder: {missing[0]}")
+    from qtctl.lint.tree import target_refusal
+
+    refused = next(filter(None, map(target_refusal, targets)), "")
+    if refused:
+        raise UsageError(f"not linted: {refused}")
     results = run_lint(cfg, targets)
     how = Presentation(shown, statistics, baseline, write_baseline, state_acks=False)
     raise typer.Exit(present(out, cfg, results, how))
