@@ -225,7 +225,11 @@ def _from_journal(
     if shell_says or (crlf_script and cr_seen):
         where = f"{probe.path} has CRLF line endings" if probe and crlf_script else "CRLF script"
         return Cause("bad-interpreter", f"{where}: the shell sees commands ending in \\r")
-    return _script_missing(lines, roots, exists) or _from_traceback(lines, props)
+    return (
+        _script_missing(lines, roots, exists)
+        or setup_cause.script_denied(props, lines)
+        or _from_traceback(lines, props)
+    )
 
 
 def _from_traceback(lines: Sequence[str], props: Mapping[str, Any]) -> Cause | None:

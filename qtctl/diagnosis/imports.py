@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from qtctl.diagnosis import module_homes
+from qtctl.diagnosis.import_conditions import import_conditions, mark_conditional
 from qtctl.diagnosis.interpreter import Interpreter, probe
 from qtctl.diagnosis.python_source import (
     imports,
@@ -46,6 +48,7 @@ class ImportProblem:
     module: str
     where: str
     cause: str
+    condition: str = ""  # the `if` test the import runs under ('' when it always runs)
 
 
 @dataclass
@@ -146,12 +149,14 @@ def _walk(
             continue
         seen.add((file, package))
         _relative_errors(result, file, module_tree, package, main)
+        conditions = import_conditions(module_tree, main)  # imports not certain to run
         for name, line, required in imports(module_tree, package, main):
             where = f"{file}:{line}"
             if name.split(".")[0] in interp.stdlib:
                 continue
             if required:
                 hit = _check(result, interp, roots, name, where)
+                mark_conditional(result.problems, name, where, conditions.get(line, ""))
             else:
                 found = resolve(name, [e.path for e in result.path])
                 hit = None if found.failed_part else found
@@ -360,7 +365,8 @@ def _incomplete(
 
 
 def candidates(name: str, roots: Sequence[str], service: PythonService) -> list[str]:
-    """Directories under the code roots (or the WorkingDirectory) that would resolve `name`."""
+    """Directories under the code roots (or the WorkingDirectory) that would resolve `name`:
+    the roots, the WorkingDirectory and the script's folders, else folders below a root."""
     places = [*roots, service.cwd]
     if service.script:
         folder = os.path.dirname(service.script)
@@ -371,7 +377,9 @@ def candidates(name: str, roots: Sequence[str], service: PythonService) -> list[
     for place in dict.fromkeys(os.path.normpath(p) for p in places):
         if os.path.isdir(place) and not resolve(name, [place]).failed_part:
             homes.append(place)
-    return homes
+    return homes or module_homes.below_roots(
+        name, roots, lambda n, d: not resolve(n, [d]).failed_part
+    )
 
 
 def other_environments(interp: Interpreter) -> list[str]:

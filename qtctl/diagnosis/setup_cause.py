@@ -25,6 +25,7 @@ NAMESPACE_PATH = re.compile(r"/run/systemd/unit-root(/\S*?):? No such file or di
 EXIT_NAMES = {1: "FAILURE", 2: "INVALIDARGUMENT", 3: "NOTIMPLEMENTED", 4: "NOPERMISSION"}
 EXIT_NAMES.update({5: "NOTINSTALLED", 6: "NOTCONFIGURED", 7: "NOTRUNNING"})
 ERRNO_DENIED = re.compile(r"\[Errno (1|13|30)\][^']*'(/[^']*)'")
+SCRIPT_DENIED = re.compile(r"can't open file '(/[^']*)': \[Errno (1|13)\]")
 HARDENING_HINT = {
     218: "CapabilityBoundingSet=/AmbientCapabilities= (a capability it cannot get)",
     228: "SystemCallFilter=/SystemCallArchitectures= (the seccomp filter could not be set up)",
@@ -191,6 +192,16 @@ def hardening_errno(props: Mapping[str, Any], text: str) -> Cause | None:
         f"{directive.split('=', 1)[0]}=",
         missing=directive.split("=", 1)[0] + "=",
     )
+
+
+def script_denied(props: Mapping[str, Any], lines: Sequence[str]) -> Cause | None:
+    """python could not open its own script (`can't open file 'PATH': [Errno 13]`, no
+    traceback) because the unit's ProtectHome=/InaccessiblePaths= hides it."""
+    match = next((m for m in map(SCRIPT_DENIED.search, lines) if m), None)
+    if not match:
+        return None
+    path, errno = match.group(1), int(match.group(2))
+    return hardening_errno(props, f"[Errno {errno}] Permission denied: '{path}'")
 
 
 def _hiding_directive(props: Mapping[str, Any], errno: int, path: str) -> str:

@@ -23,6 +23,7 @@ from qtctl.diagnosis.fleet import FleetUnit, exec_probe
 EXIT_CODES = {"exited": 1, "killed": 2, "dumped": 3}
 STDOUT_STATUS = 209
 LATE_USEC = 50_000  # a dead process's last output reaches journald just after systemd's line
+RECENT_USEC = 15_000_000  # a failure this recent may still lack its process's own lines
 MAX_UNIT_BYTES = 1 << 20
 
 
@@ -32,7 +33,8 @@ def evidence_lines(unit: FleetUnit, batch: JournalBatch) -> list[str]:
     current = [e.message for e in batch.current.get(unit.name, ())]
     if history and history.runs and history.runs[0].lines:
         newest = history.runs[0]
-        entries = list(newest.lines)
+        before = history.runs[1].usec if len(history.runs) > 1 else 0
+        entries = _merged(list(newest.lines), _unattributed(batch, unit, before, newest.usec))
         if unit.active_state == "failed":
             # a short-lived process's output can reach journald without an invocation ID: the
             # unit's lines since its last start belong to the same (last) run
@@ -53,9 +55,23 @@ def _merged(first: list[Entry], second: list[Entry]) -> list[Entry]:
 
 def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Cause:
     """The cause of the unit's last failure, from that run's own evidence."""
+    cause, evidence = _newest_cause(unit, batch, roots)
+    if evidence or not _just_failed(unit, batch):
+        return cause
+    # the newest run's own lines are not in the journal yet (a process that died at once):
+    # the newest earlier run that has its evidence tells, not a run classified from nothing
+    earlier = (c for c, has in _earlier_causes(unit, batch, roots) if has)
+    return next(earlier, cause)
+
+
+def _newest_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> tuple[Cause, bool]:
+    """The last failure's cause from its own lines, and whether it had evidence (a cause, or
+    lines of its own: not `exit-code` from systemd's lines alone)."""
     oom = batch.oom_units.get(unit.name, 0) > 0
     props = Overlay(_output_files(unit), unit.props)  # deferred properties stay unread
-    return classify(props, evidence_lines(unit, batch), exec_probe(unit), oom, roots)
+    lines = evidence_lines(unit, batch)
+    cause = classify(props, lines, exec_probe(unit), oom, roots)
+    return cause, cause.kind != "exit-code" or _own_output(unit, lines)
 
 
 def _output_files(unit: FleetUnit) -> dict[str, str]:
@@ -82,29 +98,63 @@ def output_paths(unit: FleetUnit) -> dict[str, str]:
     return found
 
 
-def run_causes(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> list[Cause]:
-    """The causes of the newest failed runs whose lines were read, newest first."""
+def run_causes(
+    unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]
+) -> list[tuple[Cause, bool]]:
+    """The causes of the newest failed runs whose lines were read, newest first, each from its
+    own lines, with whether the run had its evidence."""
     history = batch.runs.get(unit.name)
-    if not history:
+    if not history or not history.runs or not history.runs[0].lines:
         return []
+    return [_newest_cause(unit, batch, roots), *_earlier_causes(unit, batch, roots)]
+
+
+def _earlier_causes(
+    unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]
+) -> list[tuple[Cause, bool]]:
+    """The causes of the read runs before the newest, newest first, with their evidence flag."""
+    history = batch.runs.get(unit.name)
+    runs = [r for r in history.runs if r.lines] if history else []
     probe = exec_probe(unit)
-    runs = [r for r in history.runs if r.lines]
-    causes = [unit_cause(unit, batch, roots)] if runs else []
+    causes = []
     for index, run in enumerate(runs[1:], start=1):
         older = runs[index + 1].usec if index + 1 < len(runs) else 0
         entries = _merged(list(run.lines), _unattributed(batch, unit, older, run.usec))
         lines = [e.message for e in entries]
-        causes.append(classify(_props_of(unit, run), lines, probe, False, roots))
+        cause = classify(_props_of(unit, run), lines, probe, False, roots)
+        causes.append((cause, cause.kind != "exit-code" or _own_output(unit, lines)))
     return causes
 
 
-def _unattributed(batch: JournalBatch, unit: FleetUnit, after: int, until: int) -> list[Entry]:
-    """The unit's lines without an invocation ID (a process that died before journald looked
-    it up) between the run before and just past this run's failure line."""
+def _own_output(unit: FleetUnit, lines: Sequence[str]) -> bool:
+    """Whether the run's lines hold anything but systemd's own about the unit (which start
+    with `UNIT: ` or are its job lines `Started`/`Stopped`/`Failed to start`/`Consumed`)."""
+    own = ("Started ", "Starting ", "Stopped ", "Stopping ", "Failed to start ")
+    return any(
+        not line.startswith((f"{unit.name}: ", *own)) and " CPU time" not in line for line in lines
+    )
+
+
+def _just_failed(unit: FleetUnit, batch: JournalBatch) -> bool:
+    """The newest failure is recent enough that its process's lines may still be on their way
+    to the journal (journald reads a service's output stream after systemd's own lines)."""
+    history = batch.runs.get(unit.name)
+    newest = history.runs[0].usec if history and history.runs else 0
+    return time.time() * 1e6 - newest < RECENT_USEC
+
+
+def _unattributed(batch: JournalBatch, unit: FleetUnit, before: int, failed: int) -> list[Entry]:
+    """The unit's lines without an invocation ID that belong to the run that failed at `failed`
+    (the run before it failed at `before`, 0 for none). journald attaches no ID to a line it
+    reads after the unit stopped (checked in the sandbox: a process that dies at once, or one
+    left running after its unit failed); until the next run starts, RestartSec= later, such a
+    line is still the failed run's."""
+    late = max(LATE_USEC, int(unit.props.get("RestartUSec") or 0))
+    after = before + late if before else 0
     return [
         e
         for e in batch.by_unit.get(unit.name, ())
-        if not e.invocation and after < e.usec <= until + LATE_USEC
+        if not e.invocation and after < e.usec <= failed + late
     ]
 
 
@@ -115,13 +165,19 @@ def summary(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> str:
     if not history or len(history.runs) < 2:
         return ""
     since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(history.runs[-1].usec / 1e6))
-    kinds = Counter(c.underlying or c.kind for c in run_causes(unit, batch, roots))
+    causes = run_causes(unit, batch, roots)
+    counted = [c for c, evidence in causes if evidence] or [c for c, _ in causes]
+    kinds = Counter(c.underlying or c.kind for c in counted)
     head = f"failed {len(history.runs):,} times since {since}"
     head += " (and more before: only the newest are read)" if history.capped else ""
+    bare = len(causes) - len(counted)
+    tail = f" ({bare} more without lines of their own in the journal)" if bare else ""
     if len(kinds) == 1:
-        return f"{head}, the last {sum(kinds.values())} always {next(iter(kinds))}"
+        return f"{head}, the last {sum(kinds.values())} always {next(iter(kinds))}{tail}"
     listed = ", ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
-    return f"{head}; {len(kinds)} different causes in the last {sum(kinds.values())}: {listed}"
+    return (
+        f"{head}; {len(kinds)} different causes in the last {sum(kinds.values())}: {listed}" + tail
+    )
 
 
 class Overlay(Mapping[str, Any]):

@@ -4,6 +4,7 @@ every import with it, else a proven source patch (needs --unsafe)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 from qtctl.config import Config
@@ -48,6 +49,8 @@ def _plan_pythonpath(finding: Finding, facts: UnitFacts, planning: Planning) -> 
         homes = candidates(problem.module, roots, service)
         if not homes:
             return Repair(finding, held=f"no directory in the code roots provides {problem.module}")
+        if len(homes) > 1 and not _first_place(homes[0], roots, service):
+            return Repair(finding, held=_several(problem.module, homes))
         needed.append(homes[0])
     if "PYTHONPATH" in service.env_files:
         source = service.env_files["PYTHONPATH"]
@@ -87,6 +90,20 @@ def _drop_in(
         hurt = harm(service, roots, Change(env={**service.env, "PYTHONPATH": pythonpath}))
         held, rule = (f"the drop-in would do harm: {hurt}", "harm") if hurt else ("", "")
     return Repair(finding, actions, held=held, rule=rule)
+
+
+def _first_place(home: str, roots: Sequence[str], service: PythonService) -> bool:
+    """`home` is a root, the WorkingDirectory or a folder of the script (where `candidates`
+    looks first), not one of the folders below a root."""
+    script = service.script or ""
+    return home in map(os.path.normpath, [*roots, service.cwd]) or script.startswith(home + "/")
+
+
+def _several(module: str, homes: list[str]) -> str:
+    """Why a module found in several folders below the code roots gets no PYTHONPATH: which
+    copy the unit needs is the operator's choice, not fix's."""
+    shown = ", ".join(homes[:4]) + (f" and {len(homes) - 4} more" if len(homes) > 4 else "")
+    return f"{len(homes)} folders in the code roots provide {module} ({shown}): choose one"
 
 
 def imports_still_fail(unit: FleetUnit, config: Config) -> str:
