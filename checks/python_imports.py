@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 
-from qtctl.diagnosis.fleet import fleet_python_services, run_analysis
+from qtctl.diagnosis.fleet import fleet_python_services, fleet_units, run_analysis
 from qtctl.diagnosis.imports import ImportProblem
 from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
@@ -53,6 +54,7 @@ WRONG_INTERPRETER = CodeDoc(
     why="The service dies at start with ModuleNotFoundError.",
     fix="Point ExecStart= at the venv's interpreter (`/opt/quantum/venvs/NAME/bin/python3`).",
 )
+SETTLED_SEC = 60  # up this long, a unit systemd restarted before counts as running
 SEVERITY = {"QT201": Severity.ERROR, "QT203": Severity.WARNING, "QT204": Severity.ERROR}
 
 
@@ -65,28 +67,62 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         grouped: dict[str, list[ImportProblem]] = defaultdict(list)
         for problem in analysis.problems:
             grouped[problem.code].append(problem)
+        running = service.unit in _running(ctx)
         for code, problems in sorted(grouped.items()):
-            yield _finding(service.unit, code, problems)
+            yield _finding(service.unit, code, problems, running)
 
 
-def _finding(unit: str, code: str, problems: list[ImportProblem]) -> Finding:
+def _running(ctx: CheckContext) -> frozenset[str]:
+    """Units whose process is up and settled (never restarted by systemd, or up for a minute):
+    evidence that the imports they executed resolved; a crash loop's moments up are not."""
+    now = time.time()
+    return frozenset(
+        u.name
+        for u in fleet_units(ctx)
+        if u.active_state == "active"
+        and u.sub_state == "running"
+        and (
+            not u.props.get("NRestarts")
+            or now - int(u.props.get("ExecMainStartTimestamp") or 0) / 1e6 > SETTLED_SEC
+        )
+    )
+
+
+def _finding(unit: str, code: str, problems: list[ImportProblem], running: bool) -> Finding:
+    problems = sorted(problems, key=lambda p: bool(p.condition))  # certain failures first
     first = problems[0]
     what = f"import {first.module} will fail: " if code == "QT201" and first.module else ""
     if code == "QT203":
         what = f"package {first.module}: "
+    when = f" (only when `{first.condition}` holds)" if first.condition else ""
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    severity = _severity(code, first, running)
+    repairable = code == "QT201" and severity == Severity.ERROR
     return Finding(
         code=code,
-        severity=SEVERITY[code],
+        severity=severity,
         subject=unit,
-        message=f"{what}{first.cause}{more}",
+        message=f"{what}{first.cause}{when}{more}",
         cause={"QT201": "import-error", "QT203": "shadowed", "QT204": "wrong-interpreter"}[code],
-        detail=tuple(f"{p.where}: {p.module or '-'}: {p.cause}" for p in problems),
+        detail=tuple(_detail(p) for p in problems),
         fix_hint="qtctl fix writes a PYTHONPATH drop-in once it resolves every import"
-        if code == "QT201"
+        if repairable
         else "see qtctl explain " + code,
-        facts=UnitFacts(unit) if code == "QT201" else None,
+        facts=UnitFacts(unit) if repairable else None,
     )
+
+
+def _severity(code: str, first: ImportProblem, running: bool) -> Severity:
+    """An import that runs only under a condition is not certain to fail the unit: a warning
+    with no repair, an info while the unit runs (docs/precision.md); the rest as SEVERITY."""
+    if not first.condition or code == "QT203":
+        return SEVERITY[code]
+    return Severity.INFO if running else Severity.WARNING
+
+
+def _detail(problem: ImportProblem) -> str:
+    when = f" (only when `{problem.condition}` holds)" if problem.condition else ""
+    return f"{problem.where}: {problem.module or '-'}: {problem.cause}{when}"
 
 
 CHECK = Check(name="python_imports", codes=(UNRESOLVABLE, SHADOWED, WRONG_INTERPRETER), run=run)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from qtctl.adapters import safe_files
 from qtctl.diagnosis.fleet import FleetUnit, fleet_python_services, fleet_units, run_analysis
 from qtctl.diagnosis.imports import resolve
+from qtctl.diagnosis.live_settings import only_live_settings
 from qtctl.diagnosis.python_source import imports, package_of, parse
 from qtctl.diagnosis.python_units import PythonService
 from qtctl.engine.check import Check
@@ -57,9 +58,17 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             (path, mtime)
             for path in _files(ctx, unit, services.get(unit.name), roots)
             if (mtime := _shared_mtime(ctx, path)) > started + SLACK_SEC
+            and not _applied_live(unit, path)
         ]
         if newer:
             yield _finding(unit, started, sorted(newer, key=lambda item: -item[1]))
+
+
+def _applied_live(unit: FleetUnit, path: str) -> bool:
+    """A unit file of resource-control keys only (MemoryMax=, CPUQuota=): systemd applies it to
+    the running unit at daemon-reload (docs/precision.md), nothing a restart would bring in."""
+    unit_files = [unit.props.get("FragmentPath"), *(unit.props.get("DropInPaths") or [])]
+    return path in map(str, unit_files) and only_live_settings(path)
 
 
 def _running(unit: FleetUnit) -> bool:

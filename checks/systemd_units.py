@@ -7,7 +7,8 @@ import glob
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from qtctl.adapters.journal import JournalBatch, printable
 from qtctl.diagnosis import unit_runs
@@ -23,6 +24,7 @@ from qtctl.engine.findings import CodeDoc, Finding, Severity
 from qtctl.engine.refs import needed_by, needs, unit_refs
 
 REFERRER_PROPS = ("WantedBy", "RequiredBy", "RequisiteOf", "BoundBy", "PartOf", "TriggeredBy")
+STRONG_REFERRER_PROPS = ("RequiredBy", "RequisiteOf", "BoundBy", "TriggeredBy")  # QT102 warns
 ORDER_PROPS = ("Before", "After")  # on the stub: units ordered after / before it
 LOOP_WINDOW_SEC = 300  # restarts this recent mean the loop is still going on
 LOOP_RESTARTS = 3
@@ -278,7 +280,7 @@ def _not_found(unit: FleetUnit) -> Finding | None:
     facts = NotFoundFacts(unit.name, tuple(referrers), dangling, failed)
     return Finding(
         code=UNIT_NOT_FOUND.code,
-        severity=Severity.WARNING,
+        severity=_not_found_severity(props, bool(dangling or failed)),
         subject=unit.name,
         message=f"unit file not found but still referenced: {'; '.join(parts)}",
         cause="not-found",
@@ -288,6 +290,14 @@ def _not_found(unit: FleetUnit) -> Finding | None:
         facts=facts if dangling or failed else None,
         refs=needed_by([*referrers, *ordered]),
     )
+
+
+def _not_found_severity(props: Mapping[str, Any], leftovers: bool) -> Severity:
+    """A warning when something needs the missing unit (`Requires=`, `Requisite=`, `BindsTo=`,
+    a timer) or it left links or a failed state behind; an info when it is only wanted or
+    ordered against: systemd skips a missing `Wants=` silently and starts the unit anyway."""
+    strong = any(props.get(p) for p in STRONG_REFERRER_PROPS)
+    return Severity.WARNING if strong or leftovers else Severity.INFO
 
 
 def dangling_links(unit: str) -> list[str]:

@@ -26,6 +26,7 @@ from qtctl.engine.check import Check
 from qtctl.engine.context import CheckContext
 from qtctl.engine.facts import UnitFacts
 from qtctl.engine.findings import CodeDoc, Finding, Severity
+from qtctl.fix.policy import aliases_on_disk
 
 REFUSED_STATES = ("bad-setting", "error")
 VERIFY_AT_LINE = re.compile(r"^(/\S+):(\d+): (.*)$")
@@ -76,7 +77,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     )
     verified = verify(sorted(set(files.values())))
     for name, fragment in sorted(files.items()):
-        view = _view(name, fragment, not_found, _protected(name, ctx.config.fleet.protected))
+        protected = _protected(_names(name, ctx), ctx.config.fleet.protected)
+        view = _view(name, fragment, not_found, protected)
         problems = lint(view, _rules(name, fragment))
         problems = _load_error(refused.get(name), problems) + _stray_drop_ins(name)
         problems += _verify_problems(name, view, verified, problems)
@@ -91,10 +93,16 @@ def _view(name: str, fragment: str, not_found: frozenset[str], protected: str) -
     return UnitView(name, files, requires, not_found, {}, fragment, protected)
 
 
-def _protected(name: str, patterns: Sequence[str]) -> str:
-    """The fleet.protected pattern the unit (or its template) matches, or ''."""
-    names = [name, *filter(None, [template_of(name)])]
-    return next((p for p in patterns for n in names if fnmatch.fnmatchcase(n, p)), "")
+def _names(name: str, ctx: CheckContext) -> tuple[str, ...]:
+    """Every name of the unit (systemd's Names, the alias links on disk), as fix matches them."""
+    unit = next((u for u in fleet_units(ctx) if u.name == name), None)
+    return (*(unit.names if unit else (name,)), *aliases_on_disk(name))
+
+
+def _protected(names: Sequence[str], patterns: Sequence[str]) -> str:
+    """The fleet.protected pattern one of the unit's names (or their templates) matches, or ''."""
+    every = [*names, *filter(None, map(template_of, names))]
+    return next((p for p in patterns for n in every if fnmatch.fnmatchcase(n, p)), "")
 
 
 def _rules(name: str, fragment: str) -> tuple[Rule, ...]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qtctl.adapters import safe_walk
+from qtctl.diagnosis.interpreter import python_command
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 from qtctl.diagnosis.unit_values import ExecCommand
 
@@ -81,7 +82,8 @@ def _targets(unit: str, command: ExecCommand, workdir: str) -> list[ExecTarget]:
     if base in SHELLS:
         return _shell_targets(unit, program, argv[1:], workdir)
     if base.startswith("python"):
-        script = _script_argument(argv[1:], workdir)
+        script = python_command(argv[1:]).script
+        script = _absolute(script, workdir) if script else ""
         return [ExecTarget(unit, program, script, direct=False, reader=PYTHON)]
     script = program if _is_script(program) else ""
     return [ExecTarget(unit, program, script, direct=True, reader=KERNEL)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from qtctl.adapters import safe_walk
 from qtctl.diagnosis.env_file import environment as env_file_variables
 from qtctl.diagnosis.exec_targets import plain_env, resolve
+from qtctl.diagnosis.interpreter import python_command
 from qtctl.diagnosis.unit_load import LoadedUnit, fleet_on_disk, working_directory
 
 MAX_ENV_BYTES = 4 * 2**20  # as QT703 reads env files
@@ -59,16 +60,11 @@ def _service(unit: LoadedUnit) -> PythonService | None:
 
 
 def _target(args: list[str], workdir: str) -> tuple[str, str]:
-    it = iter(args)
-    for arg in it:
-        if arg == "-m":
-            return "", next(it, "")
-        if arg == "-c":
-            return "", ""
-        if arg.startswith("-"):
-            continue
-        return (arg if os.path.isabs(arg) else os.path.join(workdir or "/", arg)), ""
-    return "", ""
+    command = python_command(args)  # as CPython reads it: `-W ARG`, `-X ARG`, `-uB`, ...
+    if not command.script:
+        return "", command.module
+    script = command.script
+    return (script if os.path.isabs(script) else os.path.join(workdir or "/", script)), ""
 
 
 def environment(unit: LoadedUnit) -> dict[str, str]:

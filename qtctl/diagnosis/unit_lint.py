@@ -6,6 +6,7 @@ import functools
 import os
 import pwd
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ WARNED_EVEN_EMPTY = frozenset(
 )
 DEPENDENCIES = ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "After", "Before")
 INLINE_COMMENT = re.compile(r"\s[#;]")
+ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")  # a word systemd takes as NAME=value
 HIDING_HOME = ("yes", "tmpfs")  # read-only still lets the code be read
 LONG_RUNNING = ("", "simple", "exec", "notify", "notify-reload", "dbus", "idle")
 DELIBERATE_STOP = re.compile(r"(?i)emergency|kill[-_]?switch|panic|circuit[-_]?breaker")
@@ -145,12 +147,27 @@ def inline_comments(view: UnitView) -> Iterator[Problem]:
         for d in unit_file.directives:
             if INLINE_COMMENT.search(d.value) and not d.key.startswith("Exec"):
                 yield Problem(
-                    Severity.ERROR,
-                    "inline-comment",
-                    d.where,
-                    f"{d.key}={d.value!r}: systemd has no inline comments; the value "
-                    "is invalid or carries the comment as data",
+                    Severity.ERROR, "inline-comment", d.where, _comment_text(d.key, d.value)
                 )
+
+
+def _comment_text(key: str, value: str) -> str:
+    """What systemd makes of `Key=value # note`: for Environment= (whose words are assignments)
+    the variables it sets and the words it ignores as invalid; else the value with its note."""
+    head = f"{key}={value!r}: systemd has no inline comments"
+    if key != "Environment":
+        return f"{head}; the value is invalid or carries the comment as data"
+    try:
+        words = shlex.split(value, comments=False)
+    except ValueError:
+        return f"{head}; the comment's words are part of the value"
+    valid = [w for w in words if ENV_ASSIGNMENT.match(w)]
+    invalid = [w for w in words if not ENV_ASSIGNMENT.match(w)]
+    sets = f"it sets {', '.join(valid)}" if valid else "it sets nothing"
+    ignored = (
+        f" and ignores {', '.join(map(repr, invalid))} as invalid assignments" if invalid else ""
+    )
+    return f"{head}: {sets}{ignored}"
 
 
 def missing_requirements(view: UnitView) -> Iterator[Problem]:
@@ -187,12 +204,15 @@ def runtime_mistakes(view: UnitView) -> Iterator[Problem]:
     exec_start = " ".join(w for c in commands for w in (c.path, *c.argv))
     workdir = view.value("WorkingDirectory")
     protect = view.value("ProtectHome")
-    if protect in HIDING_HOME and "/home/" in f" {exec_start} {workdir}":
+    hidden = (
+        _hidden_code(view, f"{exec_start} {workdir}", protect) if protect in HIDING_HOME else []
+    )
+    if hidden:
         yield Problem(
             Severity.ERROR,
             "protect-home",
             "",
-            f"ProtectHome={protect} hides /home, where this service's code lives",
+            f"ProtectHome={protect} hides /home, where this service's code lives ({hidden[0]})",
         )
     if workdir and not workdir.startswith(("!", "~")) and not os.path.isdir(workdir):
         yield Problem(
@@ -207,6 +227,29 @@ def runtime_mistakes(view: UnitView) -> Iterator[Problem]:
             yield Problem(
                 Severity.ERROR, "pythonpath", "", f"PYTHONPATH entry {path} does not exist"
             )
+
+
+def _hidden_code(view: UnitView, words: str, protect: str) -> list[str]:
+    """The /home paths of the unit's commands and WorkingDirectory= that no `BindPaths=` or
+    `BindReadOnlyPaths=` brings back: under ProtectHome=tmpfs a bind's target (`SRC[:DST]`) is
+    mounted into the empty /home, the documented way to expose one folder of it; under
+    ProtectHome=yes /home itself is made inaccessible (mode 000), so a bind below it does not
+    let a service user reach its code (tested: `Permission denied` on the script)."""
+    keys = ("BindPaths", "BindReadOnlyPaths") if protect == "tmpfs" else ()
+    bound = [
+        _bind_target(entry)
+        for key in keys
+        for d in view.loaded.directives(key)
+        for entry in d.value.split()
+    ]
+    paths = [w for w in words.split() if w.startswith("/home/")]
+    return [p for p in paths if not any(p == b or p.startswith(b.rstrip("/") + "/") for b in bound)]
+
+
+def _bind_target(entry: str) -> str:
+    """Where `[-]SRC[:DST[:OPTS]]` is visible inside the unit's namespace."""
+    source, _, rest = entry.lstrip("-").partition(":")
+    return rest.partition(":")[0] or source
 
 
 def hardening(view: UnitView) -> Iterator[Problem]:
@@ -257,6 +300,12 @@ def _no_restart(view: UnitView) -> Problem:
     if deliberate:
         text = f"no Restart=: if it dies it stays down, evidently on purpose ({deliberate})"
         return Problem(Severity.INFO, "no-restart", "", text)
+    if view.value("Restart") == "no":  # written: fix holds it unless named, as it says here
+        text = (
+            "Restart=no: if it dies it stays down (written in its unit files, so fix adds "
+            f"Restart=on-failure only when named: --only {view.name})"
+        )
+        return Problem(Severity.WARNING, "no-restart", "", text)
     text = "no Restart=: if it dies it stays down (fix adds Restart=on-failure)"
     return Problem(Severity.WARNING, "no-restart", "", text)
 
