@@ -157,11 +157,10 @@ def test_env_file_findings(box: Sandbox) -> None:
         "2026-10': systemd has no inline comments",
         "line 4 (REDIS_PASSWORD): ignored: systemd has no `export`, so REDIS_PASSWORD is never set",
     ]
-    copy = found["/etc/quantum/copy1.env"]
-    assert copy["cause"] == "unreadable-by-user"
-    assert copy["detail"] == ["not readable by daemon (User= of quantum-copy-env.service)"]
+    # a root-only file of a User=daemon unit is right: systemd reads it as root (issue 22 F5)
+    assert "/etc/quantum/copy1.env" not in found
     broken = found["/etc/quantum/broken.env"]
-    assert broken["cause"] == "unbalanced-quote,crlf"
+    assert broken["cause"] == "unbalanced-quote"  # CRLF: only systemd reads it, which strips CR
     assert "MODEL_PATH swallows lines 2-3" in broken["detail"][0]  # type: ignore[index]
     duplicate = found["secret BINANCE_API_KEY"]
     assert duplicate["message"] == "the same value of BINANCE_API_KEY is in 3 files"
@@ -175,7 +174,7 @@ def test_env_file_fixes_secure_rewrite_verify_undo(box: Sandbox) -> None:
     before = box.host_path(path).read_bytes()
     res = box.qtctl("--format", "json", "fix", "--select", "QT703")
     plan = {r["subject"]: r for r in json.loads(res.stdout)["repairs"]}
-    assert plan[path]["actions"] == [f"chown daemon: {path} && chmod 600 {path}"]
+    assert plan[path]["actions"] == [f"chown root: {path} && chmod 600 {path}"]  # owner kept
     assert "needs --unsafe" in plan[path]["manual"]
     diff = plan[path]["diff"]
     # the old value, its `# rotated` tail included (systemd reads it as value), is all masked
@@ -184,14 +183,13 @@ def test_env_file_fixes_secure_rewrite_verify_undo(box: Sandbox) -> None:
     assert "+REDIS_PASSWORD=****\n" in diff
     for secret in ("AKIAEXAMPLEKEY123456", "s3cr3t-value-99", "hunter2hunter2"):
         assert secret not in res.stdout
-    assert plan["/etc/quantum/broken.env"]["result"] == "held"  # the open quote needs a person
+    assert "/etc/quantum/broken.env" not in plan  # the open quote needs a person: no repair
     res = box.qtctl("--format", "json", "fix", "--select", "QT703", "--apply", "--unsafe")
     repairs = {r["subject"]: r for r in json.loads(res.stdout)["repairs"]}
     assert repairs[path]["result"] == "fixed", repairs[path]
-    assert repairs["/etc/quantum/copy1.env"]["result"] == "fixed"
     st = os.stat(box.host_path(path))
     assert oct(st.st_mode & 0o777) == "0o600"
-    assert box.run("stat", "-c", "%U", path).stdout.strip() == "daemon"
+    assert box.run("stat", "-c", "%U", path).stdout.strip() == "root"  # never the service user
     text = box.host_path(path).read_text()
     assert "# rotated 2026-10\nBINANCE_API_SECRET=s3cr3t-value-99\nREDIS_PASSWORD=" in text
     _, doc = doctor(box, "QT703")
