@@ -304,3 +304,11 @@ def test_a_fifo_ignore_file_does_not_hang_lint(arena: tuple[Path, Path]) -> None
         assert res.returncode == 1 and "top.sh" in res.stdout, res.stderr
         assert "git ignore rules not applied" in res.stderr and "not a plain file" in res.stderr
         fifo.unlink()
+
+
+def test_lint_markdown_is_titled_lint(arena: tuple[Path, Path]) -> None:
+    """F19: lint's Markdown report said `# qtctl doctor: warning`."""
+    config, checkout = arena
+    _unit_checkout(checkout)
+    res = _lint(checkout, config, "-f", "markdown")
+    assert res.stdout.startswith("# qtctl lint: "), res.stdout[:80]

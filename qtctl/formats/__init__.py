@@ -60,14 +60,15 @@ def show(out: Output, results: Results, fmt: str, stats: bool, docs_url: str = "
 def _full(out: Output, results: Results, fmt: str) -> None:
     """The report as `qtctl.output` renders it, then the acknowledged findings and the
     summary (the report's own status line counts every finding listed)."""
-    from qtctl.output import Output
+    from qtctl.output import Output, report_markdown
 
-    Output(
-        format="markdown" if fmt == "markdown" else "table",
-        color=out.color,
-        verbosity=out.verbosity,
-        width=out.width,
-    ).report(results.report)
+    if fmt == "markdown":  # titled by the command that ran (`# qtctl lint: warning`)
+        title = "# qtctl doctor:"
+        out.text(report_markdown(results.report).replace(title, f"# qtctl {results.tool}:", 1))
+    else:
+        Output(format="table", color=out.color, verbosity=out.verbosity, width=out.width).report(
+            results.report
+        )
     for entry in results.entries:
         if entry.ack is not None:
             f = entry.finding
