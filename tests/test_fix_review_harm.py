@@ -183,6 +183,10 @@ def test_a_failed_oneshot_job_is_not_run_again(box: Sandbox) -> None:
     assert repair["result"] == "held" and repair["rule"] == "oneshot", repair
     assert repair["held"].startswith("a oneshot job: re-running it repeats its side effects")
     assert runs.read_text() == "run\n"
+    named = "--only", "quantum-flatten-positions.service"
+    _, doc = qtctl(box, "fix", "--unsafe", "--select", "QT1", *named)  # a preview: runs nothing
+    assert repairs(doc)["QT101 quantum-flatten-positions.service"]["rule"] != "oneshot"
+    assert runs.read_text() == "run\n"
 
 
 def test_crlf_in_an_env_file_only_systemd_reads_is_no_finding(box: Sandbox) -> None:

@@ -85,7 +85,10 @@ def plan_env_file(finding: Finding, facts: EnvFileFacts, planning: Planning) -> 
 def guarded(paths: Sequence[str], planning: Planning) -> str:
     """Why fix must change none of `paths` because a protected unit runs or reads one, or ''."""
     config = planning.ctx.config
-    readers = planning.ctx.memo("fix_file_readers", lambda: readers_by_file(config.fleet.units))
+    targets = planning.ctx.memo("exec_targets", lambda: exec_targets(config.fleet.units))
+    readers = planning.ctx.memo(
+        "fix_file_readers", lambda: readers_by_file(config.fleet.units, targets)
+    )
     return protected_file(paths, planning.units, config, readers)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from qtctl.adapters import safe_walk
 from qtctl.config import Config
 from qtctl.diagnosis.env_files import env_uses, sourced_by
-from qtctl.diagnosis.exec_targets import exec_targets
+from qtctl.diagnosis.exec_targets import ExecTarget, exec_targets
 from qtctl.diagnosis.fleet import FleetUnit
 from qtctl.diagnosis.unit_file import UNIT_DIRS
 
@@ -180,11 +180,14 @@ def protected_file(
 FileId = tuple[int, int] | str
 
 
-def readers_by_file(patterns: Sequence[str]) -> dict[FileId, list[tuple[str, str]]]:
+def readers_by_file(
+    patterns: Sequence[str], targets: Sequence[ExecTarget] | None = None
+) -> dict[FileId, list[tuple[str, str]]]:
     """(unit, path) of every fleet unit that runs or reads each file as it starts: exec scripts
-    and programs, files sourced by its shell commands and scripts, its env files."""
+    and programs, files sourced by its shell commands and scripts, its env files (`targets`:
+    the run's `exec_targets(patterns)` when the caller has them)."""
     pairs: set[tuple[str, str]] = set()
-    for target in exec_targets(patterns):
+    for target in exec_targets(patterns) if targets is None else targets:
         pairs.update((target.unit, f) for f in (target.script, target.program) if f)
         if target.script and target.reader in ("shell", "kernel"):
             pairs.update((target.unit, f) for f in sourced_by(target.script))
