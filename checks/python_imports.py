@@ -17,7 +17,7 @@ from qtctl.engine.findings import CodeDoc, Finding, Severity
 UNRESOLVABLE = CodeDoc(
     code="QT201",
     title="unresolvable import in a service",
-    severity="error",
+    severity="error/warning/info",
     meaning="For each Python service unit, qtctl rebuilds how it starts (interpreter, script or "
     "-m module, WorkingDirectory, Environment=/EnvironmentFile=), computes its sys.path "
     "including the script's own top-level sys.path changes (evaluated statically, names assigned "
@@ -29,7 +29,9 @@ UNRESOLVABLE = CodeDoc(
     "reported with Python's own ImportError. Each import that will fail is reported with its "
     "root cause: PYTHONPATH not set, a sys.path hack resolving elsewhere, a shadowing package. "
     "A unit whose WorkingDirectory= is missing never gets to its imports (systemd fails it with "
-    "200/CHDIR): QT104 and QT101 say so, QT201 does not.",
+    "200/CHDIR): QT104 and QT101 say so, QT201 does not. An import under a module-level "
+    "if/else is not certain to run: its failure is a warning without repair (an info on a "
+    "settled running unit); only unconditional imports are errors (docs/precision.md).",
     why="The service dies at start with ModuleNotFoundError (the incident that started qtctl).",
     fix="Set PYTHONPATH in a drop-in (`qtctl fix` writes it after proving that every import "
     "resolves with it); remove sys.path hacks that put a stale copy first.",

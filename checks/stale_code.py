@@ -37,7 +37,9 @@ STALE_CODE = CodeDoc(
     meaning="A fleet unit is active and running, but its main process started before its "
     "script, a first-party module it imports, its interpreter (venv) or its unit file "
     "(FragmentPath, DropInPaths) last changed: a deploy without a restart, or a restart of "
-    "the wrong unit. The finding lists the files and their times.",
+    "the wrong unit. The finding lists the files and their times. A unit file or drop-in "
+    "that sets only resource-control keys (MemoryMax=, CPUQuota=, ...) does not count: systemd "
+    "applies those to the running unit at daemon-reload.",
     why="The service still runs the old code: the fix that was deployed is not live, and the "
     "next crash or reboot switches to untested new code at a random moment.",
     fix="Restart the unit (`systemctl restart UNIT`, after `systemctl daemon-reload` when its "

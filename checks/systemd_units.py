@@ -51,10 +51,11 @@ UNIT_FAILED = CodeDoc(
 UNIT_NOT_FOUND = CodeDoc(
     code="QT102",
     title="unit not found but still referenced",
-    severity="warning",
+    severity="warning/info",
     meaning="A fleet unit has no unit file (LoadState=not-found) yet something still pulls it "
     "in: a dangling *.wants/ or *.requires/ symlink, a Wants=/Requires=/After= of another unit, a "
-    "timer, or a failed state left behind after its file was deleted.",
+    "timer, or a failed state left behind after its file was deleted. Only wanted or ordered "
+    "against (systemd skips a missing Wants= and starts the unit anyway), it is an info.",
     why="Deleted services keep showing in `systemctl --failed`, and units that Require= them "
     "fail to start.",
     fix="Remove the dangling symlinks, drop the references from the other units, "
