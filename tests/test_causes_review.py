@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -50,9 +51,7 @@ UNITS = {
         f"/usr/bin/python3 {ROOT}/dyn/main.py", "User=daemon\nProtectHome=yes\n"
     ),
     "quantum-redis-feed.service": service(f"/usr/bin/python3 {ROOT}/rfeed/main.py", "User=daemon"),
-    "quantum-other-port.service": service(
-        f"/usr/bin/python3 {ROOT}/rfeed/other.py", "User=daemon"
-    ),
+    "quantum-other-port.service": service(f"/usr/bin/python3 {ROOT}/rfeed/other.py", "User=daemon"),
     "quantum-pp3.service": service(
         f"/usr/bin/python3 {ROOT}/apps/pp3/main.py",
         f"WorkingDirectory=/\nEnvironment=PYTHONPATH={ROOT}/libs",
@@ -78,7 +77,7 @@ FILES: dict[str, str] = {
 SELECT = ("--select", "QT101,QT103")
 
 
-def doctor(box: Sandbox) -> dict[str, dict[str, object]]:
+def doctor(box: Sandbox) -> dict[str, dict[str, Any]]:
     res = box.qtctl("--format", "json", "doctor", *SELECT)
     assert res.returncode in (0, 1), res.stderr
     return {f["subject"]: f for f in json.loads(res.stdout)["findings"]}
@@ -88,10 +87,10 @@ def restarts(box: Sandbox, unit: str) -> int:
     return int(box.systemctl("show", "-P", "NRestarts", unit).stdout.strip() or 0)
 
 
-def wait(what: str, ready: object, timeout: float = 40.0) -> None:
+def wait(what: str, ready: Callable[[], bool], timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(ready) and ready():
+        if ready():
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
@@ -110,7 +109,7 @@ def box() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="module")
-def late_run(box: Sandbox) -> dict[str, object]:
+def late_run(box: Sandbox) -> dict[str, Any]:
     """Doctor's finding for LATE read just after its second failure, before that run's python
     wrote its line (the first run's line is in)."""
     wait("the first run's own line", lambda: "can't open file" in box.journal(LATE))
@@ -123,11 +122,11 @@ def late_run(box: Sandbox) -> dict[str, object]:
 
 
 def test_a_run_whose_lines_are_not_in_yet_takes_the_run_with_evidence(
-    late_run: dict[str, object],
+    late_run: dict[str, Any],
 ) -> None:
     assert late_run["cause"] == "script-missing", late_run["message"]
     assert "script /opt/quantum/late/main.py does not exist" in str(late_run["message"])
-    detail = [str(line) for line in late_run["detail"]]  # type: ignore[union-attr]
+    detail = [str(line) for line in late_run["detail"]]
     summary = next(line for line in detail if line.startswith("failed 2 times since "))
     assert summary.endswith(
         "the last 1 always script-missing (1 more without lines of their own in the journal)"

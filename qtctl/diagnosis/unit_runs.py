@@ -56,8 +56,8 @@ def _merged(first: list[Entry], second: list[Entry]) -> list[Entry]:
 def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Cause:
     """The cause of the unit's last failure, from that run's own evidence."""
     cause, evidence = _newest_cause(unit, batch, roots)
-    if evidence or not _just_failed(unit, batch):
-        return cause
+    if evidence or cause.kind != "exit-code" or not _just_failed(unit, batch):
+        return cause  # a start limit's "exit-code" under it stays: the limit is the news
     # the newest run's own lines are not in the journal yet (a process that died at once):
     # the newest earlier run that has its evidence tells, not a run classified from nothing
     earlier = (c for c, has in _earlier_causes(unit, batch, roots) if has)
@@ -71,7 +71,7 @@ def _newest_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) ->
     props = Overlay(_output_files(unit), unit.props)  # deferred properties stay unread
     lines = evidence_lines(unit, batch)
     cause = classify(props, lines, exec_probe(unit), oom, roots)
-    return cause, cause.kind != "exit-code" or _own_output(unit, lines)
+    return cause, _has_evidence(unit, cause, lines)
 
 
 def _output_files(unit: FleetUnit) -> dict[str, str]:
@@ -113,17 +113,24 @@ def _earlier_causes(
     unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]
 ) -> list[tuple[Cause, bool]]:
     """The causes of the read runs before the newest, newest first, with their evidence flag."""
-    history = batch.runs.get(unit.name)
-    runs = [r for r in history.runs if r.lines] if history else []
+    runs = list(history.runs) if (history := batch.runs.get(unit.name)) else []
     probe = exec_probe(unit)
     causes = []
     for index, run in enumerate(runs[1:], start=1):
+        if not run.lines:
+            continue  # beyond the runs read
         older = runs[index + 1].usec if index + 1 < len(runs) else 0
         entries = _merged(list(run.lines), _unattributed(batch, unit, older, run.usec))
         lines = [e.message for e in entries]
         cause = classify(_props_of(unit, run), lines, probe, False, roots)
-        causes.append((cause, cause.kind != "exit-code" or _own_output(unit, lines)))
+        causes.append((cause, _has_evidence(unit, cause, lines)))
     return causes
+
+
+def _has_evidence(unit: FleetUnit, cause: Cause, lines: Sequence[str]) -> bool:
+    """A run has its evidence when a cause explains it, or it has lines of its own: not
+    `exit-code` (also under a start limit) from systemd's lines alone."""
+    return (cause.underlying or cause.kind) != "exit-code" or _own_output(unit, lines)
 
 
 def _own_output(unit: FleetUnit, lines: Sequence[str]) -> bool:
