@@ -86,6 +86,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     units = ctx.config.fleet.units
     targets = ctx.memo("exec_targets", lambda: exec_targets(units, loaded_units(ctx)))
     sourced = shell_sourced(targets)
+    users = {unit.name: unit.value("User") or "root" for unit in loaded_units(ctx)}
     for env in env_files(uses, settings.env_dirs):
         try:
             read = _read(env.path)
@@ -99,7 +100,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         secrets = secret_digests(text, settings.secret_patterns, ctx.config.secrets)
         for key, digest in secrets.items():
             digests[digest].append((env.path, key))
-        shell = not env.uses or os.path.realpath(env.path) in sourced
+        sourcer = sourced.get(os.path.realpath(env.path), "")
+        shell = (sourcer, users.get(sourcer, "root")) if sourcer or not env.uses else None
         finding = _file_finding(env, text, settings.secret_patterns, ctx.config.secrets, shell)
         if finding:
             yield finding
@@ -168,11 +170,16 @@ def _not_inspected(env: EnvFile, why: str) -> Finding:
 
 
 def _file_finding(
-    env: EnvFile, text: bytes, patterns: Sequence[str], secrets: SecretSettings, shell: bool
+    env: EnvFile,
+    text: bytes,
+    patterns: Sequence[str],
+    secrets: SecretSettings,
+    shell: tuple[str, str] | None,
 ) -> Finding | None:
     """One finding per file: its mode, how systemd reads it (CRLF only where a shell may read
-    it: systemd strips the CR). No readability for the units' User=: systemd reads it as root
-    before it drops privileges."""
+    it, `shell`: (the unit whose shell sources it, its user), or ('', '') for no known reader;
+    systemd strips the CR). Readability only for that shell's user: systemd reads
+    EnvironmentFile= as root before it drops privileges."""
     try:
         mode = stat.S_IMODE(os.stat(env.path).st_mode)
     except OSError:  # removed since it was read
@@ -180,6 +187,7 @@ def _file_finding(
     problems = [
         *_exposure(mode, judged_secrets(environment(text), patterns, secrets)),
         *(p for p in _syntax(text) if shell or p[0] != "crlf"),
+        *_unreadable(env.path, shell),
     ]
     if not problems:
         return None
@@ -205,6 +213,13 @@ def _exposure(mode: int, secrets: list[str]) -> list[tuple[str, str]]:
     if secrets and mode & 0o004:
         return [("secrets-readable", f"mode {mode:04o}: any user can read {', '.join(secrets)}")]
     return []
+
+
+def _unreadable(path: str, shell: tuple[str, str] | None) -> list[tuple[str, str]]:
+    unit, user = shell or ("", "")
+    if not unit or readable_by(path, user):
+        return []
+    return [("unreadable-by-user", f"not readable by {user}: a shell of {unit} sources it")]
 
 
 def _syntax(text: bytes) -> list[tuple[str, str]]:

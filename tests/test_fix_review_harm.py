@@ -34,6 +34,8 @@ FILES: dict[str, BoxFile | str | bytes] = {
     f"{ROOT}/jobs/flatten.sh": "mkdir -p /var/lib/flatten\necho run >> /var/lib/flatten/runs\n"
     "sleep 30\n",
     f"{SCRIPTS}/sourcer.sh": BoxFile(". /etc/quantum/sourced.env\nexec sleep 3600\n", 0o755),
+    f"{SCRIPTS}/src_user.sh": BoxFile(". /etc/quantum/src-user.env || true\nexec sleep 3600\n"),
+    "/etc/quantum/src-user.env": BoxFile("FEED_NAME=binance\n", 0o600),  # root only
     "/etc/quantum/rho.env": BoxFile(f"EXCHANGE_API_SECRET={LONG_SECRET}\n", 0o600),  # F5
     "/etc/quantum/leak.env": BoxFile(f"EXCHANGE_API_SECRET={LONG_SECRET}\n", 0o644),
     "/etc/quantum/crlf.env": b"FEED_NAME=binance\r\nBATCH=10\r\n",  # F11
@@ -57,6 +59,7 @@ UNITS = {
     "&& exec sleep 3600'",
     "quantum-sourcer.service": "User=daemon\nEnvironmentFile=/etc/quantum/sourced.env\n"
     f"ExecStart=/bin/bash {SCRIPTS}/sourcer.sh",
+    "quantum-src-user.service": f"User=daemon\nExecStart=/bin/bash {SCRIPTS}/src_user.sh",
     "quantum-flatten-positions.service": "Type=oneshot\nTimeoutStartSec=2\n"
     f"ExecStart=/bin/bash {ROOT}/jobs/flatten.sh",
 }
@@ -161,6 +164,12 @@ def test_a_root_only_env_file_of_a_user_service_is_right_and_left_alone(box: San
     )
     before = state(box, "/etc/quantum/rho.env")
     assert "/etc/quantum/rho.env" not in FIRST
+    # a file the service's own shell sources is read as its user: that one is a finding
+    sourced = FIRST["/etc/quantum/src-user.env"]
+    assert sourced["cause"] == "unreadable-by-user", sourced
+    assert sourced["detail"] == [
+        "not readable by daemon: a shell of quantum-src-user.service sources it"
+    ]
     qtctl(box, "fix", "--apply", "--unsafe", "--select", "QT703")
     assert state(box, "/etc/quantum/rho.env") == before
 
