@@ -59,8 +59,9 @@ def unit_cause(unit: FleetUnit, batch: JournalBatch, roots: Sequence[str]) -> Ca
     if evidence or cause.kind != "exit-code" or not _just_failed(unit, batch):
         return cause  # a start limit's "exit-code" under it stays: the limit is the news
     # the newest run's own lines are not in the journal yet (a process that died at once):
-    # the newest earlier run that has its evidence tells, not a run classified from nothing
-    earlier = (c for c, has in _earlier_causes(unit, batch, roots) if has)
+    # the newest earlier run whose evidence names a cause tells, not a run classified from
+    # nothing (an earlier bare exit status says no more than this one's)
+    earlier = (c for c, has in _earlier_causes(unit, batch, roots) if has and c.kind != cause.kind)
     return next(earlier, cause)
 
 
