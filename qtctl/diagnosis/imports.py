@@ -15,7 +15,6 @@ from functools import lru_cache
 
 from qtctl.diagnosis import module_homes
 from qtctl.diagnosis.import_conditions import import_conditions, mark_conditional
-from qtctl.diagnosis.import_conditions import import_conditions, mark_conditional
 from qtctl.diagnosis.interpreter import Interpreter, probe
 from qtctl.diagnosis.python_source import (
     imports,
@@ -49,7 +48,6 @@ class ImportProblem:
     module: str
     where: str
     cause: str
-    condition: str = ""  # the `if` test the import runs under ('' when it always runs)
     condition: str = ""  # the `if` test the import runs under ('' when it always runs)
 
 
@@ -152,14 +150,12 @@ def _walk(
         seen.add((file, package))
         _relative_errors(result, file, module_tree, package, main)
         conditions = import_conditions(module_tree, main)  # imports not certain to run
-        conditions = import_conditions(module_tree, main)  # imports not certain to run
         for name, line, required in imports(module_tree, package, main):
             where = f"{file}:{line}"
             if name.split(".")[0] in interp.stdlib:
                 continue
             if required:
                 hit = _check(result, interp, roots, name, where)
-                mark_conditional(result.problems, name, where, conditions.get(line, ""))
                 mark_conditional(result.problems, name, where, conditions.get(line, ""))
             else:
                 found = resolve(name, [e.path for e in result.path])
