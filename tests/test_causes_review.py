@@ -179,3 +179,22 @@ def test_a_package_one_folder_below_the_root_gets_the_pythonpath_drop_in(box: Sa
         f"2 folders in the code roots provide common.settings ({ROOT}/svc_a, {ROOT}/svc_b): "
         "choose one"
     )
+
+
+def test_the_hint_of_sandbox_denied_under_protect_home_works(box: Sandbox) -> None:
+    """The message's own remedy, applied as a drop-in, lets the hidden unit start."""
+    name = "quantum-hidden.service"
+    message = str(doctor(box)[name]["message"])
+    remedy = f"ProtectHome=tmpfs and BindReadOnlyPaths={ROOT}/dyn/main.py"
+    assert f"bind it back in with {remedy} (BindPaths= to write it), or relax" in message
+    drop_in = remedy.replace(" and ", "\n")
+    box.write(f"/etc/systemd/system/{name}.d/50-test.conf", f"[Service]\n{drop_in}\n")
+    try:
+        box.systemctl("daemon-reload", check=True)
+        box.systemctl("restart", name)
+        time.sleep(1.5)
+        assert box.systemctl("is-active", name).stdout.strip() == "active", box.journal(name)
+    finally:
+        box.run("rm", "-rf", f"/etc/systemd/system/{name}.d")
+        box.systemctl("daemon-reload")
+        box.systemctl("stop", name)

@@ -186,11 +186,19 @@ def hardening_errno(props: Mapping[str, Any], text: str) -> Cause | None:
     directive = _hiding_directive(props, errno, path)
     if not directive:
         return None
+    key = directive.split("=", 1)[0]
+    # under ProtectHome=yes a ReadWritePaths= below /home stays out of reach (checked in the
+    # sandbox: /home itself is inaccessible); a bind mount into ProtectHome=tmpfs is not
+    remedy = (
+        f"bind it back in with ProtectHome=tmpfs and BindReadOnlyPaths={path} (BindPaths= to "
+        f"write it), or relax {key}="
+        if key == "ProtectHome" and not directive.endswith(("=tmpfs", "=read-only"))
+        else f"add ReadWritePaths={path} or relax {key}="
+    )
     return Cause(
         "sandbox-denied",
-        f"{directive} denies {path} ([Errno {errno}]): add ReadWritePaths={path} or relax "
-        f"{directive.split('=', 1)[0]}=",
-        missing=directive.split("=", 1)[0] + "=",
+        f"{directive} denies {path} ([Errno {errno}]): {remedy}",
+        missing=key + "=",
     )
 
 
