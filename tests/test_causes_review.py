@@ -2,7 +2,7 @@
 against the real systemd in one sandbox, through `qtctl doctor --format json` and `qtctl fix`.
 
 - F10: a run whose process's lines reach the journal after systemd's own (here: a python that
-  starts 8 s after the main process exited) is not classified `exit-code` from nothing, and is
+  starts 10 s after the main process exited) is not classified `exit-code` from nothing, and is
   not counted as another cause; a fast crash loop keeps one cause over repeated doctor runs.
 - F14: `[Errno 13]` on a script that `ProtectHome=yes` hides is `sandbox-denied`.
 - F18: a bare `ConnectionRefusedError` on the fleet's Redis, which doctor cannot reach (QT400),
@@ -25,7 +25,7 @@ from qtctl.sandbox import Sandbox, SandboxSpec
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = "/home/qt/quantum_trader"
 LOOP = "import time\nwhile True:\n    time.sleep(3600)\n"
-LATE_DELAY = 8  # seconds between the main process's exit and its python's own line
+LATE_DELAY = 10  # seconds between the main process's exit and its python's own line
 LATE = "quantum-late.service"
 FAST = "quantum-fast-loop.service"
 
@@ -42,7 +42,7 @@ UNITS = {
     LATE: service(
         f"/bin/sh -c '(sleep {LATE_DELAY}; exec /usr/bin/python3 /opt/quantum/late/main.py) "
         "& exit 2'",
-        "KillMode=process\nRestart=always\nRestartSec=12\n",
+        "KillMode=process\nRestart=always\nRestartSec=15\n",
     ),
     FAST: service(
         "/usr/bin/python3 /opt/quantum/fast/main.py", "Restart=always\nRestartSec=300ms\n"
