@@ -188,11 +188,16 @@ def _ingest(rounds: int) -> Comparison:
                     assert client.hget("quantum:rl:agent:stats", "experiences") == str(n).encode()
             finally:
                 server.stop()
+    start = _startup_seconds()
     rates = n / statistics.median(cand), n / statistics.median(base)
     print(
         "ingest: {:.0f} trades/s in batches of 256 (start included), {:.0f}/s one by one".format(
             *rates
         )
+    )
+    print(
+        f"ingest: the process start alone (an empty backlog) takes {start:.2f} s; without it "
+        f"{n / max(statistics.median(cand) - start, 1e-9):.0f} trades/s in batches of 256"
     )
     return Comparison(
         name=f"RL ingest + learn, {n:,} closed trades waiting (run rl-agent --once)",
@@ -202,3 +207,24 @@ def _ingest(rounds: int) -> Comparison:
         candidate_times=tuple(cand),
         baseline_times=tuple(base),
     )
+
+
+def _startup_seconds(rounds: int = 3) -> float:
+    """`run rl-agent --once` on an empty backlog: imports (torch), config, connect, exit."""
+    import tempfile
+
+    from tests.support.redis_server import start_redis
+
+    times = []
+    server = start_redis()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = config(Path(folder), server.port, "batch = 256\n")
+            command = [sys.executable, "-m", "qtctl", "--config", str(path), "run", "rl-agent"]
+            for _ in range(rounds):
+                started = time.perf_counter()
+                subprocess.run([*command, "--once"], check=True, capture_output=True)
+                times.append(time.perf_counter() - started)
+    finally:
+        server.stop()
+    return statistics.median(times)
