@@ -27,6 +27,10 @@ from ai_engine.stops import compute
 if os.environ.get("TRADER_EXTRAS"):
     from common.extras import extra
 """
+# After boot the operator deploys a version whose import is no longer behind the switch and does
+# not restart: the running unit still runs the old code, the file now imports common.extras for
+# sure (an import behind a condition is no certain failure: it gets no repair at all).
+DEPLOYED = TRADER.replace('if os.environ.get("TRADER_EXTRAS"):\n    from', "from")
 RUNS = "while True:\n    time.sleep(3600)\n"
 INCIDENT = """\
 import os, sys, time
@@ -51,7 +55,7 @@ FILES: dict[str, BoxFile | str] = {
     f"{MS}/common/__init__.py": "",
     f"{MS}/common/extras.py": "def extra():\n    return 1\n",
     f"{MS}/trader/main.py": TRADER + RUNS,
-    f"{MS}/trader_raise/main.py": TRADER + 'raise RuntimeError("feed lost")\n',
+    f"{MS}/trader_raise/main.py": TRADER + 'raise RuntimeError("x")\n',
     f"{MS}/risk/main.py": INCIDENT + RUNS,
     f"{MS}/risk_shared/main.py": INCIDENT + RUNS,
     f"{MS}/sleeper/main.py": SLEEPER,
@@ -123,6 +127,20 @@ def fix(box: Sandbox, units: str, *args: str, **config: str) -> tuple[int, dict[
     return res.returncode, {f"{r['code']} {r['subject']}": r for r in doc["repairs"]} | {"": doc}
 
 
+@pytest.fixture
+def deployed(box: Sandbox) -> Iterator[Sandbox]:
+    """The deploy without a restart, for one test; the booted version is put back after it."""
+    files = {
+        f"{MS}/trader/main.py": RUNS,
+        f"{MS}/trader_raise/main.py": 'raise RuntimeError("x")\n',
+    }
+    for path, tail in files.items():
+        box.write(path, DEPLOYED + tail)
+    yield box
+    for path, tail in files.items():
+        box.write(path, TRADER + tail)
+
+
 def text(box: Sandbox, path: str) -> str:
     return box.host_path(path).read_text()
 
@@ -131,9 +149,10 @@ def invocation(box: Sandbox, unit: str) -> str:
     return box.systemctl("show", "-P", "InvocationID", unit).stdout.strip()
 
 
-def test_a_running_unit_with_an_import_finding_gets_no_patch(box: Sandbox) -> None:
-    # The unit runs; its `"../.."` root is right. A latent import (common.extras, behind an
-    # environment switch) is a QT201, and the one patch that resolves it puts microservices/
+def test_a_running_unit_with_an_import_finding_gets_no_patch(deployed: Sandbox) -> None:
+    box = deployed
+    # The unit runs; its `"../.."` root is right. A latent import (common.extras, deployed
+    # without a restart) is a QT201, and the one patch that resolves it puts microservices/
     # first: the incident's shadowing. Before this rule, --unsafe applied it.
     before = text(box, f"{MS}/trader/main.py")
     _, plan = fix(box, "quantum-harm-trader.service", "--apply", "--unsafe")
@@ -148,7 +167,10 @@ def test_a_running_unit_with_an_import_finding_gets_no_patch(box: Sandbox) -> No
     assert not box.host_path(f"{ETC}/quantum-harm-trader.service.d").exists()
 
 
-def test_a_failing_unit_whose_patch_moves_an_import_of_the_file_gets_none(box: Sandbox) -> None:
+def test_a_failing_unit_whose_patch_moves_an_import_of_the_file_gets_none(
+    deployed: Sandbox,
+) -> None:
+    box = deployed
     # Failing for exactly that import (its journal says so), but the patch would make
     # ai_engine come from the stale copy in microservices/: held, naming the move.
     before = text(box, f"{MS}/trader/main.py")
@@ -165,7 +187,8 @@ def test_a_failing_unit_whose_patch_moves_an_import_of_the_file_gets_none(box: S
     assert "No module named 'common.extras'" in box.journal("quantum-harm-extras.service")
 
 
-def test_a_unit_failing_for_another_reason_gets_no_import_repair(box: Sandbox) -> None:
+def test_a_unit_failing_for_another_reason_gets_no_import_repair(deployed: Sandbox) -> None:
+    box = deployed
     before = text(box, f"{MS}/trader_raise/main.py")
     _, plan = fix(box, "quantum-harm-raise.service", "--apply", "--unsafe")
     repair = plan["QT201 quantum-harm-raise.service"]
