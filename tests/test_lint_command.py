@@ -240,3 +240,21 @@ def test_sys_path_words_in_strings_are_no_hack(tmp_path: Path) -> None:
     )
     code, rows = _findings(tmp_path, "--select", "QT202")
     assert (code, [(r[2], r[3]) for r in rows]) == (0, [("docs.py", 5)])
+
+
+@pytest.mark.parametrize(
+    "options", ["-W ignore::DeprecationWarning -X dev", "-X dev -uB", "-Wignore -OO"]
+)
+def test_interpreter_options_that_take_a_value_are_read_as_python_reads_them(
+    tmp_path: Path, options: str
+) -> None:
+    """`python3 -W ARG -X dev main.py` runs main.py: the option values are no script (the
+    outside review's F1/F7, on the checkout as on the host)."""
+    write_checkout(tmp_path, broken=False)
+    unit = tmp_path / "units/quantum-api.service"
+    unit.write_text(unit.read_text().replace("/usr/bin/python3 ", f"/usr/bin/python3 {options} "))
+    assert _findings(tmp_path, "--select", "QT104,QT2") == (0, [])
+    missing = unit.read_text().replace("services/api/main.py", "services/api/gone.py")
+    unit.write_text(missing)
+    code, rows = _findings(tmp_path, "--select", "QT104,QT2")
+    assert code == 1 and [r[4] for r in rows] == ["exec-missing"], rows

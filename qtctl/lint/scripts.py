@@ -50,14 +50,14 @@ def executed(view: UnitView, paths: PathMap) -> list[Executed]:
 
 
 def _script_argument(args: list[str], workdir: str) -> str:
-    """The script an interpreter runs: its first argument that is not an option; none for
-    `-m`/`-c` (as `exec_targets` reads it on a host)."""
-    for arg in args:
-        if arg in ("-m", "-c"):
-            return ""
-        if not arg.startswith("-"):
-            return arg if os.path.isabs(arg) else os.path.join(workdir or "/", arg)
-    return ""
+    """The script an interpreter runs, its options read as CPython reads them (`-W ARG`,
+    `-X dev`, `-uB`); none for `-m`/`-c` (as `exec_targets` reads it on a host)."""
+    from qtctl.diagnosis.interpreter import python_command
+
+    arg = python_command(args).script
+    if not arg:
+        return ""
+    return arg if os.path.isabs(arg) else os.path.join(workdir or "/", arg)
 
 
 def script_findings(views: list[UnitView], paths: PathMap) -> Iterator[tuple[Finding, Location]]:

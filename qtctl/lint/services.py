@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from qtctl.adapters import safe_files
 from qtctl.diagnosis.env_file import environment, misreads, refusal
 from qtctl.diagnosis.imports import ImportProblem, analyse, clear_caches, resolve
+from qtctl.diagnosis.interpreter import python_command
 from qtctl.diagnosis.python_units import MAX_ENV_BYTES, PythonService
 from qtctl.diagnosis.unit_instances import is_template
 from qtctl.diagnosis.unit_lint import UnitView
@@ -38,7 +39,7 @@ def mapped_service(view: UnitView, paths: PathMap) -> PythonService | None:
     if not python or (workdir and not tree_dir):
         return None
     args = list(python[0].argv[1:])
-    module = args[args.index("-m") + 1] if "-m" in args[:-1] else ""
+    module = python_command(args).module  # options read as CPython reads them (-W ARG, -uB)
     script = "" if module else _script_argument(args, workdir)
     mapped = paths.to_tree(script) if script else ""
     if not module and not (mapped and os.path.isfile(mapped)):
