@@ -36,6 +36,7 @@ def _unit(command: str) -> str:
 def box_and_redis() -> Iterator[tuple[Sandbox, redis.Redis]]:
     # not under /tmp: the notifier runs with PrivateTmp=yes, as an operator's Redis socket must
     # not be there either (docs/fleet.md)
+    (REPO / "build").mkdir(exist_ok=True)  # ignored by git: absent in a fresh clone
     folder = Path(tempfile.mkdtemp(prefix="onfailure-", dir=REPO / "build"))
     sock = folder / "redis.sock"
     server: RedisServer = start_redis(extra=("--unixsocket", str(sock), "--unixsocketperm", "777"))
