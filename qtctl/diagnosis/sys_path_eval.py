@@ -29,7 +29,7 @@ def path_changes(tree: ast.Module, source: str, file: str, cwd: str) -> list[Pat
     for node in _top_level(tree.body):
         _assign(node, names, file, cwd)
         call = node.value if isinstance(node, ast.Expr) else None
-        if not isinstance(call, ast.Call) or not _is_sys_path(call.func):
+        if not isinstance(call, ast.Call) or not is_sys_path_call(call.func):
             continue
         method = call.func.attr  # type: ignore[attr-defined]
         if method == "insert" and len(call.args) == 2:
@@ -82,7 +82,7 @@ def file_relative_lines(tree: ast.Module) -> dict[int, str]:
     )
     for node in nodes:
         if isinstance(node, ast.Call):
-            if _is_sys_path(node.func) and node.args:
+            if is_sys_path_call(node.func) and node.args:
                 kind = _depends_on(node.args[-1], tainted)
                 if kind:
                     found[node.lineno] = kind
@@ -121,7 +121,8 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     return found
 
 
-def _is_sys_path(func: ast.expr) -> bool:
+def is_sys_path_call(func: ast.expr) -> bool:
+    """`sys.path.insert(...)` or `sys.path.append(...)` (the callee of an ast.Call)."""
     return (
         isinstance(func, ast.Attribute)
         and func.attr in ("insert", "append")

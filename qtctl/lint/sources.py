@@ -20,6 +20,7 @@ from qtctl.diagnosis.code_scan import (
 )
 from qtctl.diagnosis.line_endings import BINARY_PROBE, classify
 from qtctl.diagnosis.python_source import parse
+from qtctl.diagnosis.sys_path_eval import is_sys_path_call
 from qtctl.engine.findings import Finding, Severity
 from qtctl.formats.model import Location, shown_path
 from qtctl.lint.tree import PathMap
@@ -118,19 +119,8 @@ def _call_text(line: SysPathLine) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _calls(tree: ast.Module, source: str) -> dict[int, str]:
-    calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _sys_path_call(n.func))
+    calls = (n for n in ast.walk(tree) if isinstance(n, ast.Call) and is_sys_path_call(n.func))
     return {c.lineno: " ".join((ast.get_source_segment(source, c) or "").split()) for c in calls}
-
-
-def _sys_path_call(func: ast.expr) -> bool:
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr in ("insert", "append")
-        and isinstance(func.value, ast.Attribute)
-        and func.value.attr == "path"
-        and isinstance(func.value.value, ast.Name)
-        and func.value.value.id == "sys"
-    )
 
 
 def _hack(text: str, paths: PathMap) -> str:
